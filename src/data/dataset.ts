@@ -1,0 +1,17 @@
+/**
+ * The data interface. A Dataset is a random-access table of float32 rows; a BatchStream (see
+ * batches.ts) turns it into shuffled, resumable batches with a held-out split.
+ */
+
+export interface Dataset {
+  /** The file or folder it reads, for messages and metadata. */
+  readonly name: string;
+  /** Row width. */
+  readonly dIn: number;
+  readonly rows: number;
+  /** Copies rows [start, start + count) into out[0 .. count * dIn). */
+  read(start: number, count: number, out: Float32Array): Promise<void>;
+  close(): Promise<void>;
+  /** What the data is and how it was made (format, tensor, preprocessing), saved in cfg.json metadata. */
+  readonly description: Readonly<Record<string, unknown>>;
+}

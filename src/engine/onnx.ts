@@ -1,0 +1,203 @@
+/**
+ * Builds ONNX models in TypeScript: a small protobuf writer for the few messages of onnx.proto we
+ * emit (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto), and a
+ * GraphBuilder with one method per operator we use. Field numbers follow onnx/onnx.proto3.
+ */
+
+/** ONNX TensorProto.DataType values. */
+export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
+export type ElemType = keyof typeof DataType;
+
+/** A dimension: a fixed size, or a symbolic name such as 'batch'. */
+export type Dim = number | string;
+
+class ProtoWriter {
+  private chunks: number[] = [];
+
+  varint(value: number | bigint): this {
+    let v = BigInt(value);
+    if (v < 0n) v += 1n << 64n;
+    while (v >= 0x80n) {
+      this.chunks.push(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
+    }
+    this.chunks.push(Number(v));
+    return this;
+  }
+
+  private key(field: number, wireType: 0 | 2 | 5): void {
+    this.varint(field * 8 + wireType);
+  }
+
+  int(field: number, value: number | bigint): this {
+    this.key(field, 0);
+    return this.varint(value);
+  }
+
+  float(field: number, value: number): this {
+    this.key(field, 5);
+    for (const b of new Uint8Array(new Float32Array([value]).buffer)) this.chunks.push(b);
+    return this;
+  }
+
+  bytes(field: number, data: Uint8Array): this {
+    this.key(field, 2);
+    this.varint(data.length);
+    // push in slices: spreading a large array into push() overflows the stack
+    for (let i = 0; i < data.length; i += 8192) this.chunks.push(...data.subarray(i, i + 8192));
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+
+  message(field: number, m: ProtoWriter): this {
+    return this.bytes(field, m.finish());
+  }
+
+  finish(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
+}
+
+export type AttrValue = number | { float: number } | readonly number[] | string;
+
+function attribute(name: string, value: AttrValue): ProtoWriter {
+  const a = new ProtoWriter().string(1, name);
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) throw new Error(`attribute ${name}: use { float: x } for a float`);
+    return a.int(20, 2).int(3, value);
+  }
+  if (typeof value === 'string') return a.int(20, 3).string(4, value);
+  if ('float' in value) return a.int(20, 1).float(2, value.float);
+  a.int(20, 7);
+  for (const x of value) a.int(8, x);
+  return a;
+}
+
+function valueInfo(name: string, type: ElemType, shape: readonly Dim[]): ProtoWriter {
+  const dims = new ProtoWriter();
+  for (const d of shape) dims.message(1, typeof d === 'number' ? new ProtoWriter().int(1, d) : new ProtoWriter().string(2, d));
+  const tensorType = new ProtoWriter().int(1, DataType[type]).message(2, dims);
+  return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
+}
+
+type ConstData = Float32Array | Int32Array | BigInt64Array;
+
+function tensorProto(name: string, type: ElemType, dims: readonly number[], data: ConstData): ProtoWriter {
+  const t = new ProtoWriter();
+  for (const d of dims) t.int(1, d);
+  t.int(2, DataType[type]).string(8, name);
+  return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** A value in the graph under construction: its name. */
+export type Value = string & { readonly __value: unique symbol };
+
+/**
+ * Accumulates nodes; `encode()` returns the serialised ModelProto. Values are named automatically
+ * (`<op>_<n>`) unless a name is given; graph outputs are named by `output()`.
+ */
+export class GraphBuilder {
+  private nodes: ProtoWriter[] = [];
+  private initializers: ProtoWriter[] = [];
+  private inputs: ProtoWriter[] = [];
+  private outputs: ProtoWriter[] = [];
+  private counter = 0;
+  private readonly constCache = new Map<string, Value>();
+
+  constructor(private readonly opset = 17) {}
+
+  input(name: string, shape: readonly Dim[], type: ElemType = 'float32'): Value {
+    this.inputs.push(valueInfo(name, type, shape));
+    return name as Value;
+  }
+
+  /** Marks `value` as a graph output named `name` (an Identity node renames it). */
+  output(value: Value, name: string, shape: readonly Dim[], type: ElemType = 'float32'): void {
+    this.op('Identity', [value], {}, name);
+    this.outputs.push(valueInfo(name, type, shape));
+  }
+
+  /** A constant tensor (an initializer); scalars are cached. */
+  constant(data: ConstData, dims: readonly number[] = []): Value {
+    const type: ElemType = data instanceof Float32Array ? 'float32' : data instanceof Int32Array ? 'int32' : 'int64';
+    const key = dims.length === 0 ? `${type}:${String(data[0])}` : '';
+    const cached = key ? this.constCache.get(key) : undefined;
+    if (cached) return cached;
+    const name = `const_${this.counter++}` as Value;
+    this.initializers.push(tensorProto(name, type, dims, data));
+    if (key) this.constCache.set(key, name);
+    return name;
+  }
+
+  scalar(x: number): Value {
+    return this.constant(new Float32Array([x]));
+  }
+
+  axes(...axes: number[]): Value {
+    return this.constant(BigInt64Array.from(axes.map(BigInt)), [axes.length]);
+  }
+
+  op(type: string, inputs: readonly (Value | '')[], attrs: Record<string, AttrValue> = {}, name?: string): Value {
+    return this.opN(type, inputs, 1, attrs, name ? [name] : undefined)[0]!;
+  }
+
+  opN(type: string, inputs: readonly (Value | '')[], nOut: number, attrs: Record<string, AttrValue> = {}, names?: string[]): Value[] {
+    const id = this.counter++;
+    const outs = (names ?? Array.from({ length: nOut }, (_, i) => `${type}_${id}_${i}`)) as Value[];
+    const node = new ProtoWriter();
+    for (const i of inputs) node.string(1, i);
+    for (const o of outs) node.string(2, o);
+    node.string(3, `node_${id}`).string(4, type);
+    for (const [k, v] of Object.entries(attrs)) node.message(5, attribute(k, v));
+    this.nodes.push(node);
+    return outs;
+  }
+
+  // --- the operators we use ---
+  add(a: Value, b: Value): Value { return this.op('Add', [a, b]); }
+  sub(a: Value, b: Value): Value { return this.op('Sub', [a, b]); }
+  mul(a: Value, b: Value): Value { return this.op('Mul', [a, b]); }
+  div(a: Value, b: Value): Value { return this.op('Div', [a, b]); }
+  neg(a: Value): Value { return this.op('Neg', [a]); }
+  relu(a: Value): Value { return this.op('Relu', [a]); }
+  sigmoid(a: Value): Value { return this.op('Sigmoid', [a]); }
+  sqrt(a: Value): Value { return this.op('Sqrt', [a]); }
+  exp(a: Value): Value { return this.op('Exp', [a]); }
+  log(a: Value): Value { return this.op('Log', [a]); }
+  square(a: Value): Value { return this.op('Mul', [a, a]); }
+  greater(a: Value, b: Value): Value { return this.op('Greater', [a, b]); }
+  less(a: Value, b: Value): Value { return this.op('Less', [a, b]); }
+  and(a: Value, b: Value): Value { return this.op('And', [a, b]); }
+  where(cond: Value, a: Value, b: Value): Value { return this.op('Where', [cond, a, b]); }
+  cast(a: Value, to: ElemType): Value { return this.op('Cast', [a], { to: DataType[to] }); }
+  matmul(a: Value, b: Value): Value { return this.op('MatMul', [a, b]); }
+  /** Gemm: op(a) @ op(b) (+ c, broadcast), op = transpose when asked. */
+  gemm(a: Value, b: Value, opts: { c?: Value; transA?: boolean; transB?: boolean } = {}): Value {
+    return this.op('Gemm', opts.c ? [a, b, opts.c] : [a, b], { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0 });
+  }
+  /** Sum over the given axes (all axes when none). */
+  sum(a: Value, axes: number[] = [], keepdims = false): Value {
+    return this.op('ReduceSum', axes.length ? [a, this.axes(...axes)] : [a], { keepdims: keepdims ? 1 : 0 });
+  }
+  unsqueeze(a: Value, ...axes: number[]): Value { return this.op('Unsqueeze', [a, this.axes(...axes)]); }
+  topk(a: Value, k: Value, axis = -1): [values: Value, indices: Value] {
+    const [v, i] = this.opN('TopK', [a, k], 2, { axis, largest: 1, sorted: 1 });
+    return [v!, i!];
+  }
+
+  encode(): Uint8Array {
+    const graph = new ProtoWriter();
+    for (const n of this.nodes) graph.message(1, n);
+    graph.string(2, 'sparse_autoencoder');
+    for (const t of this.initializers) graph.message(5, t);
+    for (const i of this.inputs) graph.message(11, i);
+    for (const o of this.outputs) graph.message(12, o);
+    const model = new ProtoWriter().int(1, 8).string(2, 'sparse-autoencoder');
+    model.message(7, graph);
+    model.message(8, new ProtoWriter().string(1, '').int(2, this.opset));
+    return model.finish();
+  }
+}

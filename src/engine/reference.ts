@@ -1,0 +1,84 @@
+/**
+ * Plain TypeScript kernels: the oracle for the kernel tests and the fallback when the native addon
+ * cannot be built. Arithmetic is float64 inside each loop, rounded to float32 on store.
+ */
+import type { AdamHyper, Kernels } from './kernels.js';
+
+function adam(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, h: AdamHyper, step: number): void {
+  const c1 = 1 - h.beta1 ** step;
+  const c2 = 1 - h.beta2 ** step;
+  const stepSize = h.lr / c1;
+  const sqrtC2 = Math.sqrt(c2);
+  for (let i = 0; i < param.length; i++) {
+    const g = grad[i]!;
+    const mi = h.beta1 * m[i]! + (1 - h.beta1) * g;
+    const vi = h.beta2 * v[i]! + (1 - h.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = param[i]! - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / sqrtC2 + h.eps);
+  }
+}
+
+function rowNorms(w: Float32Array, rows: number, cols: number, out: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let c = r * cols, end = c + cols; c < end; c++) s += w[c]! * w[c]!;
+    out[r] = Math.sqrt(s);
+  }
+}
+
+function normalizeRows(w: Float32Array, rows: number, cols: number, target: number): void {
+  for (let r = 0; r < rows; r++) {
+    const row = w.subarray(r * cols, (r + 1) * cols);
+    let s = 0;
+    for (const x of row) s += x * x;
+    if (s === 0) continue;
+    const k = target / Math.sqrt(s);
+    for (let c = 0; c < cols; c++) row[c] = row[c]! * k;
+  }
+}
+
+function removeParallelComponent(grad: Float32Array, w: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let dot = 0;
+    let nn = 0;
+    for (let c = 0; c < cols; c++) {
+      dot += grad[o + c]! * w[o + c]!;
+      nn += w[o + c]! * w[o + c]!;
+    }
+    if (nn === 0) continue;
+    const k = dot / nn;
+    for (let c = 0; c < cols; c++) grad[o + c] = grad[o + c]! - k * w[o + c]!;
+  }
+}
+
+function scale(x: Float32Array, s: number): void {
+  for (let i = 0; i < x.length; i++) x[i] = x[i]! * s;
+}
+
+function nonFiniteRows(x: Float32Array, rows: number, cols: number, out: Uint8Array): number {
+  let count = 0;
+  for (let r = 0; r < rows; r++) {
+    let bad = 0;
+    for (let c = r * cols, end = c + cols; c < end; c++) {
+      if (!Number.isFinite(x[c]!)) {
+        bad = 1;
+        break;
+      }
+    }
+    out[r] = bad;
+    count += bad;
+  }
+  return count;
+}
+
+export const referenceKernels: Kernels = {
+  name: 'reference',
+  adam,
+  rowNorms,
+  normalizeRows,
+  removeParallelComponent,
+  scale,
+  nonFiniteRows,
+};

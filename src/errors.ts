@@ -1,0 +1,13 @@
+/**
+ * An error caused by the user's input (a file, a flag, a config): the CLI prints its message as one
+ * line, without a stack trace, and exits non-zero. The message names the file or option and what is
+ * wrong with it.
+ */
+export class UserError extends Error {
+  override readonly name = 'UserError';
+}
+
+/** `${file}: ${problem}`, the shape of every file error. */
+export function fileError(file: string, problem: string): UserError {
+  return new UserError(`${file}: ${problem}`);
+}
