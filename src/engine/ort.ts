@@ -28,9 +28,14 @@ export class Graph {
     private readonly session: InferenceSession,
   ) {}
 
+  /** Runs the graph; feeds it does not take are ignored, so callers can pass one record of everything. */
   async run(feeds: Feeds): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(this.ort, t);
+    for (const name of this.session.inputNames) {
+      const t = feeds[name];
+      if (!t) throw new Error(`graph input '${name}' was not fed`);
+      ortFeeds[name] = toOrt(this.ort, t);
+    }
     const out = await this.session.run(ortFeeds);
     const result: Record<string, HostTensor> = {};
     for (const [name, t] of Object.entries(out)) result[name] = { data: t.data as TensorData, dims: t.dims };

@@ -1,0 +1,22 @@
+/** The table of architectures: adding one is one file and one line here. */
+import { UserError } from '../errors.js';
+import { kl } from './kl.js';
+import { standard } from './standard.js';
+import type { Architecture, ArchitectureDef } from './types.js';
+
+const TABLE = { standard, kl } satisfies Record<Architecture, { readonly name: Architecture }>;
+
+export const ARCHITECTURES = Object.keys(TABLE) as Architecture[];
+
+export function isArchitecture(name: string): name is Architecture {
+  return Object.hasOwn(TABLE, name);
+}
+
+/**
+ * The definition of an architecture, its hyper-parameter type erased: the hyper-parameters passed
+ * to its methods always come from its own `hyper` schema or `fromCfg`, so the erasure is sound.
+ */
+export function architecture(name: string): ArchitectureDef<unknown> {
+  if (!isArchitecture(name)) throw new UserError(`unknown architecture '${name}': choose one of ${ARCHITECTURES.join(', ')}`);
+  return TABLE[name] as ArchitectureDef<unknown>;
+}

@@ -1,0 +1,78 @@
+/**
+ * What an architecture is: its formulas as onnxruntime graphs (inference encode/decode and the
+ * training step with hand-written gradients), its parameters and its hyper-parameters. One short
+ * file per architecture, gathered in the table in index.ts.
+ */
+import type { z } from 'zod';
+import type { Dim, GraphBuilder, Value } from '../engine/onnx.js';
+
+export type Architecture = 'standard' | 'kl';
+
+export interface Dims {
+  readonly dIn: number;
+  readonly dSae: number;
+}
+
+/** Parameters by name (SAELens names: W_enc [dIn, dSae], b_enc [dSae], W_dec [dSae, dIn], b_dec [dIn], ...). */
+export type Params = Record<string, Float32Array>;
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** Graph values of the parameters, by name. */
+export type ParamValues = Readonly<Record<string, Value>>;
+
+/** What a training graph sees: the batch, the parameters and the scheduled scalars. */
+export interface TrainContext {
+  readonly g: GraphBuilder;
+  readonly dims: Dims;
+  /** [batch, dIn] */
+  readonly x: Value;
+  readonly p: ParamValues;
+  /** The scheduled sparsity coefficient (after warm-up), a float scalar. */
+  readonly coef: Value;
+  /** The batch size as a float scalar. */
+  readonly batch: Value;
+  /** Makes an intermediate a graph output when the graph is built for conformance checks. */
+  expose(name: string, value: Value, shape: readonly Dim[]): void;
+}
+
+export interface TrainGraph {
+  /** d total / d param, for every parameter. */
+  readonly grads: Readonly<Record<string, Value>>;
+  /** Scalar loss terms, `total` among them. */
+  readonly losses: Readonly<Record<string, Value>>;
+  /** [batch, dIn] reconstruction. */
+  readonly xHat: Value;
+  /** [batch, dSae] bool: which latents count as firing (for L0 and dead latents). */
+  readonly active: Value;
+}
+
+export interface Encoded {
+  /** [batch, dSae] latent activations. */
+  readonly f: Value;
+  /** [batch, dSae] bool: which latents fire. */
+  readonly active: Value;
+}
+
+export interface ArchitectureDef<H> {
+  readonly name: Architecture;
+  /** The forward pass and loss, in one line, for --help and docs. */
+  readonly formulas: string;
+  /** The scheduled sparsity coefficient: its option name and default. */
+  readonly coefficient: { readonly name: string; readonly default: number };
+  /** Architecture-specific hyper-parameters, with defaults. */
+  readonly hyper: z.ZodType<H>;
+  /** Whether the encoder sees x - b_dec (SAELens's apply_b_dec_to_input). */
+  readonly applyBDecToInput: boolean;
+  params(d: Dims, h: H): readonly ParamSpec[];
+  encode(g: GraphBuilder, x: Value, p: ParamValues, h: H, d: Dims): Encoded;
+  decode(g: GraphBuilder, f: Value, p: ParamValues, h: H, d: Dims): Value;
+  train(ctx: TrainContext, h: H): TrainGraph;
+  /** Extra cfg.json fields for this architecture (names that do not collide with SAELens's). */
+  toCfg(h: H): Record<string, unknown>;
+  /** Reads the hyper-parameters back from a cfg.json object (already known to be of this architecture). */
+  fromCfg(cfg: Readonly<Record<string, unknown>>): H;
+}

@@ -1,0 +1,184 @@
+/**
+ * Checks the float32 engine against float64 PyTorch-autograd reference vectors (one JSON file per
+ * architecture: definition, hyper, inputs, params, forward, loss, grads; adam.json for the
+ * optimiser). Error per tensor: max |ours - ref| / max(max |ref|, 1e-12).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { architecture } from './arch/index.js';
+import { buildTrainModel, forwardOutput, gradOutput, lossOutput } from './arch/graphs.js';
+import type { ArchitectureDef, Dims } from './arch/types.js';
+import type { Engine } from './engine/index.js';
+import type { Feeds, HostTensor } from './engine/ort.js';
+import { UserError, fileError } from './errors.js';
+
+export const CONFORMANCE_TOLERANCE = 1e-4;
+
+type Nested = number | Nested[];
+
+interface ReferenceFile {
+  architecture: string;
+  hyper: Record<string, number | string>;
+  inputs: Record<string, Nested>;
+  params?: Record<string, Nested>;
+  forward?: Record<string, Nested>;
+  loss?: Record<string, number>;
+  grads?: Record<string, Nested>;
+}
+
+export interface ConformanceRow {
+  readonly file: string;
+  readonly tensor: string;
+  /** NaN when the engine did not produce the tensor. */
+  readonly error: number;
+}
+
+export interface ConformanceReport {
+  readonly rows: ConformanceRow[];
+  readonly skipped: { readonly file: string; readonly reason: string }[];
+  readonly ok: boolean;
+}
+
+/** A reference architecture mapped to ours: the definition, its hyper-parameters and the coefficient. */
+interface Case {
+  readonly def: ArchitectureDef<unknown>;
+  readonly hyper: unknown;
+  readonly coef: number;
+}
+
+const num = (v: number | string | undefined): number => (typeof v === 'number' ? v : NaN);
+
+/** How each reference file's `architecture` maps to ours; absent names are skipped. */
+const CASES: Record<string, (h: ReferenceFile['hyper']) => Case> = {
+  standard: (h) => ({ def: architecture('standard'), hyper: {}, coef: num(h['l1_coefficient']) }),
+  kl_identity: (h) => klCase(h),
+  kl_sigmoid: (h) => klCase(h),
+};
+
+function klCase(h: ReferenceFile['hyper']): Case {
+  const def = architecture('kl');
+  return {
+    def,
+    hyper: def.hyper.parse({ rho: h['rho'], weightDecay: h['lambda'], decoderActivation: h['decoder_activation'] }),
+    coef: num(h['beta']),
+  };
+}
+
+function shapeOf(a: Nested): number[] {
+  const shape: number[] = [];
+  let cur: Nested = a;
+  while (Array.isArray(cur)) {
+    shape.push(cur.length);
+    cur = cur[0] ?? 0;
+  }
+  return shape;
+}
+
+function flat(a: Nested): number[] {
+  return Array.isArray(a) ? a.flat(Infinity as 1) as number[] : [a];
+}
+
+function tensor(a: Nested): HostTensor<Float32Array> {
+  return { data: Float32Array.from(flat(a)), dims: shapeOf(a) };
+}
+
+export function relativeError(ours: ArrayLike<number>, ref: readonly number[]): number {
+  if (ours.length !== ref.length) return NaN;
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (let i = 0; i < ref.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(ours[i]! - ref[i]!));
+    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+  }
+  return maxDiff / Math.max(maxRef, 1e-12);
+}
+
+async function checkArchitecture(engine: Engine, file: string, ref: ReferenceFile, c: Case): Promise<ConformanceRow[]> {
+  const params = ref.params ?? {};
+  const x = tensor(ref.inputs['x'] ?? []);
+  const wEnc = shapeOf(params['W_enc'] ?? []);
+  const dims: Dims = { dIn: wEnc[0] ?? 0, dSae: wEnc[1] ?? 0 };
+  const graph = await engine.graph(`conformance:${file}`, () => buildTrainModel(c.def, c.hyper, dims, true));
+  const feeds: Feeds = { x, coef: { data: new Float32Array([c.coef]), dims: [] } };
+  for (const [name, value] of Object.entries(params)) feeds[name] = tensor(value);
+  const out = await graph.run(feeds);
+  const rows: ConformanceRow[] = [];
+  const compare = (label: string, output: string, expected: Nested): void => {
+    const got = out[output];
+    rows.push({ file, tensor: label, error: got ? relativeError(got.data as Float32Array, flat(expected)) : NaN });
+  };
+  for (const [name, v] of Object.entries(ref.forward ?? {})) compare(`forward.${name}`, forwardOutput(name), v);
+  for (const [name, v] of Object.entries(ref.loss ?? {})) compare(`loss.${name}`, lossOutput(name), v);
+  for (const [name, v] of Object.entries(ref.grads ?? {})) compare(`grad.${name}`, gradOutput(name), v);
+  return rows;
+}
+
+function checkAdam(engine: Engine, file: string, ref: ReferenceFile & { forward: { params_after: Nested } }): ConformanceRow[] {
+  const h = { lr: num(ref.hyper['lr']), beta1: num(ref.hyper['beta1']), beta2: num(ref.hyper['beta2']), eps: num(ref.hyper['eps']) };
+  const param = tensor(ref.inputs['param'] ?? []).data;
+  const grads = Array.isArray(ref.inputs['grads']) ? ref.inputs['grads'] : [];
+  const after = Array.isArray(ref.forward.params_after) ? ref.forward.params_after : [];
+  const m = new Float32Array(param.length);
+  const v = new Float32Array(param.length);
+  return grads.map((g, t) => {
+    engine.kernels.adam(param, tensor(g).data, m, v, h, t + 1);
+    return { file, tensor: `adam step ${t + 1} (${engine.kernels.name})`, error: relativeError(param, flat(after[t] ?? [])) };
+  });
+}
+
+async function readReference(path: string): Promise<ReferenceFile> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw fileError(path, e instanceof SyntaxError ? `not valid JSON (${e.message})` : 'cannot be read');
+  }
+  if (typeof parsed !== 'object' || parsed === null || !('architecture' in parsed) || !('inputs' in parsed)) {
+    throw fileError(path, 'not a reference vector file (no "architecture" or "inputs")');
+  }
+  return parsed as ReferenceFile;
+}
+
+/** Runs every reference file in `dir` that the implementation knows; reports the others as skipped. */
+export async function runConformance(engine: Engine, dir: string): Promise<ConformanceReport> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
+  } catch {
+    throw new UserError(`${dir}: no such folder`);
+  }
+  if (names.length === 0) throw new UserError(`${dir}: no reference vector files (*.json)`);
+  const rows: ConformanceRow[] = [];
+  const skipped: ConformanceReport['skipped'] = [];
+  for (const name of names) {
+    const ref = await readReference(join(dir, name));
+    if (ref.architecture === 'adam' && ref.forward && 'params_after' in ref.forward) {
+      rows.push(...checkAdam(engine, name, ref as ReferenceFile & { forward: { params_after: Nested } }));
+      continue;
+    }
+    const make = CASES[ref.architecture];
+    if (!make) {
+      skipped.push({ file: name, reason: `architecture '${ref.architecture}' is not implemented` });
+      continue;
+    }
+    rows.push(...(await checkArchitecture(engine, name, ref, make(ref.hyper))));
+  }
+  const ok = rows.every((r) => r.error <= CONFORMANCE_TOLERANCE);
+  return { rows, skipped, ok };
+}
+
+export function formatConformance(report: ConformanceReport): string {
+  const width = Math.max(...report.rows.map((r) => r.file.length + r.tensor.length + 3), 20);
+  const lines = report.rows.map((r) => {
+    const label = `${r.file} ${r.tensor}`.padEnd(width);
+    const err = Number.isNaN(r.error) ? 'missing'.padStart(10) : r.error.toExponential(2).padStart(10);
+    return `${label} ${err}  ${r.error <= CONFORMANCE_TOLERANCE ? 'ok' : 'FAIL'}`;
+  });
+  for (const s of report.skipped) lines.push(`${s.file}: skipped (${s.reason})`);
+  const failed = report.rows.filter((r) => !(r.error <= CONFORMANCE_TOLERANCE)).length;
+  const worst = Math.max(...report.rows.map((r) => (Number.isNaN(r.error) ? Infinity : r.error)));
+  lines.push(
+    `${report.rows.length} tensors checked, ${failed} over ${CONFORMANCE_TOLERANCE}, worst ${worst.toExponential(2)}; ${report.skipped.length} files skipped`,
+  );
+  return lines.join('\n');
+}
