@@ -1,0 +1,190 @@
+/**
+ * The training loop: one onnxruntime call for the forward and backward pass, then the optimiser and
+ * the decoder constraint in place on the parameters, bookkeeping, progress and checkpoints. Given
+ * the same seed and settings the trajectory is the same, also across a resume after a kill.
+ */
+import type { Dims, Params } from '../arch/types.js';
+import { buildTrainModel, gradOutput, lossOutput } from '../arch/graphs.js';
+import type { Engine } from '../engine/index.js';
+import type { Feeds, HostTensor } from '../engine/ort.js';
+import { UserError } from '../errors.js';
+import { Rng } from '../rng.js';
+import { Sae, graphKey } from '../sae.js';
+import { Adam } from './adam.js';
+import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
+import { DeadTracker } from './dead.js';
+import { type BDecInit, geometricMedian, initParams, mean, normScalingFactor } from './init.js';
+import { Progress, type StepStats } from './progress.js';
+import { type ScheduleOptions, learningRate, sparsityCoefficient } from './schedule.js';
+import type { Architecture } from '../arch/types.js';
+import { architecture as architectureDef } from '../arch/index.js';
+
+/** What the trainer reads: batches addressed by step (so a resumed run sees the same data) and a sample. */
+export interface TrainingData {
+  batchAt(step: number): Promise<{ readonly x: Float32Array; readonly rows: number }>;
+  /** A seeded sample of training rows: [rows, dIn]. */
+  sample(rows: number): Promise<Float32Array>;
+}
+
+export interface TrainSettings {
+  readonly architecture: Architecture;
+  readonly dims: Dims;
+  /** Architecture-specific hyper-parameters, parsed by its schema. */
+  readonly hyper: unknown;
+  readonly schedule: ScheduleOptions;
+  readonly adam: { readonly beta1: number; readonly beta2: number; readonly eps: number };
+  readonly unitNormDecoder: boolean;
+  readonly decoderInitNorm: number;
+  readonly bDecInit: BDecInit;
+  /** 'expected_average_only_in': scale inputs so that E||x|| = sqrt(dIn), folded into the weights when saving. */
+  readonly normalizeActivations: 'none' | 'expected_average_only_in';
+  /** Inputs without a firing after which a latent counts as dead. */
+  readonly deadWindow: number;
+  readonly seed: number;
+}
+
+export interface TrainRunOptions {
+  /** Checkpoint file; none: no checkpoints. */
+  readonly checkpointPath?: string | undefined;
+  readonly checkpointEvery: number;
+  /** Resume from this checkpoint. */
+  readonly resumeFrom?: Checkpoint | undefined;
+  readonly progress: Progress;
+  /** Rows sampled for the b_dec initialisation and the normalisation factor. */
+  readonly sampleRows?: number;
+}
+
+export interface TrainResult {
+  /** The trained SAE, for raw inputs (the normalisation factor folded in). */
+  readonly sae: Sae;
+  readonly steps: number;
+  readonly lastStats: StepStats | undefined;
+  readonly scale: number;
+  readonly seconds: number;
+}
+
+/** The settings that must match for a checkpoint to be resumed (everything but the step count and logging). */
+export function resumeKey(s: TrainSettings): string {
+  const { schedule, ...rest } = s;
+  const { steps: _steps, decaySteps: _decay, ...sched } = schedule;
+  return JSON.stringify({ ...rest, schedule: sched });
+}
+
+async function initialState(engine: Engine, s: TrainSettings, data: TrainingData, sampleRows: number): Promise<Checkpoint> {
+  const def = architectureDef(s.architecture);
+  const { dIn } = s.dims;
+  const needSample = s.normalizeActivations !== 'none' || s.bDecInit !== 'zeros';
+  const sample = needSample ? await data.sample(sampleRows) : new Float32Array(0);
+  const rows = sample.length / dIn;
+  const scale = s.normalizeActivations === 'none' ? 1 : normScalingFactor(sample, rows, dIn);
+  if (scale !== 1) engine.kernels.scale(sample, scale);
+  const params = initParams(def, s.hyper, s.dims, Rng.derive(s.seed, 1), s.unitNormDecoder ? 1 : s.decoderInitNorm, engine.kernels);
+  if (def.applyBDecToInput && s.bDecInit !== 'zeros') {
+    params['b_dec']!.set(s.bDecInit === 'mean' ? mean(sample, rows, dIn) : geometricMedian(sample, rows, dIn));
+  }
+  const adam = new Adam(params, s.adam);
+  return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key: resumeKey(s) };
+}
+
+function scalar(out: Record<string, HostTensor>, name: string): number {
+  return (out[name]!.data as Float32Array)[0]!;
+}
+
+function assertFinite(engine: Engine, params: Params, step: number): void {
+  for (const [name, p] of Object.entries(params)) {
+    if (engine.kernels.nonFiniteRows(p, 1, p.length, new Uint8Array(1)) > 0) {
+      throw new UserError(`step ${step}: parameter ${name} holds NaN or Inf after the update; the run stopped (lower the learning rate)`);
+    }
+  }
+}
+
+export async function train(engine: Engine, s: TrainSettings, data: TrainingData, run: TrainRunOptions): Promise<TrainResult> {
+  const def = architectureDef(s.architecture);
+  const state = run.resumeFrom ?? (await initialState(engine, s, data, run.sampleRows ?? 8192));
+  if (state.key !== resumeKey(s)) {
+    throw new UserError(`${run.checkpointPath ?? 'checkpoint'}: made with other settings; resume with the same settings, or train into a new output folder`);
+  }
+  const { params, dead } = state;
+  const adam = new Adam(params, s.adam);
+  Object.assign(adam.m, state.m);
+  Object.assign(adam.v, state.v);
+  const specs = def.params(s.dims, s.hyper);
+  const graph = await engine.graph(`${graphKey(s.architecture, s.dims, s.hyper)}:train`, () => buildTrainModel(def, s.hyper, s.dims));
+  const feeds: Feeds = {};
+  for (const spec of specs) feeds[spec.name] = { data: params[spec.name]!, dims: spec.shape };
+  const coef = new Float32Array(1);
+  feeds['coef'] = { data: coef, dims: [] };
+  const { dIn, dSae } = s.dims;
+  const start = performance.now();
+  let windowStart = start;
+  let windowInputs = 0;
+  let lastStats: StepStats | undefined;
+  let lastCheckpoint = state.step;
+
+  let next = state.step < s.schedule.steps ? data.batchAt(state.step) : undefined;
+  for (let step = state.step; step < s.schedule.steps; step++) {
+    const batch = await next!;
+    next = step + 1 < s.schedule.steps ? data.batchAt(step + 1) : undefined; // read ahead while this one trains
+    const x = batch.x.subarray(0, batch.rows * dIn);
+    if (state.scale !== 1) engine.kernels.scale(x, state.scale);
+    feeds['x'] = { data: x, dims: [batch.rows, dIn] };
+    coef[0] = sparsityCoefficient(s.schedule, step);
+    const out = await graph.run(feeds);
+
+    const losses: Record<string, number> = {};
+    const prefix = lossOutput('');
+    for (const name of Object.keys(out)) if (name.startsWith(prefix)) losses[name.slice(prefix.length)] = scalar(out, name);
+    if (!Number.isFinite(losses['total'])) {
+      const terms = Object.entries(losses).map(([k, v]) => `${k} ${v}`).join(', ');
+      const kept = run.checkpointPath ? `; the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}` : '';
+      throw new UserError(`step ${step + 1}: the loss is not finite (${terms})${kept}. Try a lower learning rate or check the data.`);
+    }
+    const grads: Record<string, Float32Array> = {};
+    for (const spec of specs) grads[spec.name] = out[gradOutput(spec.name)]!.data as Float32Array;
+    const wDec = params['W_dec']!;
+    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(grads['W_dec']!, wDec, dSae, dIn);
+    const lr = learningRate(s.schedule, step);
+    adam.update(engine.kernels, params, grads, lr, step + 1);
+    if (s.unitNormDecoder) engine.kernels.normalizeRows(wDec, dSae, dIn, 1);
+
+    const fires = out['stats.fires']!.data as Float32Array;
+    dead.update(fires, batch.rows);
+    let l0 = 0;
+    for (const f of fires) l0 += f;
+    const now = performance.now();
+    windowInputs += batch.rows;
+    const rate = (windowInputs * 1000) / Math.max(1, now - windowStart);
+    if (now - windowStart > 5000) [windowStart, windowInputs] = [now, 0];
+    lastStats = {
+      step: step + 1,
+      steps: s.schedule.steps,
+      inputs: dead.seen,
+      lr,
+      coefficient: coef[0]!,
+      losses,
+      explainedVariance: 1 - scalar(out, 'stats.sse') / scalar(out, 'stats.var'),
+      l0: l0 / batch.rows,
+      deadFraction: dead.deadFraction(),
+      inputsPerSecond: rate,
+      elapsedSeconds: (now - start) / 1000,
+    };
+    run.progress.update(lastStats);
+
+    const done = step + 1 === s.schedule.steps;
+    if (run.checkpointPath && ((run.checkpointEvery > 0 && (step + 1) % run.checkpointEvery === 0) || done)) {
+      assertFinite(engine, params, step + 1);
+      await saveCheckpoint(run.checkpointPath, { ...state, step: step + 1, m: adam.m, v: adam.v });
+      lastCheckpoint = step + 1;
+    }
+  }
+  assertFinite(engine, params, s.schedule.steps);
+  run.progress.finish();
+  const trained = new Sae(s.architecture, s.dims, s.hyper, params);
+  return {
+    sae: state.scale === 1 ? trained : trained.foldInputScaling(state.scale),
+    steps: s.schedule.steps,
+    lastStats,
+    scale: state.scale,
+    seconds: (performance.now() - start) / 1000,
+  };
+}
