@@ -81,6 +81,11 @@ export const kl: ArchitectureDef<KlHyper> = {
   formulas: 'a = sigmoid(x W_enc + b_enc); x_hat = act(a W_dec + b_dec); loss = 0.5 mse + beta * KL(rho || mean a) + weight decay',
   coefficient: { name: 'beta', default: 3 },
   hyper,
+  options: [
+    { key: 'rho', kind: 'number', help: 'target mean activation of each latent (default 0.05)' },
+    { key: 'weightDecay', kind: 'number', help: 'weight decay lambda on W_enc and W_dec (default 3e-3)' },
+    { key: 'decoderActivation', kind: 'string', help: 'identity | sigmoid (for data in [0, 1]); default identity' },
+  ],
   applyBDecToInput: false,
   params: saeParams,
   encode: (g, x, p) => encode(g, x, p),

@@ -57,6 +57,7 @@ export const standard: ArchitectureDef<StandardHyper> = {
   formulas: 'f = relu((x - b_dec) W_enc + b_enc); x_hat = f W_dec + b_dec; loss = mse + l1 * sum_i f_i ||W_dec[i]||',
   coefficient: { name: 'l1_coefficient', default: 5 },
   hyper,
+  options: [],
   applyBDecToInput: true,
   params: saeParams,
   encode: (g, x, p) => encode(g, x, p),

@@ -57,6 +57,13 @@ export interface Encoded {
   readonly active: Value;
 }
 
+/** A hyper-parameter as the CLI shows it: its key in the hyper object, its kind and a one-line help. */
+export interface HyperOption {
+  readonly key: string;
+  readonly kind: 'number' | 'integer' | 'string' | 'boolean' | 'list';
+  readonly help: string;
+}
+
 export interface ArchitectureDef<H> {
   readonly name: Architecture;
   /** The forward pass and loss, in one line, for --help and docs. */
@@ -65,6 +72,8 @@ export interface ArchitectureDef<H> {
   readonly coefficient: { readonly name: string; readonly default: number };
   /** Architecture-specific hyper-parameters, with defaults. */
   readonly hyper: z.ZodType<H>;
+  /** The same hyper-parameters described for the CLI (flags are the keys in kebab-case). */
+  readonly options: readonly HyperOption[];
   /** Whether the encoder sees x - b_dec (SAELens's apply_b_dec_to_input). */
   readonly applyBDecToInput: boolean;
   params(d: Dims, h: H): readonly ParamSpec[];

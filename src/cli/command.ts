@@ -1,0 +1,21 @@
+/** What a CLI command is: its options, its help and a handler that returns an exit code. */
+import type { OptionSpec } from './args.js';
+
+export interface CliIO {
+  /** Results (tables, paths). */
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Progress and warnings. */
+  readonly stderr: NodeJS.WriteStream;
+}
+
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: readonly OptionSpec[];
+  run(argv: readonly string[], io: CliIO): Promise<number>;
+}
+
+export function print(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(text.endsWith('\n') ? text : `${text}\n`);
+}

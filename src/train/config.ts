@@ -1,0 +1,139 @@
+/**
+ * Training configuration, grouped by concern and validated once at the boundary. The same schema
+ * reads a JSON config file and the CLI's flags (flags override the file).
+ */
+import { z } from 'zod';
+import { ARCHITECTURES } from '../arch/index.js';
+import { UserError } from '../errors.js';
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().min(0);
+
+export const DataConfig = z
+  .object({
+    /** A .npy, .safetensors or raw float32 file, an image file or a folder of images. */
+    path: z.string().min(1),
+    /** Inferred from the extension when absent (a folder: images). */
+    format: z.enum(['npy', 'safetensors', 'raw', 'images']).optional(),
+    /** The tensor to read from a .safetensors file (default: the only one). */
+    tensor: z.string().optional(),
+    /** Row width of a raw float32 file. */
+    width: positiveInt.optional(),
+    /** Images: side of the square grey patches. */
+    patchSize: positiveInt.default(12),
+    /** Images: how many patches to cut. */
+    patches: positiveInt.default(200_000),
+    /** Images: subtract each patch's mean. */
+    meanRemoval: z.boolean().default(true),
+    /** Images: whitening fitted on a sample of patches. */
+    whitening: z.enum(['none', 'pca', 'zca']).default('zca'),
+    /** Images: whitening regulariser added to the covariance's eigenvalues. */
+    whiteningEps: z.number().positive().default(0.01),
+    /** Fraction of rows held out for evaluation. */
+    heldOut: z.number().min(0).lt(1).default(0.05),
+    /** Rows shuffled together (bounds memory). */
+    shuffleWindow: positiveInt.default(262_144),
+    /** What to do with rows holding NaN or Inf: stop with an error, or skip them. */
+    nonFinite: z.enum(['error', 'skip']).default('error'),
+    batchSize: positiveInt.default(4096),
+  })
+  .strict();
+
+export const ModelConfig = z
+  .object({
+    architecture: z.enum(ARCHITECTURES as [string, ...string[]]).default('standard'),
+    /** Number of latents; default expansionFactor * d_in. */
+    dSae: positiveInt.optional(),
+    expansionFactor: z.number().positive().default(8),
+    /** The architecture's sparsity coefficient (standard: l1_coefficient, kl: beta); default per architecture. */
+    coefficient: z.number().min(0).optional(),
+    /** Architecture-specific hyper-parameters, checked by the architecture's own schema. */
+    hyper: z.record(z.string(), z.unknown()).default({}),
+    /** Keep decoder rows at unit norm (and remove the gradient's component along each row). */
+    unitNormDecoder: z.boolean().default(false),
+    /** Norm of the decoder rows at initialisation. */
+    decoderInitNorm: z.number().positive().default(0.1),
+    bDecInit: z.enum(['geometric_median', 'mean', 'zeros']).default('geometric_median'),
+    /** Scale inputs so that E||x|| = sqrt(d_in) while training; folded into the saved weights. */
+    normalizeActivations: z.enum(['none', 'expected_average_only_in']).default('none'),
+  })
+  .strict();
+
+export const OptimizerConfig = z
+  .object({
+    lr: z.number().positive().default(4e-4),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: z.number().positive().default(1e-8),
+  })
+  .strict();
+
+export const ScheduleConfig = z
+  .object({
+    steps: positiveInt.default(10_000),
+    /** Linear learning-rate warm-up from 0. */
+    warmupSteps: nonNegativeInt.default(0),
+    /** Learning-rate decay over the last steps (0: none). */
+    decaySteps: nonNegativeInt.default(0),
+    decay: z.enum(['linear', 'cosine']).default('linear'),
+    decayTo: z.number().min(0).max(1).default(0),
+    /** Linear warm-up of the sparsity coefficient from 0 (SAELens's l1_warm_up_steps). */
+    coefficientWarmupSteps: nonNegativeInt.default(0),
+  })
+  .strict();
+
+export const LoggingConfig = z
+  .object({
+    /** Output folder: the SAE (SAELens layout), metrics, log and checkpoint. */
+    out: z.string().min(1),
+    logEvery: positiveInt.default(100),
+    /** Checkpoint every N steps (0: only at the end). */
+    checkpointEvery: nonNegativeInt.default(1000),
+    /** A latent is dead when it fired on none of the last N inputs. */
+    deadWindow: positiveInt.default(4_096_000),
+    quiet: z.boolean().default(false),
+  })
+  .strict();
+
+export const TrainConfig = z
+  .object({
+    data: DataConfig,
+    model: ModelConfig.default(ModelConfig.parse({})),
+    optimizer: OptimizerConfig.default(OptimizerConfig.parse({})),
+    schedule: ScheduleConfig.default(ScheduleConfig.parse({})),
+    logging: LoggingConfig,
+    seed: nonNegativeInt.default(0),
+    /** Threads for onnxruntime and the native kernels (default: every core). */
+    threads: positiveInt.optional(),
+    kernels: z.enum(['auto', 'native', 'reference']).default('auto'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.schedule.warmupSteps + c.schedule.decaySteps > c.schedule.steps) {
+      ctx.addIssue({ code: 'custom', path: ['schedule', 'decaySteps'], message: `warmupSteps + decaySteps (${c.schedule.warmupSteps + c.schedule.decaySteps}) exceed steps (${c.schedule.steps})` });
+    }
+    if (c.data.format === 'raw' && c.data.width === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'width'], message: 'a raw float32 file needs its row width (--width)' });
+    }
+  });
+
+export type TrainConfig = z.infer<typeof TrainConfig>;
+export type TrainConfigInput = z.input<typeof TrainConfig>;
+
+/** Formats zod's issues as one line: "where: what; where: what". */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], source: string): string {
+  return issues
+    .map((i) => {
+      const path = i.path.map(String).join('.');
+      return `${path ? `${path}: ` : ''}${i.message}`;
+    })
+    .map((m) => `${source ? `${source}: ` : ''}${m}`)
+    .join('; ');
+}
+
+/** Parses with a schema, turning its issues into one UserError line. */
+export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, source: string): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new UserError(formatIssues(r.error.issues, source));
+  return r.data;
+}
