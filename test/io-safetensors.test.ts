@@ -124,6 +124,7 @@ describe('round trips', () => {
       mask: { dtype: 'U8', shape: [5], data: new Uint8Array([0, 1, 255, 3, 4]) },
       empty: { dtype: 'F32', shape: [0, 7], data: new Float32Array(0) },
       scalar: { dtype: 'F32', shape: [], data: new Float32Array([Math.PI]) },
+      view: { dtype: 'F32', shape: [2], data: w.subarray(3, 5) },
     };
     const f = join(dir, 'round.safetensors');
     await writeSafetensors(f, tensors, { format: 'pt', 'déjà': 'vu\n"quoted"' });
