@@ -1,11 +1,13 @@
 /** What a CLI command is: its options, its help and a handler that returns an exit code. */
 import type { OptionSpec } from './args.js';
 
+import type { OutStream } from '../train/progress.js';
+
 export interface CliIO {
   /** Results (tables, paths). */
-  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stdout: OutStream;
   /** Progress and warnings. */
-  readonly stderr: NodeJS.WriteStream;
+  readonly stderr: OutStream;
 }
 
 export interface Command {

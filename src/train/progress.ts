@@ -66,9 +66,12 @@ export function statsRecord(s: StepStats): Record<string, unknown> {
   };
 }
 
+/** A stream to write to; a terminal also tells its width. */
+export type OutStream = NodeJS.WritableStream & { readonly isTTY?: boolean; readonly columns?: number };
+
 export interface ProgressOptions {
   /** Where the bar goes (default stderr). */
-  readonly stream?: NodeJS.WriteStream | undefined;
+  readonly stream?: OutStream | undefined;
   /** JSONL log file (appended to). */
   readonly logFile?: string | undefined;
   /** Log (and, off a terminal, print) every this many steps. */
@@ -79,7 +82,7 @@ export interface ProgressOptions {
 export class Progress {
   private lastDraw = 0;
   private drawn = false;
-  private readonly stream: NodeJS.WriteStream;
+  private readonly stream: OutStream;
 
   constructor(private readonly opts: ProgressOptions) {
     this.stream = opts.stream ?? process.stderr;
@@ -93,7 +96,7 @@ export class Progress {
       const now = Date.now();
       if (now - this.lastDraw < 100 && s.step !== s.steps) return;
       this.lastDraw = now;
-      const line = formatStats(s).slice(0, Math.max(40, (this.stream.columns || 160) - 1));
+      const line = formatStats(s).slice(0, Math.max(40, (this.stream.columns ?? 160) - 1));
       this.stream.write(`\r\x1b[2K${line}`);
       this.drawn = true;
     } else if (due) {

@@ -6,7 +6,7 @@
 import type { Dims, Params } from '../arch/types.js';
 import { buildTrainModel, gradOutput, lossOutput } from '../arch/graphs.js';
 import type { Engine } from '../engine/index.js';
-import type { Feeds, HostTensor } from '../engine/ort.js';
+import type { Feeds, Graph, HostTensor } from '../engine/ort.js';
 import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
 import { Sae, graphKey } from '../sae.js';
@@ -98,23 +98,85 @@ function assertFinite(engine: Engine, params: Params, step: number): void {
   }
 }
 
+/** What one step produced. */
+export interface StepOutput {
+  readonly losses: Record<string, number>;
+  /** [dSae] inputs of the batch on which each latent fired. */
+  readonly fires: Float32Array;
+  readonly explainedVariance: number;
+  readonly lr: number;
+  readonly coefficient: number;
+}
+
+/**
+ * One training step: the forward and backward pass on onnxruntime, then (in place, on the kernels)
+ * the decoder-gradient projection, Adam and the decoder renormalisation.
+ */
+export class StepRunner {
+  private readonly feeds: Feeds = {};
+  private readonly coef = new Float32Array(1);
+  readonly adam: Adam;
+
+  private constructor(
+    private readonly engine: Engine,
+    private readonly s: TrainSettings,
+    readonly params: Params,
+    private readonly graph: Graph,
+  ) {
+    this.adam = new Adam(params, s.adam);
+    const def = architectureDef(s.architecture);
+    for (const spec of def.params(s.dims, s.hyper)) this.feeds[spec.name] = { data: params[spec.name]!, dims: spec.shape };
+    this.feeds['coef'] = { data: this.coef, dims: [] };
+  }
+
+  static async create(engine: Engine, s: TrainSettings, params: Params): Promise<StepRunner> {
+    const def = architectureDef(s.architecture);
+    const graph = await engine.graph(`${graphKey(s.architecture, s.dims, s.hyper)}:train`, () => buildTrainModel(def, s.hyper, s.dims));
+    return new StepRunner(engine, s, params, graph);
+  }
+
+  /** x: [rows, dIn] (already scaled); step: 0-based. Throws a UserError if the loss is not finite. */
+  async step(x: Float32Array, rows: number, step: number): Promise<StepOutput> {
+    const { engine, s, params } = this;
+    const { dIn, dSae } = s.dims;
+    this.feeds['x'] = { data: x, dims: [rows, dIn] };
+    const coefficient = sparsityCoefficient(s.schedule, step);
+    this.coef[0] = coefficient;
+    const out = await this.graph.run(this.feeds);
+    const losses: Record<string, number> = {};
+    const prefix = lossOutput('');
+    for (const name of Object.keys(out)) if (name.startsWith(prefix)) losses[name.slice(prefix.length)] = scalar(out, name);
+    if (!Number.isFinite(losses['total'])) {
+      const terms = Object.entries(losses).map(([k, v]) => `${k} ${v}`).join(', ');
+      throw new UserError(`step ${step + 1}: the loss is not finite (${terms})`);
+    }
+    const grads: Record<string, Float32Array> = {};
+    for (const name of Object.keys(params)) grads[name] = out[gradOutput(name)]!.data as Float32Array;
+    const wDec = params['W_dec']!;
+    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(grads['W_dec']!, wDec, dSae, dIn);
+    const lr = learningRate(s.schedule, step);
+    this.adam.update(engine.kernels, params, grads, lr, step + 1);
+    if (s.unitNormDecoder) engine.kernels.normalizeRows(wDec, dSae, dIn, 1);
+    return {
+      losses,
+      fires: out['stats.fires']!.data as Float32Array,
+      explainedVariance: 1 - scalar(out, 'stats.sse') / scalar(out, 'stats.var'),
+      lr,
+      coefficient,
+    };
+  }
+}
+
 export async function train(engine: Engine, s: TrainSettings, data: TrainingData, run: TrainRunOptions): Promise<TrainResult> {
-  const def = architectureDef(s.architecture);
   const state = run.resumeFrom ?? (await initialState(engine, s, data, run.sampleRows ?? 8192));
   if (state.key !== resumeKey(s)) {
     throw new UserError(`${run.checkpointPath ?? 'checkpoint'}: made with other settings; resume with the same settings, or train into a new output folder`);
   }
   const { params, dead } = state;
-  const adam = new Adam(params, s.adam);
-  Object.assign(adam.m, state.m);
-  Object.assign(adam.v, state.v);
-  const specs = def.params(s.dims, s.hyper);
-  const graph = await engine.graph(`${graphKey(s.architecture, s.dims, s.hyper)}:train`, () => buildTrainModel(def, s.hyper, s.dims));
-  const feeds: Feeds = {};
-  for (const spec of specs) feeds[spec.name] = { data: params[spec.name]!, dims: spec.shape };
-  const coef = new Float32Array(1);
-  feeds['coef'] = { data: coef, dims: [] };
-  const { dIn, dSae } = s.dims;
+  const runner = await StepRunner.create(engine, s, params);
+  Object.assign(runner.adam.m, state.m);
+  Object.assign(runner.adam.v, state.v);
+  const { dIn } = s.dims;
   const start = performance.now();
   let windowStart = start;
   let windowInputs = 0;
@@ -127,30 +189,18 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
     next = step + 1 < s.schedule.steps ? data.batchAt(step + 1) : undefined; // read ahead while this one trains
     const x = batch.x.subarray(0, batch.rows * dIn);
     if (state.scale !== 1) engine.kernels.scale(x, state.scale);
-    feeds['x'] = { data: x, dims: [batch.rows, dIn] };
-    coef[0] = sparsityCoefficient(s.schedule, step);
-    const out = await graph.run(feeds);
-
-    const losses: Record<string, number> = {};
-    const prefix = lossOutput('');
-    for (const name of Object.keys(out)) if (name.startsWith(prefix)) losses[name.slice(prefix.length)] = scalar(out, name);
-    if (!Number.isFinite(losses['total'])) {
-      const terms = Object.entries(losses).map(([k, v]) => `${k} ${v}`).join(', ');
-      const kept = run.checkpointPath ? `; the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}` : '';
-      throw new UserError(`step ${step + 1}: the loss is not finite (${terms})${kept}. Try a lower learning rate or check the data.`);
+    let out: StepOutput;
+    try {
+      out = await runner.step(x, batch.rows, step);
+    } catch (e) {
+      if (e instanceof UserError && run.checkpointPath) {
+        throw new UserError(`${e.message}; the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}. Try a lower learning rate or check the data.`);
+      }
+      throw e;
     }
-    const grads: Record<string, Float32Array> = {};
-    for (const spec of specs) grads[spec.name] = out[gradOutput(spec.name)]!.data as Float32Array;
-    const wDec = params['W_dec']!;
-    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(grads['W_dec']!, wDec, dSae, dIn);
-    const lr = learningRate(s.schedule, step);
-    adam.update(engine.kernels, params, grads, lr, step + 1);
-    if (s.unitNormDecoder) engine.kernels.normalizeRows(wDec, dSae, dIn, 1);
-
-    const fires = out['stats.fires']!.data as Float32Array;
-    dead.update(fires, batch.rows);
+    dead.update(out.fires, batch.rows);
     let l0 = 0;
-    for (const f of fires) l0 += f;
+    for (const f of out.fires) l0 += f;
     const now = performance.now();
     windowInputs += batch.rows;
     const rate = (windowInputs * 1000) / Math.max(1, now - windowStart);
@@ -159,10 +209,10 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
       step: step + 1,
       steps: s.schedule.steps,
       inputs: dead.seen,
-      lr,
-      coefficient: coef[0]!,
-      losses,
-      explainedVariance: 1 - scalar(out, 'stats.sse') / scalar(out, 'stats.var'),
+      lr: out.lr,
+      coefficient: out.coefficient,
+      losses: out.losses,
+      explainedVariance: out.explainedVariance,
       l0: l0 / batch.rows,
       deadFraction: dead.deadFraction(),
       inputsPerSecond: rate,
@@ -173,7 +223,7 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
     const done = step + 1 === s.schedule.steps;
     if (run.checkpointPath && ((run.checkpointEvery > 0 && (step + 1) % run.checkpointEvery === 0) || done)) {
       assertFinite(engine, params, step + 1);
-      await saveCheckpoint(run.checkpointPath, { ...state, step: step + 1, m: adam.m, v: adam.v });
+      await saveCheckpoint(run.checkpointPath, { ...state, step: step + 1, m: runner.adam.m, v: runner.adam.v });
       lastCheckpoint = step + 1;
     }
   }

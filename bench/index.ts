@@ -1,0 +1,21 @@
+/**
+ * npm run bench: prints figures and ratios against baselines run in the same script, and as its
+ * last line one JSON object with every figure, to compare across commits.
+ *   npm run bench [-- NAME...]   (names: standard)
+ */
+import { benchStandardStep } from './standard-step.js';
+
+const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
+  standard: benchStandardStep,
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted) if (!(name in BENCHES)) throw new Error(`unknown bench ${name}: choose from ${Object.keys(BENCHES).join(', ')}`);
+const results: object[] = [];
+for (const [name, run] of Object.entries(BENCHES)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  const r = await run((l) => console.log(l));
+  console.log(JSON.stringify(r));
+  results.push(r);
+}
+console.log(JSON.stringify({ bench: 'all', results }));
