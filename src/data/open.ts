@@ -1,0 +1,83 @@
+/**
+ * One entry point from a data spec (what the CLI and configs name) to a Dataset.
+ */
+import { stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { fileError, UserError } from '../errors.js';
+import type { Engine } from '../engine/index.js';
+import type { Dataset } from './dataset.js';
+import { imagePatchDataset, type ImagePatchOptions } from './image-dataset.js';
+import { IMAGE_EXTENSIONS } from './images.js';
+import { npyDataset } from './npy.js';
+import { rawDataset } from './raw.js';
+import { safetensorsDataset } from './safetensors.js';
+
+export type DataFormat = 'npy' | 'safetensors' | 'raw' | 'images';
+export const DATA_FORMATS: readonly DataFormat[] = ['npy', 'safetensors', 'raw', 'images'];
+
+export interface DataSpec {
+  /** A file, or a folder of images; several paths for images only. */
+  readonly path: string | readonly string[];
+  /** Default: from the extension (.npy, .safetensors, .bin/.raw/.f32, .jpg/.jpeg/.png), or 'images' for a folder. */
+  readonly format?: DataFormat;
+  /** safetensors: the tensor to read (needed when the file holds several). */
+  readonly tensor?: string;
+  /** raw: floats per row (required). */
+  readonly width?: number;
+  /** images: patch sampling and preprocessing. */
+  readonly images?: ImagePatchOptions;
+}
+
+const EXTENSIONS: Readonly<Record<string, DataFormat>> = {
+  '.npy': 'npy',
+  '.safetensors': 'safetensors',
+  '.bin': 'raw',
+  '.raw': 'raw',
+  '.f32': 'raw',
+  ...Object.fromEntries(IMAGE_EXTENSIONS.map((e) => [e, 'images'])),
+};
+
+export async function openDataset(spec: DataSpec, engine: Engine): Promise<Dataset> {
+  const paths = typeof spec.path === 'string' ? [spec.path] : spec.path;
+  const [first, ...others] = paths;
+  if (first === undefined) throw new UserError('no data path given');
+  const format = spec.format ?? (await inferFormat(first, others.length > 0));
+  if (!DATA_FORMATS.includes(format)) throw new UserError(`unknown data format '${String(format)}': choose one of ${DATA_FORMATS.join(', ')}`);
+  if (format !== 'images' && others.length > 0) throw new UserError(`several data paths are only allowed for images, not ${format}`);
+  const ds = await openFormat(format, first, paths, spec, engine);
+  if (ds.rows === 0 || ds.dIn === 0) {
+    await ds.close();
+    throw fileError(ds.name, ds.rows === 0 ? 'the dataset is empty' : 'the dataset is empty (its rows have width 0)');
+  }
+  return ds;
+}
+
+function openFormat(format: DataFormat, path: string, paths: readonly string[], spec: DataSpec, engine: Engine): Promise<Dataset> {
+  switch (format) {
+    case 'npy':
+      return npyDataset(path);
+    case 'safetensors':
+      return safetensorsDataset(path, spec.tensor);
+    case 'raw':
+      return rawDataset(path, spec.width);
+    case 'images':
+      return imagePatchDataset(paths, spec.images ?? {}, engine);
+  }
+}
+
+async function inferFormat(path: string, several: boolean): Promise<DataFormat> {
+  if (several) return 'images';
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) throw fileError(path, 'no such file');
+  if (info.isDirectory()) return 'images';
+  const ext = extname(path).toLowerCase();
+  const format = EXTENSIONS[ext];
+  if (format === undefined) {
+    throw fileError(
+      path,
+      `unknown data format '${ext || '(no extension)'}': use .npy, .safetensors, raw float32 (.bin, .raw, .f32, with a width), ` +
+        `images (${IMAGE_EXTENSIONS.join(', ')}, or a folder of them), or name the format (${DATA_FORMATS.join(', ')})`,
+    );
+  }
+  return format;
+}
