@@ -9,7 +9,11 @@ export interface Dataset {
   /** Row width. */
   readonly dIn: number;
   readonly rows: number;
-  /** Copies rows [start, start + count) into out[0 .. count * dIn). */
+  /**
+   * Copies rows [start, start + count) into out[0 .. count * dIn), as float32. A new read may start
+   * before an earlier one has finished (the batch stream reads ahead), so reads must not share
+   * scratch buffers. A range outside [0, rows) is a RangeError (a bug, not a user error).
+   */
   read(start: number, count: number, out: Float32Array): Promise<void>;
   close(): Promise<void>;
   /** What the data is and how it was made (format, tensor, preprocessing), saved in cfg.json metadata. */
