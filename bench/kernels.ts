@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { AdamHyper, Kernels } from '../src/engine/kernels.js';
 import { loadNativeKernels } from '../src/engine/native.js';
 import { referenceKernels } from '../src/engine/reference.js';
-import { Rng } from '../src/rng.js';
+import { median, randomArray } from './util.js';
 
 const D_IN = 768;
 const D_SAE = 16384;
@@ -23,20 +23,13 @@ interface Case {
   run(k: Kernels, step: number): void;
 }
 
-/** n floats uniform in [-1, 1), seeded. */
-function randomFloats(n: number, rng: Rng): Float32Array {
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = rng.uniform() * 2 - 1;
-  return x;
-}
-
-function cases(rng: Rng): Case[] {
+function cases(): Case[] {
   const n = D_IN * D_SAE;
-  const param = randomFloats(n, rng); // [768, 16384]
-  const grad = randomFloats(n, rng);
+  const param = randomArray(n, 0.1, 1); // [768, 16384]
+  const grad = randomArray(n, 1, 2);
   const m = new Float32Array(n);
   const v = new Float32Array(n);
-  const wDec = randomFloats(n, rng); // [16384, 768]
+  const wDec = randomArray(n, 0.1, 3); // [16384, 768]
   const norms = new Float32Array(D_SAE);
   return [
     {
@@ -66,8 +59,7 @@ function time(c: Case, k: Kernels, runs: number): number {
     c.run(k, i + 2);
     ms.push(performance.now() - t0);
   }
-  ms.sort((a, b) => a - b);
-  return ms[Math.floor(ms.length / 2)]!;
+  return median(ms);
 }
 
 /** Times every case; keys: '<case> native' / '<case> reference' (ms) and '<case> speedup'. */
@@ -76,7 +68,7 @@ export async function benchKernels(): Promise<Record<string, number>> {
   const native = loadNativeKernels(threads);
   if (native instanceof Error) console.log(`kernels: native addon unavailable (${native.message}); reference only`);
   const out: Record<string, number> = {};
-  for (const c of cases(new Rng(1))) {
+  for (const c of cases()) {
     const ref = time(c, referenceKernels, c.runs.reference);
     out[`${c.name} reference`] = ref;
     if (native instanceof Error) {
