@@ -9,8 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import { type CliIO, type Command, print } from './command.js';
 import { conformance } from './commands/conformance.js';
+import { demoCommand } from './commands/demo.js';
+import { filtersCommand } from './commands/filters.js';
+import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: readonly Command[] = [conformance];
+export const COMMANDS: readonly Command[] = [trainCommand, filtersCommand, demoCommand, conformance];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -25,12 +25,16 @@ export interface EngineOptions {
   readonly warn?: (message: string) => void;
 }
 
+/** Checks a user-given kernels choice (a flag or config value). */
+export function kernelsChoice(value: unknown): KernelsChoice {
+  if (typeof value === 'string' && (KERNELS_CHOICES as readonly string[]).includes(value)) return value as KernelsChoice;
+  throw new UserError(`unknown kernels '${String(value)}': choose one of ${KERNELS_CHOICES.join(', ')}`);
+}
+
 let warned = false;
 
 export function selectKernels(choice: KernelsChoice, threads: number, warn: (m: string) => void): Kernels {
-  if (!KERNELS_CHOICES.includes(choice)) {
-    throw new UserError(`unknown kernels '${String(choice)}': choose one of ${KERNELS_CHOICES.join(', ')}`);
-  }
+  kernelsChoice(choice);
   if (choice === 'reference') return referenceKernels;
   const native = loadNativeKernels(threads);
   if (!(native instanceof Error)) return native;

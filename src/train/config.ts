@@ -11,28 +11,30 @@ const nonNegativeInt = z.number().int().min(0);
 
 export const DataConfig = z
   .object({
-    /** A .npy, .safetensors or raw float32 file, an image file or a folder of images. */
-    path: z.string().min(1),
+    /** A .npy, .safetensors or raw float32 file, an image file or a folder of images (several: images only). */
+    path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     /** Inferred from the extension when absent (a folder: images). */
     format: z.enum(['npy', 'safetensors', 'raw', 'images']).optional(),
     /** The tensor to read from a .safetensors file (default: the only one). */
     tensor: z.string().optional(),
     /** Row width of a raw float32 file. */
     width: positiveInt.optional(),
-    /** Images: side of the square grey patches. */
-    patchSize: positiveInt.default(12),
-    /** Images: how many patches to cut. */
-    patches: positiveInt.default(200_000),
-    /** Images: subtract each patch's mean. */
-    meanRemoval: z.boolean().default(true),
-    /** Images: whitening fitted on a sample of patches. */
-    whitening: z.enum(['none', 'pca', 'zca']).default('zca'),
-    /** Images: whitening regulariser added to the covariance's eigenvalues. */
-    whiteningEps: z.number().positive().default(0.01),
+    /** Images: side of the square grey patches (default 12). */
+    patchSize: positiveInt.optional(),
+    /** Images: how many patches to cut (default 100,000). */
+    patches: positiveInt.optional(),
+    /** Images: subtract each patch's mean (default true). */
+    meanRemoval: z.boolean().optional(),
+    /** Images: whitening fitted on a sample of patches (default zca). */
+    whitening: z.enum(['none', 'pca', 'zca']).optional(),
+    /** Images: whitening regulariser added to the covariance's eigenvalues, pixels in [0, 1] (default 1e-3). */
+    whiteningEps: z.number().positive().optional(),
+    /** Images: a saved preprocessing (preprocess.safetensors) to apply instead of fitting one. */
+    preprocess: z.string().optional(),
     /** Fraction of rows held out for evaluation. */
     heldOut: z.number().min(0).lt(1).default(0.05),
-    /** Rows shuffled together (bounds memory). */
-    shuffleWindow: positiveInt.default(262_144),
+    /** Rows shuffled together (default: 128 MiB of rows). */
+    shuffleWindow: positiveInt.optional(),
     /** What to do with rows holding NaN or Inf: stop with an error, or skip them. */
     nonFinite: z.enum(['error', 'skip']).default('error'),
     batchSize: positiveInt.default(4096),

@@ -50,6 +50,8 @@ export interface TrainRunOptions {
   /** Resume from this checkpoint. */
   readonly resumeFrom?: Checkpoint | undefined;
   readonly progress: Progress;
+  /** Identifies the settings; a checkpoint made under another key is not resumed. */
+  readonly key: string;
   /** Rows sampled for the b_dec initialisation and the normalisation factor. */
   readonly sampleRows?: number;
 }
@@ -63,14 +65,7 @@ export interface TrainResult {
   readonly seconds: number;
 }
 
-/** The settings that must match for a checkpoint to be resumed (everything but the step count and logging). */
-export function resumeKey(s: TrainSettings): string {
-  const { schedule, ...rest } = s;
-  const { steps: _steps, decaySteps: _decay, ...sched } = schedule;
-  return JSON.stringify({ ...rest, schedule: sched });
-}
-
-async function initialState(engine: Engine, s: TrainSettings, data: TrainingData, sampleRows: number): Promise<Checkpoint> {
+async function initialState(engine: Engine, s: TrainSettings, data: TrainingData, sampleRows: number, key: string): Promise<Checkpoint> {
   const def = architectureDef(s.architecture);
   const { dIn } = s.dims;
   const needSample = s.normalizeActivations !== 'none' || s.bDecInit !== 'zeros';
@@ -83,7 +78,7 @@ async function initialState(engine: Engine, s: TrainSettings, data: TrainingData
     params['b_dec']!.set(s.bDecInit === 'mean' ? mean(sample, rows, dIn) : geometricMedian(sample, rows, dIn));
   }
   const adam = new Adam(params, s.adam);
-  return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key: resumeKey(s) };
+  return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key };
 }
 
 function scalar(out: Record<string, HostTensor>, name: string): number {
@@ -168,8 +163,8 @@ export class StepRunner {
 }
 
 export async function train(engine: Engine, s: TrainSettings, data: TrainingData, run: TrainRunOptions): Promise<TrainResult> {
-  const state = run.resumeFrom ?? (await initialState(engine, s, data, run.sampleRows ?? 8192));
-  if (state.key !== resumeKey(s)) {
+  const state = run.resumeFrom ?? (await initialState(engine, s, data, run.sampleRows ?? 8192, run.key));
+  if (state.key !== run.key) {
     throw new UserError(`${run.checkpointPath ?? 'checkpoint'}: made with other settings; resume with the same settings, or train into a new output folder`);
   }
   const { params, dead } = state;

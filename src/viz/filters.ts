@@ -43,3 +43,14 @@ export function filterGrid(rows: Float32Array, n: number, p: number, options: Fi
   });
   return { width, height, channels: 1, data };
 }
+
+/** The side of the square patches an SAE of width dIn reads, or undefined if dIn is not a square. */
+export function patchSide(dIn: number): number | undefined {
+  const p = Math.round(Math.sqrt(dIn));
+  return p * p === dIn ? p : undefined;
+}
+
+/** Latents ordered by firing rate, most frequent first (ties by index). */
+export function byFrequency(log10Rates: Float32Array): number[] {
+  return Array.from(log10Rates.keys()).sort((a, b) => log10Rates[b]! - log10Rates[a]! || a - b);
+}

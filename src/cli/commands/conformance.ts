@@ -1,5 +1,5 @@
 /** sae conformance DIR: checks the engine against float64 reference vectors. */
-import { Engine } from '../../engine/index.js';
+import { Engine, kernelsChoice } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
 import { formatConformance, runConformance } from '../../conformance.js';
 import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
@@ -26,7 +26,7 @@ export const conformance: Command = {
     const kernels = args.values['kernels'];
     const threads = args.values['threads'];
     const engine = new Engine({
-      ...(typeof kernels === 'string' ? { kernels: kernels as 'auto' } : {}),
+      ...(typeof kernels === 'string' ? { kernels: kernelsChoice(kernels) } : {}),
       ...(typeof threads === 'number' ? { threads } : {}),
       warn: (m) => print(io.stderr, m),
     });
