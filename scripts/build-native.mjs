@@ -48,23 +48,35 @@ function build() {
   writeFileSync(join(ROOT, LOG), log);
   if (r.status === 0 && existsSync(join(ROOT, ADDON))) return null;
   if (strict) process.stderr.write(log);
-  const lines = log.split('\n').map((l) => l.trim());
-  const reason = lines.find((l) => /error|not found/i.test(l) && !l.startsWith('gyp info')) ?? `node-gyp exited with ${r.status}`;
-  return reason.length > 160 ? `${reason.slice(0, 157)}...` : reason;
+  return summarize(log) ?? `node-gyp exited with ${r.status}`;
 }
 
-const strict = process.argv.includes('--strict');
-if (process.env.SAE_SKIP_NATIVE === '1') {
-  console.log(`${TAG} SAE_SKIP_NATIVE=1, skipped building the native kernels (the TypeScript kernels will be used).`);
-  process.exit(0);
+// The most telling line of a failed build's log: a compiler diagnostic, a missing tool, node-gyp's error.
+function summarize(log) {
+  const lines = log.split('\n').map((l) => l.replace(/^gyp ERR! (find Python |stack )?/, '').trim());
+  const telling = [/: (fatal )?error: /, /You need to install/, /^Error: /, /error|not found/i];
+  const line = telling.map((re) => lines.find((l) => re.test(l))).find((l) => l !== undefined);
+  const short = line?.replace(/\.$/, '');
+  return short && (short.length > 160 ? `${short.slice(0, 157)}...` : short);
 }
-const failure = build();
-if (failure === null) {
-  console.log(`${TAG} built the native kernels (${ADDON}).`);
-} else {
+
+// Returns the exit code: 0, or 1 for a failed --strict build.
+function main() {
+  if (process.env.SAE_SKIP_NATIVE === '1') {
+    console.log(`${TAG} SAE_SKIP_NATIVE=1, skipped building the native kernels (the TypeScript kernels will be used).`);
+    return 0;
+  }
+  const failure = build();
+  if (failure === null) {
+    console.log(`${TAG} built the native kernels (${ADDON}).`);
+    return 0;
+  }
   console.warn(
     `${TAG} warning: could not build the native kernels (${failure}; log: ${LOG}). The package will run on ` +
       `the slower TypeScript kernels. To fix: install g++, make and python3, then run \`npm rebuild sparse-autoencoder\`.`,
   );
-  process.exitCode = strict ? 1 : 0;
+  return strict ? 1 : 0;
 }
+
+const strict = process.argv.includes('--strict');
+process.exitCode = main();
