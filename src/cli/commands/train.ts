@@ -74,11 +74,15 @@ export async function trainConfigFrom(args: ParsedArgs): Promise<TrainConfig> {
   const merged = merge(base, values);
   const r = TrainConfig.safeParse(merged);
   if (!r.success) {
+    const fromFile = typeof configPath === 'string';
     const messages = r.error.issues.map((i) => {
       const key = i.path.map(String).join('.');
-      const flag = args.given.get(key) ?? TRAIN_OPTIONS.find((o) => o.key === key && o.required && !(typeof configPath === 'string'))?.flag;
-      if (flag) return `${flag.startsWith('--') ? flag : `--${flag}`}: ${i.message.replace(/^Invalid input: expected \w+, received undefined$/, 'is required')}`;
-      return formatIssues([i], typeof configPath === 'string' ? configPath : '');
+      const missing = i.code === 'invalid_type' && i.message.endsWith('received undefined');
+      // a whole group missing means its required option was not given: data (--data), logging (--out)
+      const required = TRAIN_OPTIONS.find((o) => o.required && (o.key === key || o.key.startsWith(`${key}.`)));
+      const flag = args.given.get(key) ?? (missing && required && !fromFile ? `--${required.flag}` : undefined);
+      if (flag) return `${flag}: ${missing ? 'is required' : i.message}`;
+      return formatIssues([i], fromFile ? configPath : '');
     });
     throw new UserError(messages.join('; '));
   }
