@@ -1,12 +1,14 @@
 /**
  * npm run bench: prints figures and ratios against baselines run in the same script, and as its
  * last line one JSON object with every figure, to compare across commits.
- *   npm run bench [-- NAME...]   (names: standard)
+ *   npm run bench [-- NAME...]   (names: standard, kernels)
  */
+import { benchKernels } from './kernels.js';
 import { benchStandardStep } from './standard-step.js';
 
 const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
   standard: benchStandardStep,
+  kernels: async () => ({ bench: 'kernels', ...(await benchKernels()) }),
 };
 
 const wanted = process.argv.slice(2);

@@ -43,8 +43,9 @@ export function selectKernels(choice: KernelsChoice, threads: number, warn: (m: 
     warned = true;
     warn(
       `sparse-autoencoder: the native addon is not built (${native.message}); running on the TypeScript ` +
-        `reference kernels, which are slower. To fix it, install g++, make and python3, then run ` +
-        `\`npm rebuild sparse-autoencoder\` (or \`npm run build:native\` in a clone).`,
+        `reference kernels, which are slower. To fix it: install g++, make and python3; if npm blocked the ` +
+        `install script, run \`npm install-scripts approve sparse-autoencoder\`; then \`npm rebuild sparse-autoencoder\` ` +
+        `(in a clone: \`npm run build:native\`).`,
     );
   }
   return referenceKernels;
