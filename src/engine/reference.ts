@@ -82,3 +82,31 @@ export const referenceKernels: Kernels = {
   scale,
   nonFiniteRows,
 };
+
+/**
+ * The oracle for onnxruntime's products, in float64: op(a) @ op(b) (+ c broadcast over rows), op =
+ * transpose when asked. a: [m, k] (or [k, m] transposed), b: [k, n] (or [n, k]) -> [m, n].
+ * For tests only: a TypeScript matrix product is ~100x slower than onnxruntime's.
+ */
+export function referenceGemm(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  opts: { transA?: boolean; transB?: boolean; c?: Float32Array } = {},
+): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = opts.c ? opts.c[j]! : 0;
+      for (let p = 0; p < k; p++) {
+        const av = opts.transA ? a[p * m + i]! : a[i * k + p]!;
+        const bv = opts.transB ? b[j * k + p]! : b[p * n + j]!;
+        s += av * bv;
+      }
+      out[i * n + j] = s;
+    }
+  }
+  return out;
+}
