@@ -6,10 +6,31 @@
  *   l0 = mean number of firing latents;  l1 = mean sum_i |f_i|;  dead_fraction = latents that never fired
  *   log10 firing rate per latent = log10(fires / inputs + 1e-10) (SAELens's sparsity.safetensors)
  */
-import { buildEvalModel } from './arch/graphs.js';
+import { paramInputs } from './arch/graphs.js';
+import type { ArchitectureDef, Dims } from './arch/types.js';
+import { GraphBuilder as Builder } from './engine/onnx.js';
 import type { Engine } from './engine/index.js';
 import type { Feeds } from './engine/ort.js';
 import type { Sae } from './sae.js';
+
+/**
+ * Evaluation pass: x [batch, dIn] -> row_sse [batch] (squared error per input), row_l0 [batch],
+ * row_l1 [batch] (sum of activations), fires [dSae], x_hat_sq [batch] (||x_hat||^2).
+ */
+function buildEvalModel<H>(def: ArchitectureDef<H>, h: H, d: Dims): Uint8Array {
+  const g = new Builder();
+  const x = g.input('x', ['batch', d.dIn]);
+  const p = paramInputs(g, def, h, d);
+  const { f, active } = def.encode(g, x, p, h, d);
+  const xHat = def.decode(g, f, p, h, d);
+  const activeF = g.cast(active, 'float32');
+  g.output(g.sum(g.square(g.sub(xHat, x)), [1]), 'row_sse', ['batch']);
+  g.output(g.sum(activeF, [1]), 'row_l0', ['batch']);
+  g.output(g.sum(g.op('Abs', [f]), [1]), 'row_l1', ['batch']);
+  g.output(g.sum(activeF, [0]), 'fires', [d.dSae]);
+  g.output(g.sum(g.square(xHat), [1]), 'x_hat_sq', ['batch']);
+  return g.encode();
+}
 
 export interface Metrics {
   readonly inputs: number;

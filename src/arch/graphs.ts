@@ -1,13 +1,13 @@
 /**
  * Turns an architecture's formulas into onnxruntime models: the training step (gradients, loss
  * terms and batch statistics, nothing bigger than a parameter comes back), inference encode and
- * decode, and the evaluation pass.
+ * decode.
  */
 import type { Dim, GraphBuilder, Value } from '../engine/onnx.js';
 import { GraphBuilder as Builder } from '../engine/onnx.js';
 import type { ArchitectureDef, Dims, ParamValues } from './types.js';
 
-function paramInputs<H>(g: GraphBuilder, def: ArchitectureDef<H>, h: H, d: Dims): ParamValues {
+export function paramInputs<H>(g: GraphBuilder, def: ArchitectureDef<H>, h: H, d: Dims): ParamValues {
   const p: Record<string, Value> = {};
   for (const spec of def.params(d, h)) p[spec.name] = g.input(spec.name, spec.shape);
   return p;
@@ -67,24 +67,5 @@ export function buildDecodeModel<H>(def: ArchitectureDef<H>, h: H, d: Dims): Uin
   const f = g.input('f', ['batch', d.dSae]);
   const p = paramInputs(g, def, h, d);
   g.output(def.decode(g, f, p, h, d), 'x_hat', ['batch', d.dIn]);
-  return g.encode();
-}
-
-/**
- * Evaluation pass: x [batch, dIn] -> row_sse [batch] (squared error per input), row_l0 [batch],
- * row_l1 [batch] (sum of activations), fires [dSae], x_hat_sq [batch] (||x_hat||^2).
- */
-export function buildEvalModel<H>(def: ArchitectureDef<H>, h: H, d: Dims): Uint8Array {
-  const g = new Builder();
-  const x = g.input('x', ['batch', d.dIn]);
-  const p = paramInputs(g, def, h, d);
-  const { f, active } = def.encode(g, x, p, h, d);
-  const xHat = def.decode(g, f, p, h, d);
-  const activeF = g.cast(active, 'float32');
-  g.output(g.sum(g.square(g.sub(xHat, x)), [1]), 'row_sse', ['batch']);
-  g.output(g.sum(activeF, [1]), 'row_l0', ['batch']);
-  g.output(g.sum(g.op('Abs', [f]), [1]), 'row_l1', ['batch']);
-  g.output(g.sum(activeF, [0]), 'fires', [d.dSae]);
-  g.output(g.sum(g.square(xHat), [1]), 'x_hat_sq', ['batch']);
   return g.encode();
 }
