@@ -15,6 +15,20 @@ export interface AdamHyper {
 
 export type KernelsName = 'native' | 'reference';
 
+/**
+ * A sparse code in CSR form by row: row r's entries are e in [rowPtr[r], rowPtr[r + 1]), each a
+ * latent idx[e] in [0, dSae) (and, where a kernel takes one, a value). rowPtr: [rows + 1],
+ * nondecreasing, rowPtr[0] = 0; nnz = rowPtr[rows]. TopK codes have rowPtr[r] = r * k.
+ */
+export interface CsrRows {
+  readonly rowPtr: Int32Array;
+  readonly idx: Int32Array;
+  readonly rows: number;
+}
+
+/** Where a scatter writes: rows of a [dSae, dIn] matrix (W_dec's layout) or columns of a [dIn, dSae] one (W_enc's). */
+export type ScatterLayout = 'rows' | 'columns';
+
 export interface Kernels {
   readonly name: KernelsName;
 
@@ -43,4 +57,41 @@ export interface Kernels {
 
   /** x: [rows, cols] -> out: [rows], out[i] = 1 if row i holds a NaN or an infinity, else 0; returns the count. */
   nonFiniteRows(x: Float32Array, rows: number, cols: number, out: Uint8Array): number;
+
+  // --- dense helpers of the sparse training step ---
+
+  /** out = a - b (all [n]); returns sum(out^2), summed in float64. out may alias a or b. */
+  subtract(a: Float32Array, b: Float32Array, out: Float32Array): number;
+
+  /** x: [rows, cols] -> sum over rows and columns of (x - column mean)^2, in float64. */
+  centeredSumSquares(x: Float32Array, rows: number, cols: number): number;
+
+  /** x: [rows, cols] -> out: [cols], out[j] (+)= sum_r x[r, j] (accumulate: add to out, else overwrite). */
+  columnSums(x: Float32Array, rows: number, cols: number, out: Float32Array, accumulate: boolean): void;
+
+  // --- sparse kernels: O(nnz * dIn) instead of O(rows * dSae * dIn) ---
+
+  /**
+   * Sparse decode: w: [dSae, dIn], val: [nnz] -> out: [rows, dIn] (overwritten),
+   *   out[r, :] = sum_{e in row r} val[e] * w[idx[e], :]
+   */
+  sparseDecode(code: CsrRows, val: Float32Array, w: Float32Array, dIn: number, out: Float32Array): void;
+
+  /**
+   * Gathered dot products: w: [dSae, dIn], g: [rows, dIn] -> out: [nnz],
+   *   out[e] = g[r, :] . w[idx[e], :] for e in row r
+   */
+  sparseGatherDot(code: CsrRows, w: Float32Array, g: Float32Array, dIn: number, out: Float32Array): void;
+
+  /**
+   * Scatter of outer products, by latent: coef: [nnz], x: [rows, dIn] ->
+   *   'rows':    out: [dSae, dIn], out[i, :] (+)= sum_{e: idx[e] = i} coef[e] * x[row(e), :]
+   *   'columns': out: [dIn, dSae], out[:, i] (+)= the same
+   * Without accumulate, latents with no entry get zeros. Each latent's sum runs in entry order
+   * (row, then position in the row) whatever the thread count.
+   */
+  sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void;
+
+  /** out: [dSae], out[i] (+)= sum_{e: idx[e] = i} coef[e] (coef: [nnz]), in entry order. */
+  sparseScatterSum(code: CsrRows, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void;
 }

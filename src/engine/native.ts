@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADDON_ABI, ADDON_NAME, isNativeBinding, type NativeBinding } from './binding.js';
 import type { Kernels } from './kernels.js';
+import { referenceKernels } from './reference.js';
 
 /** The package root: the nearest folder above this module (src/engine or dist/engine) with a package.json. */
 function packageRoot(): string {
@@ -57,6 +58,8 @@ export function loadNativeKernels(threads: number): Kernels | Error {
     return new Error(`cannot start ${threads} threads: ${firstLine(e)}`);
   }
   return {
+    // Kernels the addon does not have yet run on the TypeScript reference (to be replaced).
+    ...referenceKernels,
     name: 'native',
     adam: (param, grad, m, v, h, step) => b.adam(param, grad, m, v, h.lr, h.beta1, h.beta2, h.eps, step),
     rowNorms: (w, rows, cols, out) => b.rowNorms(w, rows, cols, out),

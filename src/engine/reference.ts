@@ -2,7 +2,7 @@
  * Plain TypeScript kernels: the oracle for the kernel tests and the fallback when the native addon
  * cannot be built. Arithmetic is float64 inside each loop, rounded to float32 on store.
  */
-import type { AdamHyper, Kernels } from './kernels.js';
+import type { AdamHyper, CsrRows, Kernels, ScatterLayout } from './kernels.js';
 
 function adam(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, h: AdamHyper, step: number): void {
   const c1 = 1 - h.beta1 ** step;
@@ -73,6 +73,78 @@ function nonFiniteRows(x: Float32Array, rows: number, cols: number, out: Uint8Ar
   return count;
 }
 
+function subtract(a: Float32Array, b: Float32Array, out: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < out.length; i++) {
+    out[i] = a[i]! - b[i]!;
+    s += out[i]! * out[i]!;
+  }
+  return s;
+}
+
+function centeredSumSquares(x: Float32Array, rows: number, cols: number): number {
+  const mean = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) mean[c]! += x[r * cols + c]!;
+  for (let c = 0; c < cols; c++) mean[c]! /= rows;
+  let s = 0;
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) s += (x[r * cols + c]! - mean[c]!) ** 2;
+  return s;
+}
+
+function columnSums(x: Float32Array, rows: number, cols: number, out: Float32Array, accumulate: boolean): void {
+  const s = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) s[c]! += x[r * cols + c]!;
+  for (let c = 0; c < cols; c++) out[c] = (accumulate ? out[c]! : 0) + s[c]!;
+}
+
+function sparseDecode(code: CsrRows, val: Float32Array, w: Float32Array, dIn: number, out: Float32Array): void {
+  const acc = new Float64Array(dIn);
+  for (let r = 0; r < code.rows; r++) {
+    acc.fill(0);
+    for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
+      const o = code.idx[e]! * dIn;
+      const v = val[e]!;
+      for (let j = 0; j < dIn; j++) acc[j]! += v * w[o + j]!;
+    }
+    out.set(acc, r * dIn);
+  }
+}
+
+function sparseGatherDot(code: CsrRows, w: Float32Array, g: Float32Array, dIn: number, out: Float32Array): void {
+  for (let r = 0; r < code.rows; r++) {
+    for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
+      const o = code.idx[e]! * dIn;
+      let s = 0;
+      for (let j = 0; j < dIn; j++) s += g[r * dIn + j]! * w[o + j]!;
+      out[e] = s;
+    }
+  }
+}
+
+function sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void {
+  const acc = new Float64Array(dSae * dIn); // [dSae, dIn]
+  for (let r = 0; r < code.rows; r++) {
+    for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
+      const o = code.idx[e]! * dIn;
+      const c = coef[e]!;
+      for (let j = 0; j < dIn; j++) acc[o + j]! += c * x[r * dIn + j]!;
+    }
+  }
+  for (let i = 0; i < dSae; i++) {
+    for (let j = 0; j < dIn; j++) {
+      const at = layout === 'rows' ? i * dIn + j : j * dSae + i;
+      out[at] = (accumulate ? out[at]! : 0) + acc[i * dIn + j]!;
+    }
+  }
+}
+
+function sparseScatterSum(code: CsrRows, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void {
+  const acc = new Float64Array(dSae);
+  const nnz = code.rowPtr[code.rows]!;
+  for (let e = 0; e < nnz; e++) acc[code.idx[e]!]! += coef[e]!;
+  for (let i = 0; i < dSae; i++) out[i] = (accumulate ? out[i]! : 0) + acc[i]!;
+}
+
 export const referenceKernels: Kernels = {
   name: 'reference',
   adam,
@@ -81,6 +153,13 @@ export const referenceKernels: Kernels = {
   removeParallelComponent,
   scale,
   nonFiniteRows,
+  subtract,
+  centeredSumSquares,
+  columnSums,
+  sparseDecode,
+  sparseGatherDot,
+  sparseScatter,
+  sparseScatterSum,
 };
 
 /**
