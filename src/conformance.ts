@@ -6,10 +6,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { architecture } from './arch/index.js';
-import { buildTrainModel, forwardOutput, gradOutput, lossOutput } from './arch/graphs.js';
-import type { ArchitectureDef, Dims } from './arch/types.js';
+import type { ArchitectureDef, Dims, Params } from './arch/types.js';
 import type { Engine } from './engine/index.js';
-import type { Feeds, HostTensor } from './engine/ort.js';
+import type { HostTensor } from './engine/ort.js';
 import { UserError, fileError } from './errors.js';
 
 export const CONFORMANCE_TOLERANCE = 1e-4;
@@ -98,18 +97,18 @@ async function checkArchitecture(engine: Engine, file: string, ref: ReferenceFil
   const x = tensor(ref.inputs['x'] ?? []);
   const wEnc = shapeOf(params['W_enc'] ?? []);
   const dims: Dims = { dIn: wEnc[0] ?? 0, dSae: wEnc[1] ?? 0 };
-  const graph = await engine.graph(`conformance:${file}`, () => buildTrainModel(c.def, c.hyper, dims, true));
-  const feeds: Feeds = { x, coef: { data: new Float32Array([c.coef]), dims: [] } };
-  for (const [name, value] of Object.entries(params)) feeds[name] = tensor(value);
-  const out = await graph.run(feeds);
+  const step = await c.def.step(engine, dims, c.hyper, true);
+  const p: Params = {};
+  for (const [name, value] of Object.entries(params)) p[name] = tensor(value).data;
+  const deadMask = Uint8Array.from(flat(ref.inputs['dead_mask'] ?? Array<number>(dims.dSae).fill(0)), (v) => (v ? 1 : 0));
+  const out = await step.run(p, { x: x.data, rows: x.dims[0] ?? 0, coef: c.coef, deadMask });
   const rows: ConformanceRow[] = [];
-  const compare = (label: string, output: string, expected: Nested): void => {
-    const got = out[output];
-    rows.push({ file, tensor: label, error: got ? relativeError(got.data as Float32Array, flat(expected)) : NaN });
+  const compare = (label: string, got: ArrayLike<number> | undefined, expected: Nested): void => {
+    rows.push({ file, tensor: label, error: got ? relativeError(got, flat(expected)) : NaN });
   };
-  for (const [name, v] of Object.entries(ref.forward ?? {})) compare(`forward.${name}`, forwardOutput(name), v);
-  for (const [name, v] of Object.entries(ref.loss ?? {})) compare(`loss.${name}`, lossOutput(name), v);
-  for (const [name, v] of Object.entries(ref.grads ?? {})) compare(`grad.${name}`, gradOutput(name), v);
+  for (const [name, v] of Object.entries(ref.forward ?? {})) compare(`forward.${name}`, out.forward[name], v);
+  for (const [name, v] of Object.entries(ref.loss ?? {})) compare(`loss.${name}`, name in out.losses ? [out.losses[name]!] : undefined, v);
+  for (const [name, v] of Object.entries(ref.grads ?? {})) compare(`grad.${name}`, out.grads[name], v);
   return rows;
 }
 

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
+import { denseStep } from './graphs.js';
 import { saeParams } from './common.js';
 import type { ArchitectureDef, Encoded, ParamValues, TrainContext, TrainGraph } from './types.js';
 
@@ -90,7 +91,7 @@ export const kl: ArchitectureDef<KlHyper> = {
   params: saeParams,
   encode: (g, x, p) => encode(g, x, p),
   decode,
-  train,
+  step: (engine, d, h, debug) => denseStep(kl, train, engine, d, h, debug),
   toCfg: (h) => ({ encoder_activation: 'sigmoid', decoder_activation: h.decoderActivation, kl_rho: h.rho, kl_weight_decay: h.weightDecay }),
   fromCfg: (cfg) =>
     hyper.parse({

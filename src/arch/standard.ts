@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
+import { denseStep } from './graphs.js';
 import type { ArchitectureDef, Encoded, ParamValues, TrainContext, TrainGraph } from './types.js';
 import { decodeAffine, rowNormsOf, saeParams } from './common.js';
 
@@ -62,7 +63,7 @@ export const standard: ArchitectureDef<StandardHyper> = {
   params: saeParams,
   encode: (g, x, p) => encode(g, x, p),
   decode: (g, f, p) => decodeAffine(g, f, p),
-  train,
+  step: (engine, d, h, debug) => denseStep(standard, train, engine, d, h, debug),
   toCfg: () => ({}),
   fromCfg: () => ({}),
 };

@@ -4,6 +4,7 @@
  * file per architecture, gathered in the table in index.ts.
  */
 import type { z } from 'zod';
+import type { Engine } from '../engine/index.js';
 import type { Dim, GraphBuilder, Value } from '../engine/onnx.js';
 
 export type Architecture = 'standard' | 'kl';
@@ -19,6 +20,40 @@ export type Params = Record<string, Float32Array>;
 export interface ParamSpec {
   readonly name: string;
   readonly shape: readonly number[];
+  /** false for state the step updates itself (BatchTopK's threshold): no gradient, no Adam. */
+  readonly trainable?: boolean;
+}
+
+/** What one training step sees besides the parameters. */
+export interface StepInputs {
+  /** [rows, dIn] */
+  readonly x: Float32Array;
+  readonly rows: number;
+  /** The scheduled sparsity coefficient. */
+  readonly coef: number;
+  /** [dSae] 1 where a latent is dead (for auxiliary losses such as AuxK). */
+  readonly deadMask: Uint8Array;
+}
+
+/** What one training step computed. */
+export interface StepResult {
+  /** d total / d param for every trainable parameter. */
+  readonly grads: Readonly<Record<string, Float32Array>>;
+  /** Loss terms, `total` among them. */
+  readonly losses: Readonly<Record<string, number>>;
+  /** [dSae] inputs of the batch on which each latent fired. */
+  readonly fires: Float32Array;
+  /** Sum of squared reconstruction errors over the batch. */
+  readonly sse: number;
+  /** Sum of squared deviations of x from its batch mean (explained variance = 1 - sse / variance). */
+  readonly variance: number;
+  /** Intermediates by name (only when the step was built for conformance checks). */
+  readonly forward: Readonly<Record<string, Float32Array>>;
+}
+
+/** The forward and backward pass of one training step (state such as BatchTopK's threshold is updated in place). */
+export interface TrainStep {
+  run(params: Params, inputs: StepInputs): Promise<StepResult>;
 }
 
 /** Graph values of the parameters, by name. */
@@ -39,6 +74,7 @@ export interface TrainContext {
   expose(name: string, value: Value, shape: readonly Dim[]): void;
 }
 
+/** A dense architecture's training step as graph values (see denseStep in graphs.ts). */
 export interface TrainGraph {
   /** d total / d param, for every parameter. */
   readonly grads: Readonly<Record<string, Value>>;
@@ -79,7 +115,12 @@ export interface ArchitectureDef<H> {
   params(d: Dims, h: H): readonly ParamSpec[];
   encode(g: GraphBuilder, x: Value, p: ParamValues, h: H, d: Dims): Encoded;
   decode(g: GraphBuilder, f: Value, p: ParamValues, h: H, d: Dims): Value;
-  train(ctx: TrainContext, h: H): TrainGraph;
+  /**
+   * Builds the training step; `debug` also reports the intermediates the reference vectors hold.
+   * Dense architectures run one onnxruntime graph (denseStep in graphs.ts, from a TrainGraph
+   * function); sparse ones run the encoder there and the rest on the kernels.
+   */
+  step(engine: Engine, d: Dims, h: H, debug: boolean): Promise<TrainStep>;
   /** Extra cfg.json fields for this architecture (names that do not collide with SAELens's). */
   toCfg(h: H): Record<string, unknown>;
   /** Reads the hyper-parameters back from a cfg.json object (already known to be of this architecture). */

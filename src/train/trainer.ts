@@ -3,13 +3,11 @@
  * the decoder constraint in place on the parameters, bookkeeping, progress and checkpoints. Given
  * the same seed and settings the trajectory is the same, also across a resume after a kill.
  */
-import type { Dims, Params } from '../arch/types.js';
-import { buildTrainModel, gradOutput, lossOutput } from '../arch/graphs.js';
+import type { Dims, Params, TrainStep } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
-import type { Feeds, Graph, HostTensor } from '../engine/ort.js';
 import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
-import { Sae, graphKey } from '../sae.js';
+import { Sae } from '../sae.js';
 import { Adam } from './adam.js';
 import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
 import { DeadTracker } from './dead.js';
@@ -81,10 +79,6 @@ async function initialState(engine: Engine, s: TrainSettings, data: TrainingData
   return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key };
 }
 
-function scalar(out: Record<string, HostTensor>, name: string): number {
-  return (out[name]!.data as Float32Array)[0]!;
-}
-
 function assertFinite(engine: Engine, params: Params, step: number): void {
   for (const [name, p] of Object.entries(params)) {
     if (engine.kernels.nonFiniteRows(p, 1, p.length, new Uint8Array(1)) > 0) {
@@ -104,61 +98,46 @@ export interface StepOutput {
 }
 
 /**
- * One training step: the forward and backward pass on onnxruntime, then (in place, on the kernels)
- * the decoder-gradient projection, Adam and the decoder renormalisation.
+ * One training step: the architecture's forward and backward pass (onnxruntime, and the kernels for
+ * sparse architectures), then, in place on the kernels, the decoder-gradient projection, Adam on the
+ * trainable parameters and the decoder renormalisation.
  */
 export class StepRunner {
-  private readonly feeds: Feeds = {};
-  private readonly coef = new Float32Array(1);
   readonly adam: Adam;
+  private readonly trainable: Params = {};
 
   private constructor(
     private readonly engine: Engine,
     private readonly s: TrainSettings,
     readonly params: Params,
-    private readonly graph: Graph,
+    private readonly trainStep: TrainStep,
   ) {
-    this.adam = new Adam(params, s.adam);
     const def = architectureDef(s.architecture);
-    for (const spec of def.params(s.dims, s.hyper)) this.feeds[spec.name] = { data: params[spec.name]!, dims: spec.shape };
-    this.feeds['coef'] = { data: this.coef, dims: [] };
+    for (const spec of def.params(s.dims, s.hyper)) if (spec.trainable !== false) this.trainable[spec.name] = params[spec.name]!;
+    this.adam = new Adam(this.trainable, s.adam);
   }
 
   static async create(engine: Engine, s: TrainSettings, params: Params): Promise<StepRunner> {
     const def = architectureDef(s.architecture);
-    const graph = await engine.graph(`${graphKey(s.architecture, s.dims, s.hyper)}:train`, () => buildTrainModel(def, s.hyper, s.dims));
-    return new StepRunner(engine, s, params, graph);
+    return new StepRunner(engine, s, params, await def.step(engine, s.dims, s.hyper, false));
   }
 
   /** x: [rows, dIn] (already scaled); step: 0-based. Throws a UserError if the loss is not finite. */
-  async step(x: Float32Array, rows: number, step: number): Promise<StepOutput> {
+  async step(x: Float32Array, rows: number, step: number, deadMask: Uint8Array): Promise<StepOutput> {
     const { engine, s, params } = this;
     const { dIn, dSae } = s.dims;
-    this.feeds['x'] = { data: x, dims: [rows, dIn] };
     const coefficient = sparsityCoefficient(s.schedule, step);
-    this.coef[0] = coefficient;
-    const out = await this.graph.run(this.feeds);
-    const losses: Record<string, number> = {};
-    const prefix = lossOutput('');
-    for (const name of Object.keys(out)) if (name.startsWith(prefix)) losses[name.slice(prefix.length)] = scalar(out, name);
-    if (!Number.isFinite(losses['total'])) {
-      const terms = Object.entries(losses).map(([k, v]) => `${k} ${v}`).join(', ');
+    const out = await this.trainStep.run(params, { x, rows, coef: coefficient, deadMask });
+    if (!Number.isFinite(out.losses['total'])) {
+      const terms = Object.entries(out.losses).map(([k, v]) => `${k} ${v}`).join(', ');
       throw new UserError(`step ${step + 1}: the loss is not finite (${terms})`);
     }
-    const grads: Record<string, Float32Array> = {};
-    for (const name of Object.keys(params)) grads[name] = out[gradOutput(name)]!.data as Float32Array;
     const wDec = params['W_dec']!;
-    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(grads['W_dec']!, wDec, dSae, dIn);
+    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(out.grads['W_dec']!, wDec, dSae, dIn);
     const lr = learningRate(s.schedule, step);
-    this.adam.update(engine.kernels, params, grads, lr, step + 1);
+    this.adam.update(engine.kernels, this.trainable, out.grads, lr, step + 1);
     if (s.unitNormDecoder) engine.kernels.normalizeRows(wDec, dSae, dIn, 1);
-    return {
-      losses,
-      fires: out['stats.fires']!.data as Float32Array,
-      explainedVariance: 1 - scalar(out, 'stats.sse') / scalar(out, 'stats.var'),
-      lr,
-      coefficient,
-    };
+    return { losses: out.losses, fires: out.fires, explainedVariance: 1 - out.sse / out.variance, lr, coefficient };
   }
 }
 
@@ -172,6 +151,7 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
   Object.assign(runner.adam.m, state.m);
   Object.assign(runner.adam.v, state.v);
   const { dIn } = s.dims;
+  const deadMask = new Uint8Array(s.dims.dSae);
   const start = performance.now();
   let windowStart = start;
   let windowInputs = 0;
@@ -186,7 +166,7 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
     if (state.scale !== 1) engine.kernels.scale(x, state.scale);
     let out: StepOutput;
     try {
-      out = await runner.step(x, batch.rows, step);
+      out = await runner.step(x, batch.rows, step, dead.mask(deadMask));
     } catch (e) {
       if (e instanceof UserError && run.checkpointPath) {
         throw new UserError(`${e.message}; the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}. Try a lower learning rate or check the data.`);
