@@ -2,9 +2,10 @@
 import { UserError } from '../errors.js';
 import { kl } from './kl.js';
 import { standard } from './standard.js';
+import { topk } from './topk.js';
 import type { Architecture, ArchitectureDef } from './types.js';
 
-const TABLE = { standard, kl } satisfies Record<Architecture, { readonly name: Architecture }>;
+const TABLE = { standard, kl, topk } satisfies Record<Architecture, { readonly name: Architecture }>;
 
 export const ARCHITECTURES = Object.keys(TABLE) as Architecture[];
 

@@ -1,0 +1,195 @@
+/**
+ * The machinery shared by the TopK family (topk, batchtopk, matryoshka). The encoder product and
+ * the selection run on onnxruntime, which returns only the selected entries ([batch, k] values and
+ * indices); everything after touches those entries alone, on the kernels, O(nnz * dIn):
+ *   x_hat = sum_e f_e W_dec[i_e] + b_dec                  sparseDecode
+ *   dW_dec[i] = sum_{e: i_e = i} f_e g[row(e)]            sparseScatter 'rows'
+ *   df_e = g[row(e)] . W_dec[i_e];  dpre_e = df_e [pre_e > 0]   sparseGatherDot
+ *   dW_enc[:, i] = sum_{e: i_e = i} dpre_e xc[row(e)]      sparseScatter 'columns'
+ *   db_enc[i] = sum_{e: i_e = i} dpre_e;  db_dec = sum_r g[r] - W_enc db_enc
+ * where g = d loss / d x_hat and xc = x - b_dec (the encoder's input).
+ */
+import type { Engine } from '../engine/index.js';
+import type { CsrRows, Kernels } from '../engine/kernels.js';
+import { GraphBuilder, type Value } from '../engine/onnx.js';
+import type { Feeds, HostTensor } from '../engine/ort.js';
+import type { Dims, Params } from './types.js';
+
+/** A selection of latents per row and their pre-activations. */
+export interface Selection {
+  readonly code: CsrRows;
+  /** [nnz] pre-activation of each entry. */
+  readonly pre: Float32Array;
+}
+
+/** rows x k entries in row order: rowPtr[r] = r k. */
+export function fixedRows(rows: number, k: number, idx: Int32Array): CsrRows {
+  return { rows, idx, rowPtr: Int32Array.from({ length: rows + 1 }, (_, r) => r * k) };
+}
+
+/** [nnz] relu of the pre-activations: the latent activations f. */
+export function reluOf(pre: Float32Array): Float32Array {
+  return pre.map((v) => (v > 0 ? v : 0));
+}
+
+/** x: [rows, d], in place: every row plus b: [d]. */
+export function addRowVector(x: Float32Array, rows: number, b: Float32Array): void {
+  const d = b.length;
+  for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) x[r * d + j]! += b[j]!;
+}
+
+/** [dSae] inputs on which each latent fired (f > 0). */
+export function firesOf(k: Kernels, s: Selection, dSae: number): Float32Array {
+  const fires = new Float32Array(dSae);
+  k.sparseScatterSum(s.code, s.pre.map((v) => (v > 0 ? 1 : 0)), dSae, fires, false);
+  return fires;
+}
+
+/** Entries as a dense [rows, dSae] matrix (for conformance checks only). */
+export function densify(s: Selection, values: Float32Array, dSae: number): Float32Array {
+  const out = new Float32Array(s.code.rows * dSae);
+  for (let r = 0; r < s.code.rows; r++) {
+    for (let e = s.code.rowPtr[r]!; e < s.code.rowPtr[r + 1]!; e++) out[r * dSae + s.code.idx[e]!] = values[e]!;
+  }
+  return out;
+}
+
+/** Gradients of the four SAE parameters, accumulated path by path (main, auxiliary, prefixes). */
+export class SparseGrads {
+  readonly W_dec: Float32Array; // [dSae, dIn]
+  readonly W_enc: Float32Array; // [dIn, dSae]
+  readonly b_enc: Float32Array; // [dSae]
+  readonly b_dec: Float32Array; // [dIn]
+  private first = { dec: true, enc: true };
+
+  constructor(
+    private readonly k: Kernels,
+    private readonly d: Dims,
+  ) {
+    this.W_dec = new Float32Array(d.dSae * d.dIn);
+    this.W_enc = new Float32Array(d.dIn * d.dSae);
+    this.b_enc = new Float32Array(d.dSae);
+    this.b_dec = new Float32Array(d.dIn);
+  }
+
+  /**
+   * A decode path x_hat = sum f_e W_dec[i_e] (+ b_dec when `bias`) with upstream gradient g [rows, dIn]:
+   * adds its share of dW_dec (and db_dec) and returns df [nnz].
+   */
+  decoderBackward(s: Selection, f: Float32Array, g: Float32Array, wDec: Float32Array, bias: boolean): Float32Array {
+    const { dIn, dSae } = this.d;
+    this.k.sparseScatter(s.code, f, g, dIn, dSae, this.W_dec, 'rows', !this.first.dec);
+    this.first.dec = false;
+    if (bias) this.k.columnSums(g, s.code.rows, dIn, this.b_dec, true);
+    const df = new Float32Array(f.length);
+    this.k.sparseGatherDot(s.code, wDec, g, dIn, df);
+    return df;
+  }
+
+  /** The encoder path of df: dpre = df [pre > 0] into dW_enc and db_enc (through xc [rows, dIn]). */
+  encoderBackward(s: Selection, df: Float32Array, xc: Float32Array): void {
+    const { dIn, dSae } = this.d;
+    const dpre = df.map((v, e) => (s.pre[e]! > 0 ? v : 0));
+    this.k.sparseScatter(s.code, dpre, xc, dIn, dSae, this.W_enc, 'columns', !this.first.enc);
+    this.k.sparseScatterSum(s.code, dpre, dSae, this.b_enc, !this.first.enc);
+    this.first.enc = false;
+  }
+
+  /** db_dec's encoder share when the encoder reads x - b_dec: -W_enc db_enc (a product on onnxruntime). */
+  async finishBDec(engine: Engine, wEnc: Float32Array): Promise<void> {
+    const { dIn, dSae } = this.d;
+    const share = await engine.matmul(wEnc, this.b_enc, dIn, dSae, 1); // [dIn, dSae] @ [dSae, 1]
+    for (let j = 0; j < dIn; j++) this.b_dec[j] = this.b_dec[j]! - share[j]!;
+  }
+
+  record(): Record<string, Float32Array> {
+    return { W_enc: this.W_enc, b_enc: this.b_enc, W_dec: this.W_dec, b_dec: this.b_dec };
+  }
+}
+
+/** Options of the TopK-family encoder graph. */
+export interface EncoderGraphOptions {
+  /** Subtract b_dec from x first (SAELens's apply_b_dec_to_input). */
+  readonly applyBDec: boolean;
+  /** Also select among dead latents (AuxK): inputs dead_bias [dSae] (0 dead, -inf live) and k_aux [1]. */
+  readonly aux: boolean;
+  /** Also return pre [batch, dSae] (conformance checks). */
+  readonly debug: boolean;
+}
+
+/**
+ * The encoder and the per-row selection: x [batch, dIn] (and the parameters) -> xc [batch, dIn],
+ * val/idx [batch, k] (the k largest pre-activations of each row; k is an input [1]), and with aux
+ * aux_val/aux_idx [batch, k_aux] among dead latents.
+ */
+export function encoderGraph(d: Dims, o: EncoderGraphOptions): Uint8Array {
+  const g = new GraphBuilder();
+  const x = g.input('x', ['batch', d.dIn]);
+  const wEnc = g.input('W_enc', [d.dIn, d.dSae]);
+  const bEnc = g.input('b_enc', [d.dSae]);
+  const bDec = g.input('b_dec', [d.dIn]);
+  const k = g.input('k', [1], 'int64');
+  const xc = o.applyBDec ? g.sub(x, bDec) : x;
+  const pre = g.gemm(xc, wEnc, { c: bEnc }); // [B, dSae]
+  const select = (v: Value, kv: Value, name: string): void => {
+    const [val, idx] = g.topk(v, kv);
+    g.output(val, `${name}val`, ['batch', 'k']);
+    g.output(g.cast(idx, 'int32'), `${name}idx`, ['batch', 'k'], 'int32');
+  };
+  select(pre, k, '');
+  if (o.aux) select(g.add(pre, g.input('dead_bias', [d.dSae])), g.input('k_aux', [1], 'int64'), 'aux_');
+  g.output(o.applyBDec ? xc : g.op('Identity', [x]), 'xc', ['batch', d.dIn]);
+  if (o.debug) g.output(pre, 'pre', ['batch', d.dSae]);
+  return g.encode();
+}
+
+export interface EncoderOutput {
+  readonly xc: Float32Array;
+  readonly main: Selection;
+  readonly aux: Selection | undefined;
+  readonly pre: Float32Array | undefined;
+}
+
+/** Runs the encoder graph: k per row (and kAux among dead latents when deadBias is given). */
+export async function runEncoder(
+  engine: Engine,
+  key: string,
+  d: Dims,
+  o: EncoderGraphOptions,
+  params: Params,
+  x: Float32Array,
+  rows: number,
+  k: number,
+  aux?: { deadBias: Float32Array; kAux: number },
+): Promise<EncoderOutput> {
+  const graph = await engine.graph(`${key}:encoder:${o.applyBDec}:${o.aux}:${o.debug}`, () => encoderGraph(d, o));
+  const feeds: Feeds = {
+    x: { data: x, dims: [rows, d.dIn] },
+    W_enc: { data: params['W_enc']!, dims: [d.dIn, d.dSae] },
+    b_enc: { data: params['b_enc']!, dims: [d.dSae] },
+    b_dec: { data: params['b_dec']!, dims: [d.dIn] },
+    k: { data: BigInt64Array.of(BigInt(k)), dims: [1] },
+  };
+  if (aux) {
+    feeds['dead_bias'] = { data: aux.deadBias, dims: [d.dSae] };
+    feeds['k_aux'] = { data: BigInt64Array.of(BigInt(aux.kAux)), dims: [1] };
+  }
+  const out = await graph.run(feeds);
+  const sel = (name: string, kk: number): Selection => ({
+    code: fixedRows(rows, kk, (out[`${name}idx`] as HostTensor<Int32Array>).data),
+    pre: (out[`${name}val`] as HostTensor<Float32Array>).data,
+  });
+  return {
+    xc: (out['xc'] as HostTensor<Float32Array>).data,
+    main: sel('', k),
+    aux: aux ? sel('aux_', aux.kAux) : undefined,
+    pre: o.debug ? (out['pre'] as HostTensor<Float32Array>).data : undefined,
+  };
+}
+
+/** [dSae] 0 for dead latents, -inf for live ones (added to pre to select among the dead only). */
+export function deadBias(deadMask: Uint8Array): { bias: Float32Array; dead: number } {
+  let dead = 0;
+  const bias = Float32Array.from(deadMask, (m) => (m ? (dead++, 0) : Number.NEGATIVE_INFINITY));
+  return { bias, dead };
+}
