@@ -1,8 +1,9 @@
 /**
  * One entry point from a data spec (what the CLI and configs name) to a Dataset.
  */
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { extname, join } from 'node:path';
 import { fileError, UserError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Dataset } from './dataset.js';
@@ -11,14 +12,16 @@ import { IMAGE_EXTENSIONS } from './images.js';
 import { npyDataset } from './npy.js';
 import { rawDataset } from './raw.js';
 import { safetensorsDataset } from './safetensors.js';
+import { MANIFEST_FILENAME } from '../store/manifest.js';
+import { openStore } from '../store/dataset.js';
 
-export type DataFormat = 'npy' | 'safetensors' | 'raw' | 'images';
-export const DATA_FORMATS: readonly DataFormat[] = ['npy', 'safetensors', 'raw', 'images'];
+export type DataFormat = 'npy' | 'safetensors' | 'raw' | 'images' | 'store';
+export const DATA_FORMATS: readonly DataFormat[] = ['npy', 'safetensors', 'raw', 'images', 'store'];
 
 export interface DataSpec {
   /** A file, or a folder of images; several paths for images only. */
   readonly path: string | readonly string[];
-  /** Default: from the extension (.npy, .safetensors, .bin/.raw/.f32, .jpg/.jpeg/.png), or 'images' for a folder. */
+  /** Default: from the extension (.npy, .safetensors, .bin/.raw/.f32, .jpg/.jpeg/.png), 'store' for a folder with a manifest.json (an activation store), or 'images' for another folder. */
   readonly format?: DataFormat;
   /** safetensors: the tensor to read (needed when the file holds several). */
   readonly tensor?: string;
@@ -62,6 +65,8 @@ function openFormat(format: DataFormat, path: string, paths: readonly string[], 
       return rawDataset(path, spec.width);
     case 'images':
       return imagePatchDataset(paths, spec.images ?? {}, engine);
+    case 'store':
+      return openStore(path);
   }
 }
 
@@ -69,7 +74,7 @@ async function inferFormat(path: string, several: boolean): Promise<DataFormat> 
   if (several) return 'images';
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw fileError(path, 'no such file');
-  if (info.isDirectory()) return 'images';
+  if (info.isDirectory()) return existsSync(join(path, MANIFEST_FILENAME)) ? 'store' : 'images';
   const ext = extname(path).toLowerCase();
   const format = EXTENSIONS[ext];
   if (format === undefined) {

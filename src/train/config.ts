@@ -11,10 +11,10 @@ const nonNegativeInt = z.number().int().min(0);
 
 export const DataConfig = z
   .object({
-    /** A .npy, .safetensors or raw float32 file, an image file or a folder of images (several: images only). */
+    /** A .npy, .safetensors or raw float32 file, an activation store folder, an image file or a folder of images (several: images only). */
     path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     /** Inferred from the extension when absent (a folder: images). */
-    format: z.enum(['npy', 'safetensors', 'raw', 'images']).optional(),
+    format: z.enum(['npy', 'safetensors', 'raw', 'images', 'store']).optional(),
     /** The tensor to read from a .safetensors file (default: the only one). */
     tensor: z.string().optional(),
     /** Row width of a raw float32 file. */

@@ -22,6 +22,8 @@ import { UserError } from '../errors.js';
 import { evaluate, type Metrics } from '../eval.js';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
 import { saveSae } from '../io/saelens.js';
+import { isStoreDataset } from '../store/dataset.js';
+import { saelensMetadata } from '../store/manifest.js';
 import { Sae } from '../sae.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
@@ -217,6 +219,7 @@ export async function runTraining(c: TrainConfig, o: RunOptions, engine?: Engine
     const sae = new Sae(result.sae.architecture, result.sae.dims, result.sae.hyper, result.sae.params, {
       dataset_path: dataset.name,
       dataset: dataset.description,
+      ...(isStoreDataset(dataset) ? saelensMetadata(dataset.manifest) : {}),
       ...(preprocess ? { preprocess: PREPROCESS_FILENAME } : {}),
       training: {
         steps: s.schedule.steps,
