@@ -52,6 +52,11 @@ const CASES: Record<string, (h: ReferenceFile['hyper']) => Case> = {
   standard: (h) => ({ def: architecture('standard'), hyper: {}, coef: num(h['l1_coefficient']) }),
   kl_identity: (h) => klCase(h),
   kl_sigmoid: (h) => klCase(h),
+  jumprelu: (h) => ({
+    def: architecture('jumprelu'),
+    hyper: architecture('jumprelu').hyper.parse({ bandwidth: h['bandwidth'], thresholdParam: 'log' }),
+    coef: num(h['l0_coefficient']),
+  }),
   topk: (h) => ({ def: architecture('topk'), hyper: { k: num(h['k']), auxK: num(h['aux_k']) }, coef: num(h['aux_coefficient']) }),
 };
 

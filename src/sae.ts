@@ -114,6 +114,12 @@ export class Sae {
     return { indices: indices as Int32Array, values: values as Float32Array, k };
   }
 
+  /** The form it is saved and used in after training (see ArchitectureDef.exportForm); itself if the same. */
+  exported(): Sae {
+    const form = this.def.exportForm?.(this.hyper, this.dims, this.params);
+    return form ? new Sae(form.architecture, this.dims, form.hyper, form.params, this.metadata) : this;
+  }
+
   /**
    * The same SAE for inputs c times smaller: the one trained on x' = c x, rewritten to take x
    * (W_enc * c, W_dec / c, b_dec / c; the latents are unchanged).

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import type { Engine } from '../engine/index.js';
 import type { Dim, GraphBuilder, Value } from '../engine/onnx.js';
 
-export type Architecture = 'standard' | 'kl' | 'topk';
+export type Architecture = 'standard' | 'kl' | 'topk' | 'jumprelu';
 
 export interface Dims {
   readonly dIn: number;
@@ -113,6 +113,13 @@ export interface ArchitectureDef<H> {
   /** Whether the encoder sees x - b_dec (SAELens's apply_b_dec_to_input). */
   readonly applyBDecToInput: boolean;
   params(d: Dims, h: H): readonly ParamSpec[];
+  /** Initial values of the parameters beyond the four common ones (which init.ts sets). */
+  initExtra?(d: Dims, h: H): Params;
+  /**
+   * The form it is saved and used in after training, when that differs (BatchTopK is saved as
+   * JumpReLU with its threshold, a log-threshold as the threshold).
+   */
+  exportForm?(h: H, d: Dims, p: Params): { architecture: Architecture; hyper: unknown; params: Params };
   encode(g: GraphBuilder, x: Value, p: ParamValues, h: H, d: Dims): Encoded;
   decode(g: GraphBuilder, f: Value, p: ParamValues, h: H, d: Dims): Value;
   /**

@@ -11,6 +11,7 @@ export type BDecInit = 'geometric_median' | 'mean' | 'zeros';
 export function initParams<H>(def: ArchitectureDef<H>, h: H, d: Dims, rng: Rng, decoderNorm: number, kernels: Kernels): Params {
   const params: Params = {};
   for (const spec of def.params(d, h)) params[spec.name] = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+  Object.assign(params, def.initExtra?.(d, h));
   const wDec = params['W_dec']!; // [dSae, dIn]
   for (let i = 0; i < wDec.length; i++) wDec[i] = rng.normal();
   kernels.normalizeRows(wDec, d.dSae, d.dIn, decoderNorm);

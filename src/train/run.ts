@@ -216,7 +216,8 @@ export async function runTraining(c: TrainConfig, o: RunOptions, engine?: Engine
     const metrics = acc.metrics();
     const log10FiringRates = acc.log10FiringRates();
     const preprocess = isImagePatchDataset(dataset) ? dataset.preprocess : undefined;
-    const sae = new Sae(result.sae.architecture, result.sae.dims, result.sae.hyper, result.sae.params, {
+    const trained = result.sae.exported();
+    const sae = new Sae(trained.architecture, trained.dims, trained.hyper, trained.params, {
       dataset_path: dataset.name,
       dataset: dataset.description,
       ...(isStoreDataset(dataset) ? saelensMetadata(dataset.manifest) : {}),

@@ -1,0 +1,118 @@
+/**
+ * jumprelu: a ReLU that jumps to zero below a learned per-latent threshold, trained with an L0
+ * penalty through straight-through estimators (Rajamanoharan et al. 2024; SAELens "jumprelu").
+ *   pre = x @ W_enc + b_enc (x is not shifted by b_dec);  f = pre * H(pre - theta);  x_hat = f @ W_dec + b_dec
+ *   mse = mean_b sum_d (x_hat - x)^2;  l0 = mean_b sum_i H(pre_i - theta_i);  total = mse + l0_coefficient * l0
+ * Straight-through gradients, bandwidth eps, rectangle kernel K(u) = 1 for -1/2 < u < 1/2:
+ *   df/dpre = H(pre - theta);  df/dtheta = -(theta / eps) K((pre - theta) / eps)
+ *   dH/dpre = 0;  dH/dtheta = -(1 / eps) K((pre - theta) / eps)
+ * The threshold is trained either directly ('linear', the default: SAELens moved to it because a
+ * log-threshold barely moves under Adam, SAELens PR #718) or as log_threshold ('log', as the
+ * reference vectors; its gradient is theta * dL/dtheta). It is saved as `threshold` either way.
+ */
+import { z } from 'zod';
+import type { GraphBuilder, Value } from '../engine/onnx.js';
+import { decodeAffine, saeParams } from './common.js';
+import { denseStep } from './graphs.js';
+import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, TrainContext, TrainGraph } from './types.js';
+
+const hyper = z
+  .object({
+    /** Width eps of the straight-through kernel. */
+    bandwidth: z.number().positive().default(0.001),
+    /** The threshold at initialisation. */
+    initThreshold: z.number().positive().default(0.001),
+    /** Train theta directly ('linear') or log theta ('log'). */
+    thresholdParam: z.enum(['linear', 'log']).default('linear'),
+  })
+  .strict();
+export type JumpReluHyper = z.infer<typeof hyper>;
+
+function params(d: Dims, h: JumpReluHyper): ParamSpec[] {
+  return [...saeParams(d), { name: h.thresholdParam === 'log' ? 'log_threshold' : 'threshold', shape: [d.dSae] }];
+}
+
+/** theta [dSae] from the threshold parameter of either parametrisation. */
+function thetaOf(g: GraphBuilder, p: ParamValues): Value {
+  return p['threshold'] ?? g.exp(p['log_threshold']!);
+}
+
+export function jumpReluEncode(g: GraphBuilder, pre: Value, theta: Value): Encoded {
+  const active = g.greater(pre, theta); // H(pre - theta)
+  return { f: g.mul(pre, g.cast(active, 'float32')), active };
+}
+
+function encode(g: GraphBuilder, x: Value, p: ParamValues): Encoded & { pre: Value; theta: Value } {
+  const pre = g.gemm(x, p['W_enc']!, { c: p['b_enc']! }); // [B, dSae]
+  const theta = thetaOf(g, p);
+  return { pre, theta, ...jumpReluEncode(g, pre, theta) };
+}
+
+function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
+  const { g, x, p, coef, batch, dims } = ctx;
+  const { pre, theta, f, active } = encode(g, x, p);
+  ctx.expose('pre', pre, ['batch', dims.dSae]);
+  ctx.expose('f', f, ['batch', dims.dSae]);
+  const xHat = decodeAffine(g, f, p);
+  ctx.expose('x_hat', xHat, ['batch', dims.dIn]);
+  const e = g.sub(xHat, x);
+  const mse = g.div(g.sum(g.square(e)), batch);
+  const activeF = g.cast(active, 'float32');
+  const l0 = g.div(g.sum(activeF), batch);
+
+  const g2 = g.mul(e, g.div(g.scalar(2), batch)); // d mse / d x_hat: [B, dIn]
+  const df = g.gemm(g2, p['W_dec']!, { transB: true }); // [B, dSae]
+  const dpre = g.mul(df, activeF);
+  const u = g.sub(pre, theta);
+  const half = h.bandwidth / 2;
+  const kernel = g.cast(g.and(g.greater(u, g.scalar(-half)), g.less(u, g.scalar(half))), 'float32'); // K((pre - theta) / eps)
+  // dL/dtheta = sum_b [ df * -(theta / eps) K ] + coef / B * sum_b -(1 / eps) K
+  const kSum = g.sum(kernel, [0]); // [dSae]
+  const dTheta = g.neg(
+    g.add(g.div(g.mul(g.sum(g.mul(df, kernel), [0]), theta), g.scalar(h.bandwidth)), g.div(g.mul(g.div(coef, batch), kSum), g.scalar(h.bandwidth))),
+  );
+  const thresholdGrad: Record<string, Value> = p['threshold'] ? { threshold: dTheta } : { log_threshold: g.mul(theta, dTheta) };
+  return {
+    grads: {
+      W_enc: g.gemm(x, dpre, { transA: true }),
+      b_enc: g.sum(dpre, [0]),
+      W_dec: g.gemm(f, g2, { transA: true }),
+      b_dec: g.sum(g2, [0]),
+      ...thresholdGrad,
+    },
+    losses: { mse, l0, sparsity: g.mul(coef, l0), total: g.add(mse, g.mul(coef, l0)) },
+    xHat,
+    active,
+  };
+}
+
+/** Initial threshold parameters (the rest is the common initialisation). */
+function initExtra(d: Dims, h: JumpReluHyper): Params {
+  const v = h.thresholdParam === 'log' ? Math.log(h.initThreshold) : h.initThreshold;
+  return { [h.thresholdParam === 'log' ? 'log_threshold' : 'threshold']: new Float32Array(d.dSae).fill(v) };
+}
+
+export const jumprelu: ArchitectureDef<JumpReluHyper> = {
+  name: 'jumprelu',
+  formulas: 'f = pre * H(pre - theta), pre = x W_enc + b_enc; x_hat = f W_dec + b_dec; loss = mse + l0_coefficient * L0 (straight-through)',
+  coefficient: { name: 'l0_coefficient', default: 1 },
+  hyper,
+  options: [
+    { key: 'bandwidth', kind: 'number', help: 'straight-through kernel width (default 0.001)' },
+    { key: 'initThreshold', kind: 'number', help: 'threshold at initialisation (default 0.001)' },
+    { key: 'thresholdParam', kind: 'string', help: "train the threshold as 'linear' (default) or 'log'" },
+  ],
+  applyBDecToInput: false,
+  params,
+  initExtra,
+  encode: (g, x, p) => encode(g, x, p),
+  decode: (g, f, p) => decodeAffine(g, f, p),
+  step: (engine, d, h, debug) => denseStep(jumprelu, train, engine, d, h, debug),
+  exportForm: (h, _d, p) => {
+    if (h.thresholdParam === 'linear') return { architecture: 'jumprelu', hyper: h, params: p };
+    const { log_threshold: logTheta, ...rest } = p;
+    return { architecture: 'jumprelu', hyper: { ...h, thresholdParam: 'linear' }, params: { ...rest, threshold: logTheta!.map(Math.exp) } };
+  },
+  toCfg: () => ({}),
+  fromCfg: () => hyper.parse({}),
+};
