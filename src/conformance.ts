@@ -43,6 +43,8 @@ interface Case {
   readonly def: ArchitectureDef<unknown>;
   readonly hyper: unknown;
   readonly coef: number;
+  /** Reference parameter names that we call otherwise (reference -> ours). */
+  readonly rename?: Readonly<Record<string, string>>;
 }
 
 const num = (v: number | string | undefined): number => (typeof v === 'number' ? v : NaN);
@@ -57,6 +59,7 @@ const CASES: Record<string, (h: ReferenceFile['hyper']) => Case> = {
     hyper: architecture('jumprelu').hyper.parse({ bandwidth: h['bandwidth'], thresholdParam: 'log' }),
     coef: num(h['l0_coefficient']),
   }),
+  gated: (h) => ({ def: architecture('gated'), hyper: {}, coef: num(h['l1_coefficient']), rename: { b_enc: 'b_gate' } }),
   topk: (h) => ({ def: architecture('topk'), hyper: { k: num(h['k']), auxK: num(h['aux_k']) }, coef: num(h['aux_coefficient']) }),
 };
 
@@ -105,7 +108,8 @@ async function checkArchitecture(engine: Engine, file: string, ref: ReferenceFil
   const dims: Dims = { dIn: wEnc[0] ?? 0, dSae: wEnc[1] ?? 0 };
   const step = await c.def.step(engine, dims, c.hyper, true);
   const p: Params = {};
-  for (const [name, value] of Object.entries(params)) p[name] = tensor(value).data;
+  const ours = (name: string): string => c.rename?.[name] ?? name;
+  for (const [name, value] of Object.entries(params)) p[ours(name)] = tensor(value).data;
   const deadMask = Uint8Array.from(flat(ref.inputs['dead_mask'] ?? Array<number>(dims.dSae).fill(0)), (v) => (v ? 1 : 0));
   const out = await step.run(p, { x: x.data, rows: x.dims[0] ?? 0, coef: c.coef, deadMask });
   const rows: ConformanceRow[] = [];
@@ -114,7 +118,7 @@ async function checkArchitecture(engine: Engine, file: string, ref: ReferenceFil
   };
   for (const [name, v] of Object.entries(ref.forward ?? {})) compare(`forward.${name}`, out.forward[name], v);
   for (const [name, v] of Object.entries(ref.loss ?? {})) compare(`loss.${name}`, name in out.losses ? [out.losses[name]!] : undefined, v);
-  for (const [name, v] of Object.entries(ref.grads ?? {})) compare(`grad.${name}`, out.grads[name], v);
+  for (const [name, v] of Object.entries(ref.grads ?? {})) compare(`grad.${name}`, out.grads[ours(name)], v);
   return rows;
 }
 
