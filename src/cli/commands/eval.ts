@@ -2,12 +2,12 @@
 import { dropMasked, sequentialChunks } from '../../data/sequential.js';
 import { Engine } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
-import { evaluate } from '../../eval.js';
+import { encoderDecoderCosine, evaluate, summarize } from '../../eval.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { loadSae } from '../../io/saelens.js';
 import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
 import { type Command, print } from '../command.js';
-import { formatMetrics } from './format.js';
+import { formatTable, metricRows } from './format.js';
 import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 
 const options: OptionSpec[] = [
@@ -18,7 +18,7 @@ const options: OptionSpec[] = [
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'Evaluates a trained SAE on data: MSE, explained variance, FVU, L0, L1, dead fraction; prints a table and writes JSON.',
+  summary: 'Evaluates a trained SAE on data: MSE, explained variance and FVU, L0, L1, dead and dense fractions, l2 ratio, reconstruction bias, encoder-decoder cosine; prints a table and writes JSON (with per-latent values and histograms).',
   usage: 'sae eval SAE_DIR --data FILE [options]',
   options,
   async run(argv, io) {
@@ -43,13 +43,27 @@ export const evalCommand: Command = {
           yield { x: c.x, rows: c.nonFinite ? dropMasked(c.x, c.rows, ds.dIn, c.mask) : c.rows };
         }
       };
-      const metrics = (await evaluate(engine, sae, chunks())).metrics();
+      const acc = await evaluate(engine, sae, chunks());
+      const metrics = acc.metrics();
       if (skipped > 0) print(io.stderr, `${ds.name}: ${skipped} rows contain NaN or Inf; they were left out of the metrics`);
       if (metrics.inputs === 0) throw new UserError(`${ds.name}: no finite rows to evaluate on`);
-      print(io.stdout, formatMetrics(metrics));
+      const cosine = await encoderDecoderCosine(engine, sae);
+      const cos = cosine ? summarize(cosine) : undefined;
+      const cosRow: [string, string] = ['encoder-decoder cosine', cos ? `mean ${cos.mean.toFixed(4)}, median ${cos.median.toFixed(4)}, min ${cos.min.toFixed(4)}` : 'n/a'];
+      print(io.stdout, formatTable([...metricRows(metrics), cosRow]));
       const out = args.values['out'];
       if (typeof out === 'string') {
-        await writeFileAtomic(out, `${JSON.stringify({ sae: dir, data: ds.name, skipped_nonfinite_rows: skipped, ...metrics }, null, 2)}\n`);
+        const report = {
+          sae: dir,
+          data: ds.name,
+          skipped_nonfinite_rows: skipped,
+          ...metrics,
+          encoder_decoder_cosine: cos ?? null,
+          firing_rate_histogram: { ...acc.firingRateHistogram(), note: 'edges are log10 firing rates; dead latents are counted apart' },
+          l0_histogram: acc.l0Histogram(),
+          per_latent: { log10_firing_rate: Array.from(acc.log10FiringRates()), encoder_decoder_cosine: cosine ? Array.from(cosine) : null },
+        };
+        await writeFileAtomic(out, `${JSON.stringify(report, null, 2)}\n`);
         print(io.stdout, `wrote ${out}`);
       }
     } finally {
