@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import { Rng } from '../rng.js';
 import type { Dataset } from './dataset.js';
-import { type GreyImage, listImages, readGreyImage, samplePatches } from './images.js';
+import { cutPatches, type GreyImage, listImages, type PatchOrigins, readGreyImage, samplePatchOrigins } from './images.js';
 import { memoryDataset } from './memory.js';
 import { fitPreprocess, type ImagePreprocess, preprocessPatches, removePatchMeans, type Whitening, WHITENINGS, type WhiteningSettings } from './whitening.js';
 
@@ -45,6 +45,8 @@ export interface ImagePatchDataset extends Dataset {
   readonly preprocess: ImagePreprocess;
   /** The image files the patches come from. */
   readonly images: readonly string[];
+  /** Where each patch (row) was cut: an index into `images` and its top-left corner. */
+  readonly origins: PatchOrigins;
 }
 
 export function isImagePatchDataset(ds: Dataset): ds is ImagePatchDataset {
@@ -65,7 +67,8 @@ export async function imagePatchDataset(paths: readonly string[], options: Image
   if (files.length === 0) throw new UserError(`${name}: the dataset is empty (no .jpg, .jpeg or .png image)`);
   const images: GreyImage[] = [];
   for (const f of files) images.push(await readGreyImage(f));
-  const x = samplePatches(images, settings.patchSize, count, Rng.derive(seed, PATCH_STREAM)); // [count, d]
+  const origins = samplePatchOrigins(images, settings.patchSize, count, Rng.derive(seed, PATCH_STREAM));
+  const x = cutPatches(images, settings.patchSize, origins); // [count, d]
   const preprocess = options.preprocess ?? (await fitOnSample(x, count, settings, options.fitPatches ?? IMAGE_DEFAULTS.fitPatches, engine));
   await preprocessPatches(preprocess, x, count, engine);
   const d = settings.patchSize ** 2;
@@ -79,7 +82,7 @@ export async function imagePatchDataset(paths: readonly string[], options: Image
     whitening: preprocess.whitening,
     eps: preprocess.eps,
   };
-  return { ...memoryDataset(name, x, d, description), preprocess, images: files };
+  return { ...memoryDataset(name, x, d, description), preprocess, images: files, origins };
 }
 
 /** The options, checked, with defaults filled in; with a preprocess, its settings (a different explicit value is an error). */

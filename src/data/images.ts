@@ -72,24 +72,48 @@ export function luma(rgba: Uint8Array, pixels: number): Float32Array {
   return out;
 }
 
+/** Where patches were cut: for each, the index of its image and its top-left corner in pixels. */
+export interface PatchOrigins {
+  /** [count] index into the images the patches were cut from */
+  readonly image: Int32Array;
+  /** [count] column of the patch's left edge */
+  readonly x: Int32Array;
+  /** [count] row of the patch's top edge */
+  readonly y: Int32Array;
+}
+
 /**
  * -> [count, p * p]: patches p x p (row-major) cut at positions drawn uniformly from every position
  * of every image that holds one, so each image is weighted by its area.
  */
 export function samplePatches(images: readonly GreyImage[], p: number, count: number, rng: Rng): Float32Array {
+  return cutPatches(images, p, samplePatchOrigins(images, p, count, rng));
+}
+
+/** The positions samplePatches cuts at (the same draws from rng, in the same order). */
+export function samplePatchOrigins(images: readonly GreyImage[], p: number, count: number, rng: Rng): PatchOrigins {
   const positions = images.map((im) => Math.max(0, im.width - p + 1) * Math.max(0, im.height - p + 1));
   const starts = cumulative(positions); // [images + 1]
   const total = starts[starts.length - 1]!;
   if (total === 0) throw new UserError(`no image is at least ${p} x ${p} pixels, the patch size`);
-  const out = new Float32Array(count * p * p);
+  const origins = { image: new Int32Array(count), x: new Int32Array(count), y: new Int32Array(count) };
   for (let n = 0; n < count; n++) {
     const at = rng.int(total);
     const i = lastAtOrBelow(starts, at);
-    const im = images[i]!;
-    const across = im.width - p + 1;
+    const across = images[i]!.width - p + 1;
     const offset = at - starts[i]!;
-    copyPatch(im, Math.floor(offset / across), offset % across, p, out, n * p * p);
+    origins.image[n] = i;
+    origins.y[n] = Math.floor(offset / across);
+    origins.x[n] = offset % across;
   }
+  return origins;
+}
+
+/** -> [count, p * p]: the p x p patches at the given origins. */
+export function cutPatches(images: readonly GreyImage[], p: number, origins: PatchOrigins): Float32Array {
+  const count = origins.image.length;
+  const out = new Float32Array(count * p * p);
+  for (let n = 0; n < count; n++) copyPatch(images[origins.image[n]!]!, origins.y[n]!, origins.x[n]!, p, out, n * p * p);
   return out;
 }
 
