@@ -89,7 +89,7 @@ export const gated: ArchitectureDef<GatedHyper> = {
   coefficient: { name: 'l1_coefficient', default: 1 },
   hyper,
   options: [],
-  applyBDecToInput: true,
+  applyBDecToInput: () => true,
   params,
   encode: (g, x, p) => encode(g, x, p),
   decode: (g, f, p) => decodeAffine(g, f, p),

@@ -24,6 +24,8 @@ const hyper = z
     initThreshold: z.number().positive().default(0.001),
     /** Train theta directly ('linear') or log theta ('log'). */
     thresholdParam: z.enum(['linear', 'log']).default('linear'),
+    /** Encode x - b_dec instead of x (as a BatchTopK SAE saved in this form does). */
+    applyBDec: z.boolean().default(false),
   })
   .strict();
 export type JumpReluHyper = z.infer<typeof hyper>;
@@ -42,15 +44,16 @@ export function jumpReluEncode(g: GraphBuilder, pre: Value, theta: Value): Encod
   return { f: g.mul(pre, g.cast(active, 'float32')), active };
 }
 
-function encode(g: GraphBuilder, x: Value, p: ParamValues): Encoded & { pre: Value; theta: Value } {
-  const pre = g.gemm(x, p['W_enc']!, { c: p['b_enc']! }); // [B, dSae]
+function encode(g: GraphBuilder, x: Value, p: ParamValues, h: JumpReluHyper): Encoded & { pre: Value; theta: Value; xc: Value } {
+  const xc = h.applyBDec ? g.sub(x, p['b_dec']!) : x;
+  const pre = g.gemm(xc, p['W_enc']!, { c: p['b_enc']! }); // [B, dSae]
   const theta = thetaOf(g, p);
-  return { pre, theta, ...jumpReluEncode(g, pre, theta) };
+  return { xc, pre, theta, ...jumpReluEncode(g, pre, theta) };
 }
 
 function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
   const { g, x, p, coef, batch, dims } = ctx;
-  const { pre, theta, f, active } = encode(g, x, p);
+  const { xc, pre, theta, f, active } = encode(g, x, p, h);
   ctx.expose('pre', pre, ['batch', dims.dSae]);
   ctx.expose('f', f, ['batch', dims.dSae]);
   const xHat = decodeAffine(g, f, p);
@@ -72,12 +75,14 @@ function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
     g.add(g.div(g.mul(g.sum(g.mul(df, kernel), [0]), theta), g.scalar(h.bandwidth)), g.div(g.mul(g.div(coef, batch), kSum), g.scalar(h.bandwidth))),
   );
   const thresholdGrad: Record<string, Value> = p['threshold'] ? { threshold: dTheta } : { log_threshold: g.mul(theta, dTheta) };
+  const dbEnc = g.sum(dpre, [0]);
+  const dbDec = g.sum(g2, [0]);
   return {
     grads: {
-      W_enc: g.gemm(x, dpre, { transA: true }),
-      b_enc: g.sum(dpre, [0]),
+      W_enc: g.gemm(xc, dpre, { transA: true }),
+      b_enc: dbEnc,
       W_dec: g.gemm(f, g2, { transA: true }),
-      b_dec: g.sum(g2, [0]),
+      b_dec: h.applyBDec ? g.sub(dbDec, g.matmul(p['W_enc']!, dbEnc)) : dbDec,
       ...thresholdGrad,
     },
     losses: { mse, l0, sparsity: g.mul(coef, l0), total: g.add(mse, g.mul(coef, l0)) },
@@ -102,10 +107,10 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
     { key: 'initThreshold', kind: 'number', help: 'threshold at initialisation (default 0.001)' },
     { key: 'thresholdParam', kind: 'string', help: "train the threshold as 'linear' (default) or 'log'" },
   ],
-  applyBDecToInput: false,
+  applyBDecToInput: (h) => h.applyBDec,
   params,
   initExtra,
-  encode: (g, x, p) => encode(g, x, p),
+  encode: (g, x, p, h) => encode(g, x, p, h),
   decode: (g, f, p) => decodeAffine(g, f, p),
   step: (engine, d, h, debug) => denseStep(jumprelu, train, engine, d, h, debug),
   exportForm: (h, _d, p) => {
@@ -114,5 +119,5 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
     return { architecture: 'jumprelu', hyper: { ...h, thresholdParam: 'linear' }, params: { ...rest, threshold: logTheta!.map(Math.exp) } };
   },
   toCfg: () => ({}),
-  fromCfg: () => hyper.parse({}),
+  fromCfg: (cfg) => hyper.parse({ applyBDec: cfg['apply_b_dec_to_input'] === true }),
 };

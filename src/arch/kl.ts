@@ -27,6 +27,12 @@ const hyper = z
   .strict();
 export type KlHyper = z.infer<typeof hyper>;
 
+/** log(p / (1 - p)), p clamped to [1e-3, 1 - 1e-3]. */
+function logit(p: number): number {
+  const q = Math.min(Math.max(p, 1e-3), 1 - 1e-3);
+  return Math.log(q / (1 - q));
+}
+
 function encode(g: GraphBuilder, x: Value, p: ParamValues): Encoded {
   const f = g.sigmoid(g.gemm(x, p['W_enc']!, { c: p['b_enc']! })); // [B, dSae]
   return { f, active: g.greater(f, g.scalar(0.5)) };
@@ -87,7 +93,9 @@ export const kl: ArchitectureDef<KlHyper> = {
     { key: 'weightDecay', kind: 'number', help: 'weight decay lambda on W_enc and W_dec (default 3e-3)' },
     { key: 'decoderActivation', kind: 'string', help: 'identity | sigmoid (for data in [0, 1]); default identity' },
   ],
-  applyBDecToInput: false,
+  applyBDecToInput: () => false,
+  // a sigmoid decoder's bias lives before the sigmoid: start it at the logit of the data's centre
+  initBDec: (center, h) => (h.decoderActivation === 'sigmoid' ? center.map(logit) : center),
   params: saeParams,
   encode: (g, x, p) => encode(g, x, p),
   decode,

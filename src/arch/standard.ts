@@ -59,7 +59,7 @@ export const standard: ArchitectureDef<StandardHyper> = {
   coefficient: { name: 'l1_coefficient', default: 5 },
   hyper,
   options: [],
-  applyBDecToInput: true,
+  applyBDecToInput: () => true,
   params: saeParams,
   encode: (g, x, p) => encode(g, x, p),
   decode: (g, f, p) => decodeAffine(g, f, p),

@@ -111,7 +111,9 @@ export interface ArchitectureDef<H> {
   /** The same hyper-parameters described for the CLI (flags are the keys in kebab-case). */
   readonly options: readonly HyperOption[];
   /** Whether the encoder sees x - b_dec (SAELens's apply_b_dec_to_input). */
-  readonly applyBDecToInput: boolean;
+  applyBDecToInput(h: H): boolean;
+  /** b_dec at initialisation from the centre of a data sample (default: the centre itself). */
+  initBDec?(center: Float32Array, h: H): Float32Array;
   params(d: Dims, h: H): readonly ParamSpec[];
   /** Initial values of the parameters beyond the four common ones (which init.ts sets). */
   initExtra?(d: Dims, h: H): Params;

@@ -33,7 +33,7 @@ export function saeConfigJson(sae: Sae): Record<string, unknown> {
     d_sae: sae.dims.dSae,
     dtype: 'float32',
     device: 'cpu',
-    apply_b_dec_to_input: sae.def.applyBDecToInput,
+    apply_b_dec_to_input: sae.def.applyBDecToInput(sae.hyper),
     normalize_activations: 'none',
     reshape_activations: 'none',
     ...sae.def.toCfg(sae.hyper),
@@ -91,8 +91,8 @@ export async function loadSae(dir: string): Promise<Sae> {
     throw fileError(cfgPath, `invalid ${architecture} settings (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
   }
   const applyBDec = cfg['apply_b_dec_to_input'];
-  if (applyBDec !== undefined && applyBDec !== def.applyBDecToInput) {
-    throw fileError(cfgPath, `apply_b_dec_to_input ${String(applyBDec)} is not supported for architecture '${architecture}' (it is ${def.applyBDecToInput})`);
+  if (applyBDec !== undefined && applyBDec !== def.applyBDecToInput(hyper)) {
+    throw fileError(cfgPath, `apply_b_dec_to_input ${String(applyBDec)} is not supported for architecture '${architecture}' (it is ${def.applyBDecToInput(hyper)})`);
   }
   const { tensors } = await readSafetensors(weightsPath);
   const dims = { dIn, dSae };

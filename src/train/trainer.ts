@@ -72,8 +72,9 @@ async function initialState(engine: Engine, s: TrainSettings, data: TrainingData
   const scale = s.normalizeActivations === 'none' ? 1 : normScalingFactor(sample, rows, dIn);
   if (scale !== 1) engine.kernels.scale(sample, scale);
   const params = initParams(def, s.hyper, s.dims, Rng.derive(s.seed, 1), s.unitNormDecoder ? 1 : s.decoderInitNorm, engine.kernels);
-  if (def.applyBDecToInput && s.bDecInit !== 'zeros') {
-    params['b_dec']!.set(s.bDecInit === 'mean' ? mean(sample, rows, dIn) : geometricMedian(sample, rows, dIn));
+  if (s.bDecInit !== 'zeros') {
+    const center = s.bDecInit === 'mean' ? mean(sample, rows, dIn) : geometricMedian(sample, rows, dIn);
+    params['b_dec']!.set(def.initBDec?.(center, s.hyper) ?? center);
   }
   const adam = new Adam(params, s.adam);
   return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key };
