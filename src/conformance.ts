@@ -45,6 +45,8 @@ interface Case {
   readonly coef: number;
   /** Reference parameter names that we call otherwise (reference -> ours). */
   readonly rename?: Readonly<Record<string, string>>;
+  /** Parameters of ours that the reference gives as hyper-parameters. */
+  readonly extra?: Readonly<Record<string, Float32Array>>;
 }
 
 const num = (v: number | string | undefined): number => (typeof v === 'number' ? v : NaN);
@@ -60,6 +62,12 @@ const CASES: Record<string, (h: ReferenceFile['hyper']) => Case> = {
     coef: num(h['l0_coefficient']),
   }),
   gated: (h) => ({ def: architecture('gated'), hyper: {}, coef: num(h['l1_coefficient']), rename: { b_enc: 'b_gate' } }),
+  batchtopk: (h) => ({
+    def: architecture('batchtopk'),
+    hyper: architecture('batchtopk').hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'] }),
+    coef: 0,
+    extra: { threshold: Float32Array.of(num(h['threshold'])) },
+  }),
   topk: (h) => ({ def: architecture('topk'), hyper: { k: num(h['k']), auxK: num(h['aux_k']) }, coef: num(h['aux_coefficient']) }),
 };
 
@@ -110,6 +118,7 @@ async function checkArchitecture(engine: Engine, file: string, ref: ReferenceFil
   const p: Params = {};
   const ours = (name: string): string => c.rename?.[name] ?? name;
   for (const [name, value] of Object.entries(params)) p[ours(name)] = tensor(value).data;
+  for (const [name, value] of Object.entries(c.extra ?? {})) p[name] = value.slice();
   const deadMask = Uint8Array.from(flat(ref.inputs['dead_mask'] ?? Array<number>(dims.dSae).fill(0)), (v) => (v ? 1 : 0));
   const out = await step.run(p, { x: x.data, rows: x.dims[0] ?? 0, coef: c.coef, deadMask });
   const rows: ConformanceRow[] = [];

@@ -1,13 +1,15 @@
 /** The table of architectures: adding one is one file and one line here. */
 import { UserError } from '../errors.js';
+import { batchtopk } from './batchtopk.js';
 import { gated } from './gated.js';
 import { jumprelu } from './jumprelu.js';
 import { kl } from './kl.js';
+import { matryoshka } from './matryoshka.js';
 import { standard } from './standard.js';
 import { topk } from './topk.js';
 import type { Architecture, ArchitectureDef } from './types.js';
 
-const TABLE = { standard, kl, topk, jumprelu, gated } satisfies Record<Architecture, { readonly name: Architecture }>;
+const TABLE = { standard, kl, topk, batchtopk, matryoshka, jumprelu, gated } satisfies Record<Architecture, { readonly name: Architecture }>;
 
 export const ARCHITECTURES = Object.keys(TABLE) as Architecture[];
 

@@ -193,3 +193,190 @@ export function deadBias(deadMask: Uint8Array): { bias: Float32Array; dead: numb
   const bias = Float32Array.from(deadMask, (m) => (m ? (dead++, 0) : Number.NEGATIVE_INFINITY));
   return { bias, dead };
 }
+
+/** The n-th largest of values (1-based), by quickselect on a copy. */
+export function nthLargest(values: Float32Array, n: number): number {
+  const a = values.slice();
+  let lo = 0;
+  let hi = a.length - 1;
+  const target = n - 1; // index in descending order
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! > pivot) i++;
+      while (a[j]! < pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i++] = a[j]!;
+        a[j--] = t;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return pivot;
+  }
+  return a[lo]!;
+}
+
+export interface BatchSelection {
+  readonly selection: Selection;
+  /** The smallest kept value (0 when nothing was kept). */
+  readonly minKept: number;
+  /** A row had all its candidates kept: it may hold more of the batch's largest values. */
+  readonly overflow: boolean;
+}
+
+/**
+ * BatchTopK: from per-row candidates (each row's kCand largest pre-activations, in descending
+ * order), keep the `total` largest positive values of the whole batch. Ties at the boundary go to
+ * earlier rows, then earlier candidates, so the kept entries of a row are a prefix of its candidates.
+ */
+export function batchSelect(cand: Selection, kCand: number, total: number, dSae: number): BatchSelection {
+  const { rows } = cand.code;
+  const positive = cand.pre.filter((v) => v > 0);
+  const n = Math.min(total, positive.length);
+  const counts = new Int32Array(rows);
+  let minKept = 0;
+  if (n > 0) {
+    minKept = nthLargest(positive, n);
+    let ties = n;
+    for (const v of positive) if (v > minKept) ties--;
+    for (let r = 0; r < rows; r++) {
+      let c = 0;
+      for (let j = 0; j < kCand; j++) {
+        const v = cand.pre[r * kCand + j]!;
+        if (v > minKept) c++;
+        else if (v === minKept && ties > 0) {
+          c++;
+          ties--;
+        } else break;
+      }
+      counts[r] = c;
+    }
+  }
+  const rowPtr = new Int32Array(rows + 1);
+  for (let r = 0; r < rows; r++) rowPtr[r + 1] = rowPtr[r]! + counts[r]!;
+  const nnz = rowPtr[rows]!;
+  const idx = new Int32Array(nnz);
+  const pre = new Float32Array(nnz);
+  let overflow = false;
+  for (let r = 0; r < rows; r++) {
+    const c = counts[r]!;
+    idx.set(cand.code.idx.subarray(r * kCand, r * kCand + c), rowPtr[r]!);
+    pre.set(cand.pre.subarray(r * kCand, r * kCand + c), rowPtr[r]!);
+    if (c === kCand && kCand < dSae) overflow = true;
+  }
+  return { selection: { code: { rowPtr, idx, rows }, pre }, minKept, overflow };
+}
+
+/** How the reconstruction error is normalised: by the batch's total variance (fvu) or its size (mse). */
+export type ReconstructionLoss = 'fvu' | 'mse';
+
+export interface SparsePassOptions {
+  readonly loss: ReconstructionLoss;
+  /** Coefficient of the AuxK term. */
+  readonly auxCoefficient: number;
+  /** Matryoshka: nested prefix widths m_1 < ... < m_L = dSae, each prefix reconstructing x (default [dSae]). */
+  readonly prefixes?: readonly number[];
+}
+
+export interface SparsePass {
+  readonly grads: SparseGrads;
+  readonly losses: Record<string, number>;
+  /** [rows, dIn] the full reconstruction. */
+  readonly xHat: Float32Array;
+  /** [nnz] main activations, [nnz_aux] auxiliary ones. */
+  readonly f: Float32Array;
+  readonly fAux: Float32Array | undefined;
+  readonly sse: number;
+  readonly variance: number;
+}
+
+/** Entries of s whose latent lies in [lo, hi), as a code of the same rows (with their positions in s). */
+function entriesIn(s: Selection, lo: number, hi: number): { sel: Selection; at: Int32Array } {
+  const { rows, rowPtr, idx } = s.code;
+  const ptr = new Int32Array(rows + 1);
+  const at: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    for (let e = rowPtr[r]!; e < rowPtr[r + 1]!; e++) if (idx[e]! >= lo && idx[e]! < hi) at.push(e);
+    ptr[r + 1] = at.length;
+  }
+  const pos = Int32Array.from(at);
+  return { sel: { code: { rows, rowPtr: ptr, idx: pos.map((e) => idx[e]!) }, pre: pos.length ? Float32Array.from(pos, (e) => s.pre[e]!) : new Float32Array(0) }, at: pos };
+}
+
+/**
+ * The decode, losses and backward of a TopK-family step, given the encoder's selections:
+ *   x_hat_l = b_dec + sum over entries with latent < m_l of f_e W_dec[i_e]    (one prefix: plain decode)
+ *   loss_l = sum (x_hat_l - x)^2 / N, N = T (fvu) or B (mse);  total = sum_l loss_l + aux_coefficient * auxk
+ *   g_l = 2 (x_hat_l - x) / N; an entry in prefix group j gets the upstream sum_{l >= j} g_l
+ *   AuxK as in topk.ts, on the full reconstruction's residual.
+ */
+export async function sparsePass(
+  engine: Engine,
+  d: Dims,
+  params: Params,
+  x: Float32Array,
+  rows: number,
+  enc: { main: Selection; xc: Float32Array; aux?: Selection | undefined; auxScale?: number },
+  o: SparsePassOptions,
+): Promise<SparsePass> {
+  const K = engine.kernels;
+  const { dIn, dSae } = d;
+  const wDec = params['W_dec']!;
+  const prefixes = o.prefixes ?? [dSae];
+  const variance = K.centeredSumSquares(x, rows, dIn);
+  const norm = o.loss === 'fvu' ? variance : rows;
+  const f = reluOf(enc.main.pre);
+  const groups = prefixes.length === 1 ? [{ sel: enc.main, at: undefined }] : prefixes.map((m, j) => entriesIn(enc.main, j ? prefixes[j - 1]! : 0, m));
+  // forward: running reconstruction x_hat_l, residual r_l = x_hat_l - x, upstream g_l
+  const xHat = new Float32Array(rows * dIn);
+  addRowVector(xHat, rows, params['b_dec']!);
+  const part = new Float32Array(rows * dIn);
+  const upstream: Float32Array[] = [];
+  const losses: Record<string, number> = {};
+  const r = new Float32Array(rows * dIn);
+  let sse = 0;
+  let recon = 0;
+  groups.forEach((grp, j) => {
+    const fj = grp.at ? Float32Array.from(grp.at, (e) => f[e]!) : f;
+    K.sparseDecode(grp.sel.code, fj, wDec, dIn, part);
+    for (let i = 0; i < xHat.length; i++) xHat[i]! += part[i]!;
+    sse = K.subtract(xHat, x, r);
+    const loss = sse / norm;
+    recon += loss;
+    if (prefixes.length > 1) losses[`${o.loss}_${prefixes[j]}`] = loss;
+    upstream.push(r.map((v) => (2 * v) / norm));
+  });
+  losses[o.loss] = sse / norm;
+  // suffix sums: group j's entries feed every prefix l >= j
+  for (let j = upstream.length - 2; j >= 0; j--) {
+    const next = upstream[j + 1]!;
+    upstream[j] = upstream[j]!.map((v, i) => v + next[i]!);
+  }
+  const grads = new SparseGrads(K, d);
+  groups.forEach((grp, j) => {
+    const fj = grp.at ? Float32Array.from(grp.at, (e) => f[e]!) : f;
+    grads.encoderBackward(grp.sel, grads.decoderBackward(grp.sel, fj, upstream[j]!, wDec, j === 0), enc.xc);
+  });
+  let auxk = 0;
+  let fAux: Float32Array | undefined;
+  if (enc.aux) {
+    const scale = enc.auxScale ?? 1;
+    fAux = reluOf(enc.aux.pre);
+    const eHat = new Float32Array(rows * dIn);
+    K.sparseDecode(enc.aux.code, fAux, wDec, dIn, eHat);
+    const diff = new Float32Array(rows * dIn); // e_hat - e = e_hat + r (r = x_hat - x = -e)
+    for (let i = 0; i < diff.length; i++) diff[i] = eHat[i]! + r[i]!;
+    let s2 = 0;
+    for (const v of diff) s2 += v * v;
+    auxk = (scale * s2) / variance;
+    const h = diff.map((v) => (o.auxCoefficient * scale * 2 * v) / variance);
+    grads.encoderBackward(enc.aux, grads.decoderBackward(enc.aux, fAux, h, wDec, false), enc.xc);
+  }
+  losses['auxk'] = auxk;
+  losses['total'] = recon + o.auxCoefficient * auxk;
+  return { grads, losses, xHat, f, fAux, sse, variance };
+}

@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, saeParams } from './common.js';
-import { addRowVector, deadBias, densify, firesOf, reluOf, runEncoder, SparseGrads } from './sparse.js';
+import { deadBias, densify, firesOf, runEncoder, sparsePass } from './sparse.js';
 import type { ArchitectureDef, Dims, Encoded, ParamValues, StepResult, TrainStep } from './types.js';
 import type { Engine } from '../engine/index.js';
 
@@ -38,58 +38,27 @@ export function topkEncode(g: GraphBuilder, x: Value, p: ParamValues, k: number,
 }
 
 async function step(engine: Engine, d: Dims, h: TopKHyper, debug: boolean): Promise<TrainStep> {
-  const K = engine.kernels;
   const { dIn, dSae } = d;
   const auxK = h.auxK ?? Math.max(1, Math.floor(dIn / 2));
-  const key = `topk:${dIn}x${dSae}`;
   return {
     async run(params, inp): Promise<StepResult> {
       const B = inp.rows;
       const x = inp.x.subarray(0, B * dIn);
       const { bias, dead } = deadBias(inp.deadMask);
       const kAux = Math.min(auxK, dead);
-      const enc = await runEncoder(engine, key, d, { applyBDec: true, aux: kAux > 0, debug }, params, x, B, h.k, kAux > 0 ? { deadBias: bias, kAux } : undefined);
-      const f = reluOf(enc.main.pre);
-      const xHat = new Float32Array(B * dIn);
-      K.sparseDecode(enc.main.code, f, params['W_dec']!, dIn, xHat);
-      addRowVector(xHat, B, params['b_dec']!);
-      const r = new Float32Array(B * dIn); // x_hat - x = -e
-      const sse = K.subtract(xHat, x, r);
-      const variance = K.centeredSumSquares(x, B, dIn);
-      const fvu = sse / variance;
-
-      const grads = new SparseGrads(K, d);
-      const g = r.map((v) => (2 * v) / variance);
-      grads.encoderBackward(enc.main, grads.decoderBackward(enc.main, f, g, params['W_dec']!, true), enc.xc);
-      let auxk = 0;
-      let fAux: Float32Array | undefined;
-      if (enc.aux) {
-        fAux = reluOf(enc.aux.pre);
-        const eHat = new Float32Array(B * dIn);
-        K.sparseDecode(enc.aux.code, fAux, params['W_dec']!, dIn, eHat);
-        // e_hat - e = e_hat + (x_hat - x)
-        const diff = new Float32Array(B * dIn);
-        const scale = Math.min(dead / auxK, 1);
-        auxk = (scale * K.subtract(eHat, r.map((v) => -v), diff)) / variance;
-        const hGrad = diff.map((v) => (inp.coef * scale * 2 * v) / variance);
-        grads.encoderBackward(enc.aux, grads.decoderBackward(enc.aux, fAux, hGrad, params['W_dec']!, false), enc.xc);
-      }
-      await grads.finishBDec(engine, params['W_enc']!);
+      const aux = kAux > 0 ? { deadBias: bias, kAux } : undefined;
+      const enc = await runEncoder(engine, `topk:${dIn}x${dSae}`, d, { applyBDec: true, aux: aux !== undefined, debug }, params, x, B, h.k, aux);
+      const pass = await sparsePass(engine, d, params, x, B, { ...enc, auxScale: Math.min(dead / auxK, 1) }, { loss: 'fvu', auxCoefficient: inp.coef });
+      await pass.grads.finishBDec(engine, params['W_enc']!);
       const forward: Record<string, Float32Array> = {};
       if (debug) {
         forward['pre'] = enc.pre!;
-        forward['f'] = densify(enc.main, f, dSae);
-        forward['x_hat'] = xHat;
-        forward['f_aux'] = enc.aux && fAux ? densify(enc.aux, fAux, dSae) : new Float32Array(B * dSae);
+        forward['f'] = densify(enc.main, pass.f, dSae);
+        forward['x_hat'] = pass.xHat;
+        forward['f_aux'] = enc.aux && pass.fAux ? densify(enc.aux, pass.fAux, dSae) : new Float32Array(B * dSae);
       }
-      return {
-        grads: grads.record(),
-        losses: { fvu, auxk, total: fvu + inp.coef * auxk },
-        fires: firesOf(K, enc.main, dSae),
-        sse,
-        variance,
-        forward,
-      };
+      const fires = firesOf(engine.kernels, enc.main, dSae);
+      return { grads: pass.grads.record(), losses: pass.losses, fires, sse: pass.sse, variance: pass.variance, forward };
     },
   };
 }

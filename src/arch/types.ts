@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import type { Engine } from '../engine/index.js';
 import type { Dim, GraphBuilder, Value } from '../engine/onnx.js';
 
-export type Architecture = 'standard' | 'kl' | 'topk' | 'jumprelu' | 'gated';
+export type Architecture = 'standard' | 'kl' | 'topk' | 'batchtopk' | 'matryoshka' | 'jumprelu' | 'gated';
 
 export interface Dims {
   readonly dIn: number;

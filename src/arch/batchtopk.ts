@@ -1,0 +1,111 @@
+/**
+ * batchtopk: keep the k * batch largest activations of the whole batch (Bussmann et al. 2024), so
+ * that inputs share a budget of active latents; at inference a JumpReLU with one threshold.
+ *   pre = (x - b_dec) @ W_enc + b_enc;  post = relu(pre);  f = the k * B largest entries of post, 0 elsewhere
+ *   x_hat = f @ W_dec + b_dec;  mse = mean_b sum_d (x_hat - x)^2;  total = mse + aux_coefficient * auxk
+ *   threshold <- threshold_beta * threshold + (1 - threshold_beta) * min(f[f > 0])   (each step)
+ *   inference: f = post * (post > threshold); saved as SAELens "jumprelu" with that threshold per latent
+ * AuxK on dead latents as in topk.ts. The selection: onnxruntime returns each row's kCand largest
+ * pre-activations (kCand = 4k, doubled whenever a row had all its candidates kept, and the step
+ * redone), the global selection runs over those candidates.
+ */
+import { z } from 'zod';
+import type { Engine } from '../engine/index.js';
+import type { GraphBuilder, Value } from '../engine/onnx.js';
+import { decodeAffine, saeParams } from './common.js';
+import { jumpReluEncode } from './jumprelu.js';
+import { batchSelect, deadBias, densify, firesOf, runEncoder, sparsePass } from './sparse.js';
+import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, StepResult, TrainStep } from './types.js';
+
+export const batchTopKHyper = z
+  .object({
+    /** Mean latents kept per input. */
+    k: z.number().int().positive().default(32),
+    /** Dead latents used by the AuxK loss (default d_in / 2). */
+    auxK: z.number().int().positive().optional(),
+    /** EMA factor of the inference threshold. */
+    thresholdBeta: z.number().min(0).lt(1).default(0.999),
+  })
+  .strict();
+export type BatchTopKHyper = z.infer<typeof batchTopKHyper>;
+
+export function batchTopKParams(d: Dims): ParamSpec[] {
+  return [...saeParams(d), { name: 'threshold', shape: [1], trainable: false }];
+}
+
+/** Inference: JumpReLU on relu(pre) with the one threshold. */
+export function batchTopKEncode(g: GraphBuilder, x: Value, p: ParamValues): Encoded {
+  const post = g.relu(g.gemm(g.sub(x, p['b_dec']!), p['W_enc']!, { c: p['b_enc']! }));
+  return jumpReluEncode(g, post, p['threshold']!);
+}
+
+/** The saved form: SAELens's jumprelu with the threshold on every latent. */
+export function asJumpRelu(d: Dims, p: Params): { architecture: 'jumprelu'; hyper: unknown; params: Params } {
+  const { threshold, ...rest } = p;
+  return {
+    architecture: 'jumprelu',
+    hyper: { bandwidth: 0.001, initThreshold: 0.001, thresholdParam: 'linear', applyBDec: true },
+    params: { ...rest, threshold: new Float32Array(d.dSae).fill(threshold![0]!) },
+  };
+}
+
+/** The training step of batchtopk (prefixes: one) and matryoshka (nested prefixes). */
+export async function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug: boolean, prefixes?: readonly number[]): Promise<TrainStep> {
+  const { dIn, dSae } = d;
+  const auxK = h.auxK ?? Math.max(1, Math.floor(dIn / 2));
+  let kCand = Math.min(dSae, 4 * h.k);
+  return {
+    async run(params, inp): Promise<StepResult> {
+      const B = inp.rows;
+      const x = inp.x.subarray(0, B * dIn);
+      const { bias, dead } = deadBias(inp.deadMask);
+      const kAux = Math.min(auxK, dead);
+      const aux = kAux > 0 ? { deadBias: bias, kAux } : undefined;
+      for (;;) {
+        const enc = await runEncoder(engine, `batchtopk:${dIn}x${dSae}`, d, { applyBDec: true, aux: aux !== undefined, debug }, params, x, B, kCand, aux);
+        const chosen = batchSelect(enc.main, kCand, h.k * B, dSae);
+        if (chosen.overflow) {
+          kCand = Math.min(dSae, 2 * kCand);
+          continue;
+        }
+        const pass = await sparsePass(engine, d, params, x, B, { ...enc, main: chosen.selection, auxScale: Math.min(dead / auxK, 1) }, {
+          loss: 'mse',
+          auxCoefficient: inp.coef,
+          ...(prefixes ? { prefixes } : {}),
+        });
+        await pass.grads.finishBDec(engine, params['W_enc']!);
+        const threshold = params['threshold']!;
+        if (chosen.minKept > 0) threshold[0] = h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * chosen.minKept;
+        const forward: Record<string, Float32Array> = {};
+        if (debug) {
+          forward['pre'] = enc.pre!;
+          forward['f'] = densify(chosen.selection, pass.f, dSae);
+          forward['x_hat'] = pass.xHat;
+          forward['threshold_after'] = threshold.slice();
+        }
+        const fires = firesOf(engine.kernels, chosen.selection, dSae);
+        return { grads: pass.grads.record(), losses: pass.losses, fires, sse: pass.sse, variance: pass.variance, forward };
+      }
+    },
+  };
+}
+
+export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
+  name: 'batchtopk',
+  formulas: 'f = the k * batch largest of relu((x - b_dec) W_enc + b_enc) over the batch; x_hat = f W_dec + b_dec; inference: JumpReLU at an EMA threshold',
+  coefficient: { name: 'aux_coefficient', default: 1 / 32 },
+  hyper: batchTopKHyper,
+  options: [
+    { key: 'k', kind: 'integer', help: 'latents kept per input (default 32)' },
+    { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
+    { key: 'thresholdBeta', kind: 'number', help: 'batchtopk, matryoshka: EMA factor of the inference threshold (default 0.999)' },
+  ],
+  applyBDecToInput: () => true,
+  params: batchTopKParams,
+  encode: (g, x, p) => batchTopKEncode(g, x, p),
+  decode: (g, f, p) => decodeAffine(g, f, p),
+  step: (engine, d, h, debug) => batchTopKStep(engine, d, h, debug),
+  exportForm: (_h, d, p) => asJumpRelu(d, p),
+  toCfg: (h) => ({ k: h.k }),
+  fromCfg: (cfg) => batchTopKHyper.parse({ ...(typeof cfg['k'] === 'number' ? { k: cfg['k'] } : {}) }),
+};
