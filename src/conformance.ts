@@ -17,7 +17,7 @@ type Nested = number | Nested[];
 
 interface ReferenceFile {
   architecture: string;
-  hyper: Record<string, number | string>;
+  hyper: Record<string, number | string | number[]>;
   inputs: Record<string, Nested>;
   params?: Record<string, Nested>;
   forward?: Record<string, Nested>;
@@ -49,7 +49,7 @@ interface Case {
   readonly extra?: Readonly<Record<string, Float32Array>>;
 }
 
-const num = (v: number | string | undefined): number => (typeof v === 'number' ? v : NaN);
+const num = (v: number | string | number[] | undefined): number => (typeof v === 'number' ? v : NaN);
 
 /** How each reference file's `architecture` maps to ours; absent names are skipped. */
 const CASES: Record<string, (h: ReferenceFile['hyper']) => Case> = {
@@ -65,6 +65,12 @@ const CASES: Record<string, (h: ReferenceFile['hyper']) => Case> = {
   batchtopk: (h) => ({
     def: architecture('batchtopk'),
     hyper: architecture('batchtopk').hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'] }),
+    coef: 0,
+    extra: { threshold: Float32Array.of(num(h['threshold'])) },
+  }),
+  matryoshka: (h) => ({
+    def: architecture('matryoshka'),
+    hyper: architecture('matryoshka').hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], prefixes: h['prefixes'] }),
     coef: 0,
     extra: { threshold: Float32Array.of(num(h['threshold'])) },
   }),

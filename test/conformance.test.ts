@@ -17,7 +17,8 @@ describe.each(['reference', 'native'] as const)('conformance with %s kernels', (
     }
     const report = await runConformance(engine, FIXTURES);
     const files = new Set(report.rows.map((r) => r.file));
-    for (const f of ['standard.json', 'kl_identity.json', 'kl_sigmoid.json', 'adam.json']) expect(files).toContain(f);
+    for (const f of ['standard.json', 'kl_identity.json', 'kl_sigmoid.json', 'topk.json', 'batchtopk.json', 'jumprelu.json', 'gated.json', 'matryoshka.json', 'adam.json']) expect(files).toContain(f);
+    expect(report.skipped).toEqual([]);
     // every tensor of the reference is compared, none is missing
     expect(report.rows.filter((r) => Number.isNaN(r.error))).toEqual([]);
     for (const r of report.rows) expect(r.error, `${r.file} ${r.tensor}`).toBeLessThanOrEqual(CONFORMANCE_TOLERANCE);

@@ -347,7 +347,7 @@ export async function sparsePass(
     sse = K.subtract(xHat, x, r);
     const loss = sse / norm;
     recon += loss;
-    if (prefixes.length > 1) losses[`${o.loss}_${prefixes[j]}`] = loss;
+    if (j < prefixes.length - 1) losses[`${o.loss}_${prefixes[j]}`] = loss;
     upstream.push(r.map((v) => (2 * v) / norm));
   });
   losses[o.loss] = sse / norm;
