@@ -180,13 +180,14 @@ export interface FiringRateHistogram extends Histogram {
 
 /**
  * fires: [dSae] over `inputs` -> log10 firing rates of the latents that fired, in bins of 1 /
- * binsPerDecade from the rate of one input (rounded down to a bin edge) to 10^0.
+ * binsPerDecade from the lowest rate seen (rounded down to a bin edge; at least one decade) to 10^0.
  */
 export function firingRateHistogram(fires: ArrayLike<number>, inputs: number, binsPerDecade = 4): FiringRateHistogram {
   const n = Math.max(1, inputs);
-  const lo = Math.min(-1 / binsPerDecade, Math.floor(Math.log10(1 / n) * binsPerDecade) / binsPerDecade);
   const live: number[] = [];
   for (let i = 0; i < fires.length; i++) if (fires[i]! > 0) live.push(Math.log10(fires[i]! / n));
+  const lowest = live.reduce((a, b) => Math.min(a, b), 0);
+  const lo = Math.min(-1, Math.floor(lowest * binsPerDecade) / binsPerDecade);
   const h = histogram(live, lo, 0, Math.round(-lo * binsPerDecade));
   return { ...h, dead: fires.length - live.length };
 }

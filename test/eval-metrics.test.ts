@@ -68,8 +68,8 @@ describe('metrics on a hand-made SAE', () => {
     expect(acc.log10FiringRates()[3]).toBeCloseTo(-10, 5);
     // one input fires 1 latent, two fire 2
     expect(acc.l0Histogram()).toEqual({ edges: [0, 1, 2, 3], counts: [0, 1, 2] });
-    // log10(1/3) = -0.477 and log10(2/3) = -0.176, in quarter decades from -0.5
-    expect(acc.firingRateHistogram()).toEqual({ edges: [-0.5, -0.25, 0], counts: [1, 2], dead: 1 });
+    // log10(1/3) = -0.477 and log10(2/3) = -0.176, in quarter decades over at least one decade
+    expect(acc.firingRateHistogram()).toEqual({ edges: [-1, -0.75, -0.5, -0.25, 0], counts: [0, 0, 1, 2], dead: 1 });
   });
 
   it('hands each batch its latents (f where the latent fires, else 0)', async () => {
@@ -108,7 +108,8 @@ describe('histograms', () => {
     expect(histogram([-5, 0, 0.5, 1, 1.9, 2, 99, NaN], 0, 2, 2)).toEqual({ edges: [0, 1, 2], counts: [3, 4] });
   });
 
-  it('firing rates from one input per set to 1, in quarter decades', () => {
+  it('firing rates from the lowest seen to 1, in quarter decades', () => {
+    expect(firingRateHistogram([0, 10, 100, 1000], 1000).edges[0]).toBe(-2);
     const h = firingRateHistogram([0, 1, 10, 100, 1000], 1000);
     expect(h.edges[0]).toBe(-3);
     expect(h.counts).toHaveLength(12);

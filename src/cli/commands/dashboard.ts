@@ -1,0 +1,107 @@
+/** sae dashboard: a static site of an SAE's features over a dataset (see src/dashboard/build.ts). */
+import { basename, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { isImagePatchDataset } from '../../data/image-dataset.js';
+import { buildDashboard } from '../../dashboard/build.js';
+import type { ExampleSource } from '../../dashboard/examples.js';
+import { readTokenFile } from '../../dashboard/tokens.js';
+import type { Dataset } from '../../data/dataset.js';
+import { Engine } from '../../engine/index.js';
+import { UserError } from '../../errors.js';
+import { loadSae } from '../../io/saelens.js';
+import { formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from '../args.js';
+import { type Command, print } from '../command.js';
+import { formatMetrics } from './format.js';
+import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
+
+const options: OptionSpec[] = [
+  { flag: 'out', key: 'out', kind: 'string', help: 'the folder to write the site into (index.html, features/, neuronpedia/)', required: true },
+  { flag: 'tokens', key: 'tokens', kind: 'string', help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]}' },
+  { flag: 'context-before', key: 'contextBefore', kind: 'integer', help: 'token data: tokens shown before an example (default 12)' },
+  { flag: 'context-after', key: 'contextAfter', kind: 'integer', help: 'token data: tokens shown after an example (default 4)' },
+  { flag: 'max-rows', key: 'maxRows', kind: 'integer', help: 'read at most the first N rows of the data' },
+  { flag: 'top-k', key: 'topK', kind: 'integer', help: 'top activating examples kept per feature (default 20; 12 shown)' },
+  { flag: 'samples', key: 'samples', kind: 'integer', help: 'firing examples sampled per feature for the quantile bands (default 64)' },
+  { flag: 'title', key: 'title', kind: 'string', help: 'title of the pages (default: the SAE folder name)' },
+  { flag: 'model-id', key: 'modelId', kind: 'string', help: 'Neuronpedia export: model_id (default: cfg.json metadata model_name)' },
+  { flag: 'sae-set', key: 'saeSet', kind: 'string', help: 'Neuronpedia export: sae_set (default: the title)' },
+  { flag: 'layer', key: 'layer', kind: 'integer', help: 'Neuronpedia export: layer (default: from the hook name, else 0)' },
+  ...INPUT_OPTIONS,
+];
+
+function positive(args: ParsedArgs, key: string, flag: string): number | undefined {
+  const v = args.values[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new UserError(`--${flag} must be a positive integer`);
+  return v;
+}
+
+function nonNegative(args: ParsedArgs, key: string, flag: string): number | undefined {
+  const v = args.values[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new UserError(`--${flag} must be an integer >= 0`);
+  return v;
+}
+
+async function exampleSource(args: ParsedArgs, ds: Dataset): Promise<ExampleSource> {
+  const tokens = args.values['tokens'];
+  if (typeof tokens === 'string') {
+    const before = nonNegative(args, 'contextBefore', 'context-before');
+    const after = nonNegative(args, 'contextAfter', 'context-after');
+    return { kind: 'tokens', tokens: await readTokenFile(tokens, ds.rows), context: { ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) } };
+  }
+  if (isImagePatchDataset(ds)) return { kind: 'images', images: ds.images, origins: ds.origins, patchSize: ds.preprocess.patchSize };
+  return { kind: 'rows' };
+}
+
+export const dashboardCommand: Command = {
+  name: 'dashboard',
+  summary:
+    'Writes a static site of an SAE\'s features over a dataset (open index.html from disk): metrics, firing-rate and L0 histograms, a sortable feature list, and a page per feature with its activation histogram, top examples and examples across its activation range; image patches shown in their source image, token contexts shaded by activation. Also exports the features as Neuronpedia JSON.',
+  usage: 'sae dashboard SAE_DIR --data FILE --out DIR [options]',
+  options,
+  async run(argv, io) {
+    const args = parseArgs(argv, options, 'dashboard');
+    if (args.help) {
+      print(io.stdout, formatHelp(this.usage, this.summary, options));
+      return 0;
+    }
+    const [dir, ...rest] = args.positionals;
+    if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
+    const out = args.values['out'];
+    if (typeof out !== 'string') throw new UserError('--out is required: the folder to write the site into');
+    const batch = batchSizeOf(args);
+    const maxRows = positive(args, 'maxRows', 'max-rows');
+    const topK = positive(args, 'topK', 'top-k');
+    const samples = positive(args, 'samples', 'samples');
+    const layer = nonNegative(args, 'layer', 'layer');
+    const str = (k: string): string | undefined => (typeof args.values[k] === 'string' ? (args.values[k] as string) : undefined);
+    const sae = await loadSae(dir);
+    const engine = new Engine({ warn: (m) => print(io.stderr, m) });
+    const ds = await openInput(args, dir, sae, engine);
+    try {
+      const source = await exampleSource(args, ds);
+      const title = str('title') ?? basename(resolve(dir));
+      const modelId = str('modelId');
+      const saeSet = str('saeSet');
+      const r = await buildDashboard(engine, sae, ds, source, {
+        out,
+        title,
+        batchSize: batch,
+        ...(maxRows !== undefined ? { maxRows } : {}),
+        ...(topK !== undefined ? { topK } : {}),
+        ...(samples !== undefined ? { samples } : {}),
+        ...(isImagePatchDataset(ds) ? { preprocess: ds.preprocess } : {}),
+        neuronpedia: { ...(modelId !== undefined ? { modelId } : {}), ...(saeSet !== undefined ? { saeSet } : {}), ...(layer !== undefined ? { layer } : {}) },
+        log: (m) => print(io.stderr, m),
+      });
+      if (r.skippedRows > 0) print(io.stderr, `${ds.name}: ${r.skippedRows} rows contain NaN or Inf; they were left out`);
+      if (r.metrics.inputs === 0) throw new UserError(`${ds.name}: no finite rows to show`);
+      print(io.stdout, `${formatMetrics(r.metrics)}\nwrote ${r.pages} feature pages; open ${pathToFileURL(resolve(r.index)).href}`);
+    } finally {
+      await ds.close();
+      await engine.release();
+    }
+    return 0;
+  },
+};
