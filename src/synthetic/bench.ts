@@ -1,0 +1,246 @@
+/**
+ * The ground-truth recovery benchmark: every architecture of the table is trained on the same
+ * synthetic stream (src/synthetic/generator.ts) at a matched sparsity, then scored by how well its
+ * decoder rows recover the true features (MMCS, fraction above a cosine threshold), with L0 and FVU
+ * on held-out inputs.
+ *
+ * Matched sparsity: each architecture has one sparsity knob. A knob that is the L0 itself (a top-k
+ * `k`) is set to the target; any other (an L1 coefficient, a KL target rate) is found by a short
+ * search: probe runs of `searchSteps` steps, geometric bisection until the held-out L0 is within
+ * `tolerance` of the target. New architectures join with the default knob (`k` if their
+ * hyper-parameters take one, else their sparsity coefficient); ARCH_SETTINGS holds the exceptions.
+ */
+import { architecture } from '../arch/index.js';
+import type { Architecture } from '../arch/types.js';
+import type { Engine } from '../engine/index.js';
+import { evaluate, type Metrics } from '../eval.js';
+import type { Sae } from '../sae.js';
+import { Progress } from '../train/progress.js';
+import type { OutStream } from '../train/progress.js';
+import { train, type TrainSettings } from '../train/trainer.js';
+import { SyntheticData, type SyntheticBatch, type SyntheticSpec } from './generator.js';
+import { maxCosines, recoveryScores } from './recovery.js';
+
+/** How an architecture's sparsity is set. */
+export type SparsityKnob =
+  /** A hyper-parameter equal to the target L0 (top-k's k): set, not searched. */
+  | { readonly kind: 'l0'; readonly key: string }
+  /** The architecture's sparsity coefficient: larger is sparser. */
+  | { readonly kind: 'coefficient'; readonly start: number }
+  /** A hyper-parameter that grows with L0 (a target firing rate), searched below `max`. */
+  | { readonly kind: 'rate'; readonly key: string; readonly start: number; readonly max: number };
+
+export interface ArchSettings {
+  readonly knob: SparsityKnob;
+  /** Keep decoder rows at unit norm while training. */
+  readonly unitNormDecoder: boolean;
+  /** Learning rate as a multiple of the benchmark's. */
+  readonly lrScale: number;
+  /** Hyper-parameters besides the knob. */
+  readonly hyper: Readonly<Record<string, unknown>>;
+}
+
+/** Exceptions to the defaults (see defaultSettings). */
+export const ARCH_SETTINGS: Partial<Record<Architecture, Partial<ArchSettings>>> = {
+  // The sigmoid SAE counts a latent as firing where a > 0.5; its target rate rho sets L0.
+  kl: { knob: { kind: 'rate', key: 'rho', start: 0.02, max: 0.5 }, unitNormDecoder: false },
+};
+
+export function settingsFor(name: Architecture): ArchSettings {
+  const def = architecture(name);
+  // An architecture whose hyper-parameters take a k keeps k latents per input: k is its L0.
+  const knob: SparsityKnob = def.hyper.safeParse({ k: 1 }).success ? { kind: 'l0', key: 'k' } : { kind: 'coefficient', start: def.coefficient.default };
+  return { knob, unitNormDecoder: def.unitNormDecoder ?? true, lrScale: 1, hyper: {}, ...ARCH_SETTINGS[name] };
+}
+
+export interface RecoveryBenchOptions {
+  readonly data: SyntheticSpec;
+  readonly dSae: number;
+  readonly steps: number;
+  readonly lr: number;
+  /** Target L0; default the data's expected L0, n p. */
+  readonly targetL0: number;
+  readonly architectures: readonly Architecture[];
+  /** Steps of each probe run of the sparsity search. */
+  readonly searchSteps: number;
+  readonly maxProbes: number;
+  /** Relative L0 error at which the search stops. */
+  readonly tolerance: number;
+  readonly evalRows: number;
+  /** Cosine above which a true feature counts as recovered. */
+  readonly threshold: number;
+  readonly seed: number;
+}
+
+export const BENCH_DEFAULTS = {
+  dIn: 64,
+  features: 256,
+  dSae: 512,
+  steps: 3000,
+  lr: 3e-3,
+  searchSteps: 600,
+  maxProbes: 8,
+  tolerance: 0.1,
+  evalRows: 16_384,
+  threshold: 0.9,
+} as const;
+
+export interface Probe {
+  readonly value: number;
+  readonly l0: number;
+}
+
+export interface ArchResult {
+  readonly architecture: Architecture;
+  /** The knob's name and the value used. */
+  readonly knob: string;
+  readonly value: number;
+  readonly mmcs: number;
+  readonly recovered: number;
+  readonly l0: number;
+  readonly fvu: number;
+  readonly deadFraction: number;
+  /** Seconds of the final run's training, and of the whole (search included). */
+  readonly trainSeconds: number;
+  readonly totalSeconds: number;
+  readonly probes: readonly Probe[];
+}
+
+export interface BenchReport {
+  readonly targetL0: number;
+  readonly trueL0: number;
+  readonly results: readonly ArchResult[];
+  readonly seconds: number;
+}
+
+/** Where the benchmark reports: a line per event, and the trainer's progress bar. */
+export interface BenchLog {
+  readonly stream: OutStream;
+  readonly quiet: boolean;
+}
+
+interface Trained {
+  readonly sae: Sae;
+  readonly metrics: Metrics;
+  readonly seconds: number;
+}
+
+function knobName(arch: Architecture, knob: SparsityKnob): string {
+  return knob.kind === 'coefficient' ? architecture(arch).coefficient.name : knob.key;
+}
+
+function trainSettings(o: RecoveryBenchOptions, arch: Architecture, s: ArchSettings, value: number, steps: number): TrainSettings {
+  const def = architecture(arch);
+  const knobHyper = s.knob.kind === 'coefficient' ? {} : { [s.knob.key]: value };
+  return {
+    architecture: arch,
+    dims: { dIn: o.data.dIn, dSae: o.dSae },
+    hyper: def.hyper.parse({ ...s.hyper, ...knobHyper }),
+    schedule: {
+      steps,
+      lr: o.lr * s.lrScale,
+      warmupSteps: Math.floor(steps / 20),
+      decaySteps: Math.floor(steps / 5),
+      decay: 'linear',
+      decayTo: 0,
+      coefficient: s.knob.kind === 'coefficient' ? value : def.coefficient.default,
+      coefWarmupSteps: Math.floor(steps / 20),
+    },
+    adam: { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    unitNormDecoder: s.unitNormDecoder,
+    decoderInitNorm: 0.1,
+    bDecInit: 'geometric_median',
+    normalizeActivations: 'none',
+    deadWindow: 100 * o.data.batchSize,
+    seed: o.seed,
+  };
+}
+
+async function* chunksOf(b: SyntheticBatch, dIn: number, rows = 4096): AsyncGenerator<{ x: Float32Array; rows: number }> {
+  for (let r = 0; r < b.rows; r += rows) {
+    const n = Math.min(rows, b.rows - r);
+    yield { x: b.x.subarray(r * dIn, (r + n) * dIn), rows: n };
+  }
+}
+
+async function trainOne(engine: Engine, data: SyntheticData, evalSet: SyntheticBatch, s: TrainSettings, log: BenchLog, showProgress: boolean): Promise<Trained> {
+  const progress = new Progress({ stream: log.stream, every: Math.max(1, Math.floor(s.schedule.steps / 10)), quiet: log.quiet || !showProgress });
+  const r = await train(engine, s, data, { checkpointEvery: 0, progress, key: 'bench-recovery', sampleRows: 4096 });
+  const metrics = (await evaluate(engine, r.sae, chunksOf(evalSet, s.dims.dIn))).metrics();
+  return { sae: r.sae, metrics, seconds: r.seconds };
+}
+
+/** The next value of a knob whose L0 grows with it (rate) or falls with it (coefficient), from the probes so far. */
+export function nextKnobValue(probes: readonly Probe[], target: number, l0GrowsWithValue: boolean, max = Infinity): number {
+  const tooSparse = (p: Probe): boolean => p.l0 < target;
+  // the largest value known to need growing, and the smallest known to need shrinking
+  const up = probes.filter((p) => tooSparse(p) === l0GrowsWithValue).map((p) => p.value);
+  const down = probes.filter((p) => tooSparse(p) !== l0GrowsWithValue).map((p) => p.value);
+  const lo = up.length ? Math.max(...up) : undefined;
+  const hi = down.length ? Math.min(...down) : undefined;
+  if (lo !== undefined && hi !== undefined) return Math.sqrt(lo * hi);
+  if (lo !== undefined) return Math.min(lo * 4, (lo + max) / 2);
+  return hi! / 4;
+}
+
+/** The knob value that gives the target L0 (a short search for knobs that are not L0 themselves). */
+async function matchSparsity(engine: Engine, data: SyntheticData, evalSet: SyntheticBatch, o: RecoveryBenchOptions, arch: Architecture, s: ArchSettings, log: BenchLog): Promise<{ value: number; probes: Probe[] }> {
+  const knob = s.knob;
+  if (knob.kind === 'l0') return { value: Math.max(1, Math.round(o.targetL0)), probes: [] };
+  const grows = knob.kind === 'rate';
+  const max = knob.kind === 'rate' ? knob.max : Infinity;
+  const probes: Probe[] = [];
+  let value = knob.start;
+  for (let i = 0; i < o.maxProbes; i++) {
+    const t = await trainOne(engine, data, evalSet, trainSettings(o, arch, s, value, o.searchSteps), log, false);
+    probes.push({ value, l0: t.metrics.l0 });
+    if (!log.quiet) log.stream.write(`  ${arch}: probe ${knobName(arch, knob)} = ${value.toPrecision(4)} -> L0 ${t.metrics.l0.toFixed(2)} (target ${o.targetL0.toFixed(2)})\n`);
+    if (Math.abs(t.metrics.l0 / o.targetL0 - 1) <= o.tolerance) break;
+    value = nextKnobValue(probes, o.targetL0, grows, max);
+  }
+  const best = probes.reduce((a, b) => (Math.abs(Math.log(b.l0 / o.targetL0)) < Math.abs(Math.log(a.l0 / o.targetL0)) ? b : a));
+  return { value: best.value, probes };
+}
+
+export async function benchArchitecture(engine: Engine, data: SyntheticData, evalSet: SyntheticBatch, o: RecoveryBenchOptions, arch: Architecture, log: BenchLog): Promise<ArchResult> {
+  const start = performance.now();
+  const s = settingsFor(arch);
+  const { value, probes } = await matchSparsity(engine, data, evalSet, o, arch, s, log);
+  if (!log.quiet) log.stream.write(`  ${arch}: training ${o.steps} steps with ${knobName(arch, s.knob)} = ${value.toPrecision(4)}\n`);
+  const t = await trainOne(engine, data, evalSet, trainSettings(o, arch, s, value, o.steps), log, true);
+  const { dIn, features } = o.data;
+  const maxCos = await maxCosines(engine, data.features, features, t.sae.params['W_dec']!, o.dSae, dIn);
+  const scores = recoveryScores(maxCos, o.threshold);
+  return {
+    architecture: arch,
+    knob: knobName(arch, s.knob),
+    value,
+    mmcs: scores.mmcs,
+    recovered: scores.recovered,
+    l0: t.metrics.l0,
+    fvu: t.metrics.fvu,
+    deadFraction: t.metrics.dead_fraction,
+    trainSeconds: t.seconds,
+    totalSeconds: (performance.now() - start) / 1000,
+    probes,
+  };
+}
+
+/** Mean number of active features per input in a batch of codes: [rows, n]. */
+export function meanL0(codes: Float32Array, rows: number): number {
+  let active = 0;
+  for (const a of codes) if (a !== 0) active++;
+  return active / Math.max(1, rows);
+}
+
+export async function runRecoveryBench(engine: Engine, o: RecoveryBenchOptions, log: BenchLog): Promise<BenchReport> {
+  const start = performance.now();
+  const data = new SyntheticData(engine, o.data);
+  const evalSet = await data.evalSet(o.evalRows);
+  const results: ArchResult[] = [];
+  for (const arch of o.architectures) {
+    if (!log.quiet) log.stream.write(`${arch}:\n`);
+    results.push(await benchArchitecture(engine, data, evalSet, o, arch, log));
+  }
+  return { targetL0: o.targetL0, trueL0: meanL0(evalSet.codes, evalSet.rows), results, seconds: (performance.now() - start) / 1000 };
+}
