@@ -8,15 +8,18 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import { type CliIO, type Command, print } from './command.js';
+import { benchRecoveryCommand } from './commands/bench-recovery.js';
+import { calibrateCommand } from './commands/calibrate.js';
 import { conformance } from './commands/conformance.js';
 import { dashboardCommand } from './commands/dashboard.js';
 import { demoCommand } from './commands/demo.js';
 import { encodeCommand } from './commands/encode.js';
 import { evalCommand } from './commands/eval.js';
 import { filtersCommand } from './commands/filters.js';
+import { scoreCommand } from './commands/score.js';
 import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, demoCommand, conformance];
+export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
