@@ -3,7 +3,8 @@
  * that inputs share a budget of active latents; at inference a JumpReLU with one threshold.
  *   pre = (x - b_dec) @ W_enc + b_enc;  post = relu(pre);  f = the k * B largest entries of post, 0 elsewhere
  *   x_hat = f @ W_dec + b_dec;  mse = mean_b sum_d (x_hat - x)^2;  total = mse + aux_coefficient * auxk
- *   threshold <- threshold_beta * threshold + (1 - threshold_beta) * min(f[f > 0])   (each step)
+ *   threshold <- threshold_beta * threshold + (1 - threshold_beta) * min(f[f > 0])   (each step; the
+ *   first step, from the initial 0, sets it to min(f[f > 0]))
  *   inference: f = post * (post > threshold); saved as SAELens "jumprelu" with that threshold per latent
  * AuxK on dead latents as in topk.ts. The selection: onnxruntime returns each row's kCand largest
  * pre-activations (kCand = 4k, doubled whenever a row had all its candidates kept, and the step
@@ -75,7 +76,8 @@ export async function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, 
         });
         await pass.grads.finishBDec(engine, params['W_enc']!);
         const threshold = params['threshold']!;
-        if (chosen.minKept > 0) threshold[0] = h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * chosen.minKept;
+        // the EMA starts at the first batch's value rather than at 0, which would bias it low for ~1/(1 - beta) steps
+        if (chosen.minKept > 0) threshold[0] = threshold[0] === 0 ? chosen.minKept : h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * chosen.minKept;
         const forward: Record<string, Float32Array> = {};
         if (debug) {
           forward['pre'] = enc.pre!;
@@ -100,6 +102,7 @@ export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
     { key: 'thresholdBeta', kind: 'number', help: 'batchtopk, matryoshka: EMA factor of the inference threshold (default 0.999)' },
   ],
+  unitNormDecoder: true,
   applyBDecToInput: () => true,
   params: batchTopKParams,
   encode: (g, x, p) => batchTopKEncode(g, x, p),

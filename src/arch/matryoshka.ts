@@ -38,6 +38,7 @@ export const matryoshka: ArchitectureDef<MatryoshkaHyper> = {
   coefficient: { name: 'aux_coefficient', default: 1 / 32 },
   hyper,
   options: [{ key: 'prefixes', kind: 'list', help: 'matryoshka: nested prefix widths (default d_sae/8,d_sae/4,d_sae/2,d_sae)' }],
+  unitNormDecoder: true,
   applyBDecToInput: () => true,
   params: batchTopKParams,
   encode: (g, x, p) => batchTopKEncode(g, x, p),

@@ -72,6 +72,7 @@ export const topk: ArchitectureDef<TopKHyper> = {
     { key: 'k', kind: 'integer', help: 'latents kept per input (default 32)' },
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
   ],
+  unitNormDecoder: true,
   applyBDecToInput: () => true,
   params: saeParams,
   encode: (g, x, p, h) => topkEncode(g, x, p, h.k, true),

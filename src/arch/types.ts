@@ -110,6 +110,8 @@ export interface ArchitectureDef<H> {
   readonly hyper: z.ZodType<H>;
   /** The same hyper-parameters described for the CLI (flags are the keys in kebab-case). */
   readonly options: readonly HyperOption[];
+  /** Whether decoder rows are kept at unit norm unless the user says otherwise. */
+  readonly unitNormDecoder?: boolean;
   /** Whether the encoder sees x - b_dec (SAELens's apply_b_dec_to_input). */
   applyBDecToInput(h: H): boolean;
   /** b_dec at initialisation from the centre of a data sample (default: the centre itself). */

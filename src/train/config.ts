@@ -51,8 +51,8 @@ export const ModelConfig = z
     coefficient: z.number().min(0).optional(),
     /** Architecture-specific hyper-parameters, checked by the architecture's own schema. */
     hyper: z.record(z.string(), z.unknown()).default({}),
-    /** Keep decoder rows at unit norm (and remove the gradient's component along each row). */
-    unitNormDecoder: z.boolean().default(false),
+    /** Keep decoder rows at unit norm (and remove the gradient's component along each row); default per architecture (on for the TopK family). */
+    unitNormDecoder: z.boolean().optional(),
     /** Norm of the decoder rows at initialisation. */
     decoderInitNorm: z.number().positive().default(0.1),
     bDecInit: z.enum(['geometric_median', 'mean', 'zeros']).default('geometric_median'),

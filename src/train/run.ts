@@ -148,7 +148,7 @@ export function settingsOf(c: TrainConfig, dataset: Dataset, hyper: unknown): Tr
       coefWarmupSteps: c.schedule.coefficientWarmupSteps,
     },
     adam: { beta1: c.optimizer.beta1, beta2: c.optimizer.beta2, eps: c.optimizer.eps },
-    unitNormDecoder: c.model.unitNormDecoder,
+    unitNormDecoder: c.model.unitNormDecoder ?? def.unitNormDecoder ?? false,
     decoderInitNorm: c.model.decoderInitNorm,
     bDecInit: c.model.bDecInit,
     normalizeActivations: c.model.normalizeActivations,
