@@ -1,0 +1,97 @@
+/**
+ * A tiny GPT-2-shaped causal language model with random weights, in the transformers.js folder
+ * layout (config.json, tokenizer.json, onnx/model.onnx), for tests of harvesting and splicing.
+ * Tensor names follow the optimum export (/transformer/h.0/Add_1_output_0, ...), pre-LN blocks:
+ *   h = wte[ids] + wpe[pos];  per block: h += attn(ln_1(h)); h += mlp(ln_2(h));  logits = ln_f(h) wte^T
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GraphBuilder, type Value } from '../../src/engine/onnx.js';
+import { Rng } from '../../src/rng.js';
+
+export const TINY = { d: 16, heads: 2, layers: 2, mlp: 48, maxLen: 64 } as const;
+
+/** Byte-level vocabulary: GPT-2's 256 byte characters, a few merges, and <|endoftext|>. */
+function tokenizerJson(): { json: object; vocabSize: number; bos: number } {
+  const keep: number[] = [];
+  for (let b = 33; b <= 126; b++) keep.push(b);
+  for (let b = 161; b <= 172; b++) keep.push(b);
+  for (let b = 174; b <= 255; b++) keep.push(b);
+  const chars: string[] = [];
+  let extra = 0;
+  for (let b = 0; b < 256; b++) chars.push(String.fromCodePoint(keep.includes(b) ? b : 256 + extra++));
+  const vocab: Record<string, number> = Object.fromEntries(chars.map((c, i) => [c, i]));
+  const merges = ['Ġ t', 'h e', 'Ġt he', 'Ġ a', 'i n', 'Ġ w'];
+  merges.forEach((m, i) => (vocab[m.replace(' ', '')] = 256 + i));
+  const bos = 256 + merges.length;
+  return {
+    json: { version: '1.0', added_tokens: [{ id: bos, content: '<|endoftext|>', special: true }], model: { type: 'BPE', vocab, merges } },
+    vocabSize: bos + 1,
+    bos,
+  };
+}
+
+function weights(rng: Rng, n: number, scale: number): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.normal() * scale);
+}
+
+/** Builds the graph: input_ids, attention_mask [batch, seq] int64 -> logits [batch, seq, vocab]. */
+function buildModel(vocabSize: number, seed: number): Uint8Array {
+  const { d, heads, layers, mlp, maxLen } = TINY;
+  const hd = d / heads;
+  const rng = new Rng(seed);
+  const g = new GraphBuilder();
+  const named = (scope: string, op: string): string => `/transformer/${scope}${op}_output_0`;
+  const ids = g.input('input_ids', ['batch', 'seq'], 'int64');
+  const mask = g.input('attention_mask', ['batch', 'seq'], 'int64');
+  const wte = g.constant(weights(rng, vocabSize * d, 0.5), [vocabSize, d]);
+  const wpe = g.constant(weights(rng, maxLen * d, 0.1), [maxLen, d]);
+  const one = g.constant(new BigInt64Array([1n]), [1]);
+  const zero = g.constant(new BigInt64Array([0n]), [1]);
+  const seqLen = g.op('Gather', [g.op('Shape', [ids]), one], { axis: 0 }); // [1]
+  const positions = g.op('Range', [g.constant(new BigInt64Array([0n])), g.op('Squeeze', [seqLen]), g.constant(new BigInt64Array([1n]))]); // [S]
+  let h = g.add(g.op('Gather', [wte, ids], {}, '/transformer/wte/Gather_output_0'), g.op('Gather', [wpe, positions])); // [B, S, d]
+  // causal + padding bias [B, 1, S, S]
+  const tri = new Float32Array(maxLen * maxLen);
+  for (let i = 0; i < maxLen; i++) for (let j = i + 1; j < maxLen; j++) tri[i * maxLen + j] = -1e4;
+  const causal = g.op('Slice', [g.op('Slice', [g.constant(tri, [maxLen, maxLen]), zero, seqLen, zero]), zero, seqLen, one]); // [S, S]
+  const pad = g.mul(g.sub(g.scalar(1), g.cast(mask, 'float32')), g.scalar(-1e4)); // [B, S]
+  const bias = g.add(causal, g.unsqueeze(pad, 1, 2)); // [B, 1, S, S]
+  const ln = (x: Value, scope: string): Value =>
+    g.op('LayerNormalization', [x, g.constant(Float32Array.from({ length: d }, () => 1 + rng.normal() * 0.1), [d]), g.constant(weights(rng, d, 0.1), [d])], { axis: -1, epsilon: { float: 1e-5 } }, named(scope, 'LayerNormalization'));
+  const linear = (x: Value, n: number, m: number, scope: string): Value => g.op('Add', [g.matmul(x, g.constant(weights(rng, n * m, 1 / Math.sqrt(n)), [n, m])), g.constant(weights(rng, m, 0.02), [m])], {}, named(scope, 'Add'));
+  const shape4 = g.constant(new BigInt64Array([0n, 0n, BigInt(heads), BigInt(hd)]), [4]);
+  const shape3 = g.constant(new BigInt64Array([0n, 0n, BigInt(d)]), [3]);
+  for (let l = 0; l < layers; l++) {
+    const s = `h.${l}/`;
+    const x = ln(h, `${s}ln_1/`);
+    const qkv = linear(x, d, 3 * d, `${s}attn/c_attn/`);
+    const [q, kk, v] = g.opN('Split', [qkv, g.constant(new BigInt64Array([BigInt(d), BigInt(d), BigInt(d)]), [3])], 3, { axis: 2 });
+    const split = (t: Value): Value => g.op('Transpose', [g.op('Reshape', [t, shape4])], { perm: [0, 2, 1, 3] }); // [B, h, S, hd]
+    const scores = g.add(g.mul(g.matmul(split(q!), g.op('Transpose', [split(kk!)], { perm: [0, 1, 3, 2] })), g.scalar(1 / Math.sqrt(hd))), bias);
+    const z = g.matmul(g.op('Softmax', [scores], { axis: -1 }), split(v!)); // [B, h, S, hd]
+    const merged = g.op('Reshape', [g.op('Transpose', [z], { perm: [0, 2, 1, 3] }), shape3]);
+    h = g.op('Add', [h, linear(merged, d, d, `${s}attn/c_proj/`)], {}, named(s, 'Add'));
+    const x2 = ln(h, `${s}ln_2/`);
+    const pre = linear(x2, d, mlp, `${s}mlp/c_fc/`);
+    const cube = g.mul(g.mul(pre, pre), pre);
+    const inner = g.mul(g.add(pre, g.mul(cube, g.scalar(0.044715))), g.scalar(Math.sqrt(2 / Math.PI)));
+    const half = g.op('Mul', [pre, g.scalar(0.5)], {}, named(`${s}mlp/act/`, 'Mul'));
+    const act = g.op('Mul', [half, g.add(g.scalar(1), g.op('Tanh', [inner]))], {}, named(`${s}mlp/act/`, 'Mul_3'));
+    h = g.op('Add', [h, linear(act, mlp, d, `${s}mlp/c_proj/`)], {}, named(s, 'Add_1'));
+  }
+  const final = ln(h, 'ln_f/');
+  const logits = g.op('MatMul', [final, g.op('Transpose', [wte], { perm: [1, 0] })]);
+  g.output(logits, 'logits', ['batch', 'seq', vocabSize]);
+  return g.encode();
+}
+
+/** Writes the model folder into `dir`; returns its vocabulary size and BOS id. */
+export async function writeTinyGpt2(dir: string, seed = 1): Promise<{ vocabSize: number; bos: number }> {
+  const tok = tokenizerJson();
+  await mkdir(join(dir, 'onnx'), { recursive: true });
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tok.json));
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: TINY.d, n_layer: TINY.layers, vocab_size: tok.vocabSize, bos_token_id: tok.bos }));
+  await writeFile(join(dir, 'onnx', 'model.onnx'), buildModel(tok.vocabSize, seed));
+  return { vocabSize: tok.vocabSize, bos: tok.bos };
+}
