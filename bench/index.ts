@@ -1,13 +1,15 @@
 /**
  * npm run bench: prints figures and ratios against baselines run in the same script, and as its
  * last line one JSON object with every figure, to compare across commits.
- *   npm run bench [-- NAME...]   (names: standard, kernels)
+ *   npm run bench [-- NAME...]   (names: standard, topk, kernels)
  */
 import { benchKernels } from './kernels.js';
 import { benchStandardStep } from './standard-step.js';
+import { benchTopKStep } from './topk-step.js';
 
 const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
   standard: benchStandardStep,
+  topk: benchTopKStep,
   kernels: async () => ({ bench: 'kernels', ...(await benchKernels()) }),
 };
 
