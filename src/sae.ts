@@ -114,6 +114,26 @@ export class Sae {
     return { indices: indices as Int32Array, values: values as Float32Array, k };
   }
 
+  /**
+   * Sparse decode: (indices, values) [rows, k] -> x_hat [rows, dIn] in O(rows k dIn) on the kernels
+   * (architectures with an affine decoder; others go through the dense decode).
+   */
+  async decodeSparse(engine: Engine, code: SparseCode): Promise<Float32Array> {
+    const { dIn, dSae } = this.dims;
+    const rows = code.indices.length / code.k;
+    if (this.architecture === 'kl') {
+      const f = new Float32Array(rows * dSae);
+      for (let r = 0; r < rows; r++) for (let j = 0; j < code.k; j++) f[r * dSae + code.indices[r * code.k + j]!] = code.values[r * code.k + j]!;
+      return this.decode(engine, f);
+    }
+    const out = new Float32Array(rows * dIn);
+    const rowPtr = Int32Array.from({ length: rows + 1 }, (_, r) => r * code.k);
+    engine.kernels.sparseDecode({ rowPtr, idx: code.indices, rows }, code.values, this.params['W_dec']!, dIn, out);
+    const bDec = this.params['b_dec']!;
+    for (let r = 0; r < rows; r++) for (let j = 0; j < dIn; j++) out[r * dIn + j]! += bDec[j]!;
+    return out;
+  }
+
   /** The form it is saved and used in after training (see ArchitectureDef.exportForm); itself if the same. */
   exported(): Sae {
     const form = this.def.exportForm?.(this.hyper, this.dims, this.params);

@@ -105,6 +105,9 @@ describe('saved forms', () => {
     const x = randomX(20, 5);
     const f = await sae.encode(engine, x);
     const code = await sae.encodeTopK(engine, x, 5);
+    const dense = await sae.decode(engine, f);
+    const sparse = await sae.decodeSparse(engine, code);
+    for (let i = 0; i < dense.length; i++) expect(sparse[i]).toBeCloseTo(dense[i]!, 5);
     for (let r = 0; r < 20; r++) {
       expect(f.subarray(r * 40, r * 40 + 40).filter((v) => v !== 0).length).toBeLessThanOrEqual(5);
       for (let j = 0; j < 5; j++) expect(f[r * 40 + code.indices[r * 5 + j]!]).toBe(code.values[r * 5 + j]);
