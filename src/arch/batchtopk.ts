@@ -100,7 +100,7 @@ export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
   options: [
     { key: 'k', kind: 'integer', help: 'latents kept per input (default 32)' },
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
-    { key: 'thresholdBeta', kind: 'number', help: 'batchtopk, matryoshka: EMA factor of the inference threshold (default 0.999)' },
+    { key: 'thresholdBeta', kind: 'number', help: 'EMA factor of the inference threshold (default 0.999)' },
   ],
   unitNormDecoder: true,
   applyBDecToInput: () => true,

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { decodeAffine } from './common.js';
-import { asJumpRelu, batchTopKEncode, batchTopKHyper, batchTopKParams, batchTopKStep } from './batchtopk.js';
+import { asJumpRelu, batchtopk, batchTopKEncode, batchTopKHyper, batchTopKParams, batchTopKStep } from './batchtopk.js';
 import type { ArchitectureDef, Dims } from './types.js';
 
 const hyper = batchTopKHyper
@@ -37,7 +37,7 @@ export const matryoshka: ArchitectureDef<MatryoshkaHyper> = {
   formulas: 'batchtopk codes; every prefix f[:, :m_l] reconstructs x; loss = sum_l mse_l (+ AuxK)',
   coefficient: { name: 'aux_coefficient', default: 1 / 32 },
   hyper,
-  options: [{ key: 'prefixes', kind: 'list', help: 'matryoshka: nested prefix widths (default d_sae/8,d_sae/4,d_sae/2,d_sae)' }],
+  options: [...batchtopk.options, { key: 'prefixes', kind: 'list', help: 'nested prefix widths (default d_sae/8,d_sae/4,d_sae/2,d_sae)' }],
   unitNormDecoder: true,
   applyBDecToInput: () => true,
   params: batchTopKParams,

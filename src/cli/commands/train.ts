@@ -43,7 +43,7 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
     const users = defs.filter((d) => kebab(d.coefficient.name.replace(/_/g, '-')) === flag);
     return { flag, key: 'model.coefficient', kind: 'number', help: `sparsity coefficient of ${users.map((d) => `${d.name} (default ${d.coefficient.default})`).join(', ')}`, group: 'model' };
   }),
-  ...hyperOptions.map((o): OptionSpec => ({ flag: kebab(o.key), key: `model.hyper.${o.key}`, kind: o.kind, help: `${defs.filter((d) => d.options.includes(o)).map((d) => d.name).join(', ')}: ${o.help}`, group: 'model' })),
+  ...hyperOptions.map((o): OptionSpec => ({ flag: kebab(o.key), key: `model.hyper.${o.key}`, kind: o.kind, help: `${defs.filter((d) => d.options.some((x) => x.key === o.key)).map((d) => d.name).join(', ')}: ${o.help}`, group: 'model' })),
   { flag: 'unit-norm-decoder', key: 'model.unitNormDecoder', kind: 'boolean', help: 'keep decoder rows at unit norm', group: 'model' },
   { flag: 'decoder-init-norm', key: 'model.decoderInitNorm', kind: 'number', help: 'decoder row norm at initialisation (default 0.1)', group: 'model' },
   { flag: 'b-dec-init', key: 'model.bDecInit', kind: 'string', help: 'geometric_median | mean | zeros (default geometric_median)', group: 'model' },
