@@ -3,6 +3,7 @@
 // then runs the kernel in place on the JS buffers (no copies). Surface: src/engine/binding.ts.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -14,7 +15,7 @@
 namespace {
 
 // Bump with every change to the surface; src/engine/binding.ts checks it.
-constexpr int kAbi = 1;
+constexpr int kAbi = 2;
 constexpr int kMaxThreads = 1024;
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
 
@@ -62,6 +63,16 @@ std::string describe(const Napi::Value& v) {
   }
 }
 
+// A CSR code, checked: row_ptr [rows + 1], row_ptr[0] = 0, nondecreasing, row_ptr[rows] = idx.length = nnz.
+struct Code {
+  Buffer<std::int32_t> row_ptr;
+  Buffer<std::int32_t> idx;
+  std::size_t rows;
+  std::size_t nnz;
+
+  sae::Csr csr() const { return {row_ptr.data, idx.data, rows}; }
+};
+
 // Reads and checks the arguments of one call to `kernel`; every failure throws a JS error.
 class Args {
  public:
@@ -82,6 +93,58 @@ class Args {
   Buffer<std::uint8_t> uint8(std::size_t i, const char* name) const {
     const Napi::TypedArray a = typed(i, name, napi_uint8_array, "a Uint8Array");
     return {a.As<Napi::Uint8Array>().Data(), a.ElementLength(), name};
+  }
+
+  Buffer<std::int32_t> int32(std::size_t i, const char* name) const {
+    const Napi::TypedArray a = typed(i, name, napi_int32_array, "an Int32Array");
+    return {a.As<Napi::Int32Array>().Data(), a.ElementLength(), name};
+  }
+
+  bool boolean(std::size_t i, const char* name) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsBoolean()) type_error(std::string(name) + " must be a boolean, got " + describe(v));
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  // The CSR code at arguments i (rowPtr), i + 1 (idx), i + 2 (rows); O(rows) checks. Its latents
+  // are checked apart (expect_latents), once their bound is known.
+  Code code(std::size_t i) const {
+    const auto row_ptr = int32(i, "rowPtr");
+    const auto idx = int32(i + 1, "idx");
+    const std::size_t rows = dim(i + 2, "rows");
+    expect_length(row_ptr, rows + 1, "rows + 1");
+    const std::int32_t* p = row_ptr.data;
+    if (p[0] != 0) range_error("rowPtr[0] must be 0, got " + std::to_string(p[0]));
+    for (std::size_t r = 0; r < rows; ++r) {
+      if (p[r + 1] < p[r]) {
+        range_error("rowPtr must be nondecreasing, got rowPtr[" + std::to_string(r + 1) + "] = " + std::to_string(p[r + 1]) +
+                    " < rowPtr[" + std::to_string(r) + "] = " + std::to_string(p[r]));
+      }
+    }
+    const auto nnz = static_cast<std::size_t>(p[rows]);
+    expect_length(idx, nnz, "nnz = rowPtr[rows]");
+    return {row_ptr, idx, rows, nnz};
+  }
+
+  // Every latent of c in [0, d_sae) (`bound` says where d_sae comes from).
+  void expect_latents(const Code& c, std::size_t d_sae, const std::string& bound) const {
+    const std::int32_t* idx = c.idx.data;
+    d_sae = std::min<std::size_t>(d_sae, std::size_t{1} << 31);  // an int32 is below 2^31 anyway
+    // Branch-free scan first (the common case: all fine), then the first offender for the message.
+    std::uint32_t worst = 0;
+    for (std::size_t e = 0; e < c.nnz; ++e) worst = std::max(worst, static_cast<std::uint32_t>(idx[e]));
+    if (static_cast<std::size_t>(worst) < d_sae) return;
+    for (std::size_t e = 0; e < c.nnz; ++e) {
+      if (idx[e] < 0 || static_cast<std::size_t>(idx[e]) >= d_sae) {
+        range_error("idx[" + std::to_string(e) + "] = " + std::to_string(idx[e]) + " is out of [0, dSae) with " + bound);
+      }
+    }
+  }
+
+  // out: [n], written in place of `in`: the same buffer (out = in) or one apart from it.
+  void expect_same_or_disjoint(const Buffer<float>& out, const Buffer<float>& in) const {
+    if (out.data == in.data && out.length == in.length) return;
+    expect_disjoint(out, in);
   }
 
   // A finite number.
@@ -148,6 +211,12 @@ class Args {
     expect_length(out, m.rows, "rows");
     expect_disjoint(m.buf, out);
     return out;
+  }
+
+  // out apart from every one of `ins`.
+  template <class T, class... In>
+  void expect_apart(const Buffer<T>& out, const In&... ins) const {
+    (expect_disjoint(out, ins), ...);
   }
 
   template <class A, class B>
@@ -240,6 +309,125 @@ Napi::Value NonFiniteRows(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(count));
 }
 
+// subtract(a, b, out): number (sum of out^2); out may be a or b.
+Napi::Value Subtract(const Napi::CallbackInfo& info) {
+  const Args a(info, "subtract");
+  const auto x = a.float32(0, "a");
+  const auto y = a.float32(1, "b");
+  const auto out = a.float32(2, "out");
+  a.expect_length(y, x.length, "a.length");
+  a.expect_length(out, x.length, "a.length");
+  a.expect_same_or_disjoint(out, x);
+  a.expect_same_or_disjoint(out, y);
+  return Napi::Number::New(info.Env(), sae::subtract(x.data, y.data, out.data, x.length));
+}
+
+// centeredSumSquares(x, rows, cols): number
+Napi::Value CenteredSumSquares(const Napi::CallbackInfo& info) {
+  const Args a(info, "centeredSumSquares");
+  const Matrix x = a.matrix(0, "x");
+  return Napi::Number::New(info.Env(), sae::centered_sum_squares(x.buf.data, x.rows, x.cols));
+}
+
+// columnSums(x, rows, cols, out, accumulate): void
+void ColumnSums(const Napi::CallbackInfo& info) {
+  const Args a(info, "columnSums");
+  const Matrix x = a.matrix(0, "x");
+  const auto out = a.float32(3, "out");
+  const bool accumulate = a.boolean(4, "accumulate");
+  a.expect_length(out, x.cols, "cols");
+  a.expect_disjoint(x.buf, out);
+  sae::column_sums(x.buf.data, x.rows, x.cols, out.data, accumulate);
+}
+
+// "a * b = <a> * <b>", for a length's formula.
+std::string product(const char* formula, std::size_t a, std::size_t b) {
+  return std::string(formula) + " = " + std::to_string(a) + " * " + std::to_string(b);
+}
+
+// w: [dSae, dIn] -> dSae (the bound of the code's latents), checked.
+std::size_t latents_of(const Args& a, const Buffer<float>& w, std::size_t d_in, const Code& c) {
+  if (d_in == 0) {
+    a.expect_length(w, 0, "dSae * dIn with dIn = 0");
+    a.expect_latents(c, std::size_t{1} << 31, "dIn = 0");
+    return 0;
+  }
+  if (w.length % d_in != 0) {
+    a.range_error(std::string(w.name) + " has " + std::to_string(w.length) + " elements, not a multiple of dIn = " +
+                  std::to_string(d_in));
+  }
+  const std::size_t d_sae = w.length / d_in;
+  a.expect_latents(c, d_sae, "dSae = w.length / dIn = " + std::to_string(d_sae));
+  return d_sae;
+}
+
+// sparseDecode(rowPtr, idx, rows, val, w, dIn, out): void
+void SparseDecode(const Napi::CallbackInfo& info) {
+  const Args a(info, "sparseDecode");
+  const Code c = a.code(0);
+  const auto val = a.float32(3, "val");
+  const auto w = a.float32(4, "w");
+  const std::size_t d_in = a.dim(5, "dIn");
+  const auto out = a.float32(6, "out");
+  a.expect_length(val, c.nnz, "nnz = rowPtr[rows]");
+  latents_of(a, w, d_in, c);
+  a.expect_length(out, c.rows * d_in, product("rows * dIn", c.rows, d_in));
+  a.expect_apart(out, c.row_ptr, c.idx, val, w);
+  sae::sparse_decode(c.csr(), val.data, w.data, d_in, out.data);
+}
+
+// sparseGatherDot(rowPtr, idx, rows, w, g, dIn, out): void
+void SparseGatherDot(const Napi::CallbackInfo& info) {
+  const Args a(info, "sparseGatherDot");
+  const Code c = a.code(0);
+  const auto w = a.float32(3, "w");
+  const auto g = a.float32(4, "g");
+  const std::size_t d_in = a.dim(5, "dIn");
+  const auto out = a.float32(6, "out");
+  const std::size_t d_sae = latents_of(a, w, d_in, c);
+  a.expect_length(g, c.rows * d_in, product("rows * dIn", c.rows, d_in));
+  a.expect_length(out, c.nnz, "nnz = rowPtr[rows]");
+  a.expect_apart(out, c.row_ptr, c.idx, w, g);
+  sae::sparse_gather_dot(c.csr(), w.data, d_sae, g.data, d_in, out.data);
+}
+
+// sparseScatter(rowPtr, idx, rows, coef, x, dIn, dSae, out, layout, accumulate): void
+void SparseScatter(const Napi::CallbackInfo& info) {
+  const Args a(info, "sparseScatter");
+  const Code c = a.code(0);
+  const auto coef = a.float32(3, "coef");
+  const auto x = a.float32(4, "x");
+  const std::size_t d_in = a.dim(5, "dIn");
+  const std::size_t d_sae = a.dim(6, "dSae");
+  const auto out = a.float32(7, "out");
+  const Napi::Value layout = info[8];
+  if (!layout.IsString()) a.type_error("layout must be a string, got " + describe(layout));
+  const std::string name = layout.As<Napi::String>().Utf8Value();
+  if (name != "rows" && name != "columns") a.range_error("layout must be 'rows' or 'columns', got '" + name + "'");
+  const bool accumulate = a.boolean(9, "accumulate");
+  a.expect_length(coef, c.nnz, "nnz = rowPtr[rows]");
+  a.expect_length(x, c.rows * d_in, product("rows * dIn", c.rows, d_in));
+  a.expect_latents(c, d_sae, "dSae = " + std::to_string(d_sae));
+  a.expect_length(out, d_sae * d_in, product("dSae * dIn", d_sae, d_in));
+  a.expect_apart(out, c.row_ptr, c.idx, coef, x);
+  sae::sparse_scatter(c.csr(), coef.data, x.data, d_in, d_sae, out.data, name == "columns", accumulate);
+}
+
+// sparseScatterSum(rowPtr, idx, rows, coef, dSae, out, accumulate): void
+void SparseScatterSum(const Napi::CallbackInfo& info) {
+  const Args a(info, "sparseScatterSum");
+  const Code c = a.code(0);
+  const auto coef = a.float32(3, "coef");
+  const std::size_t d_sae = a.dim(4, "dSae");
+  const auto out = a.float32(5, "out");
+  const bool accumulate = a.boolean(6, "accumulate");
+  a.expect_length(coef, c.nnz, "nnz = rowPtr[rows]");
+  a.expect_latents(c, d_sae, "dSae = " + std::to_string(d_sae));
+  a.expect_length(out, d_sae, "dSae");
+  a.expect_apart(out, c.row_ptr, c.idx, coef);
+  sae::sparse_scatter_sum(c.csr(), coef.data, d_sae, out.data, accumulate);
+}
+
 // setThreads(n): void; the process-wide pool, shared by every loaded copy of the kernels.
 void SetThreads(const Napi::CallbackInfo& info) {
   const Args a(info, "setThreads");
@@ -262,6 +450,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("removeParallelComponent", Napi::Function::New(env, RemoveParallelComponent, "removeParallelComponent"));
   exports.Set("scale", Napi::Function::New(env, Scale, "scale"));
   exports.Set("nonFiniteRows", Napi::Function::New(env, NonFiniteRows, "nonFiniteRows"));
+  exports.Set("subtract", Napi::Function::New(env, Subtract, "subtract"));
+  exports.Set("centeredSumSquares", Napi::Function::New(env, CenteredSumSquares, "centeredSumSquares"));
+  exports.Set("columnSums", Napi::Function::New(env, ColumnSums, "columnSums"));
+  exports.Set("sparseDecode", Napi::Function::New(env, SparseDecode, "sparseDecode"));
+  exports.Set("sparseGatherDot", Napi::Function::New(env, SparseGatherDot, "sparseGatherDot"));
+  exports.Set("sparseScatter", Napi::Function::New(env, SparseScatter, "sparseScatter"));
+  exports.Set("sparseScatterSum", Napi::Function::New(env, SparseScatterSum, "sparseScatterSum"));
   return exports;
 }
 

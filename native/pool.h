@@ -60,28 +60,68 @@ class Pool {
   bool stop_ = false;
 };
 
+// Calls body(part, parts) once for every pool thread (part 0 on the calling thread), or body(0, 1)
+// inline when `work` (elements touched) is below kInlineWork.
+template <class Body>
+void parallel_parts(std::size_t work, const Body& body) {
+  if (work < kInlineWork) {
+    body(0, 1);
+    return;
+  }
+  Pool::instance().run([](const void* ctx, int part, int parts) { (*static_cast<const Body*>(ctx))(part, parts); },
+                       &body);
+}
+
 // Runs body(begin, end) over contiguous ranges covering [0, items), one range per pool thread
 // (boundaries on multiples of `align`); `work` (elements touched) below kInlineWork runs inline.
 template <class Body>
 void parallel_for(std::size_t items, std::size_t align, std::size_t work, const Body& body) {
   if (items == 0) return;
-  if (work < kInlineWork) {
-    body(std::size_t{0}, items);
-    return;
-  }
-  struct Job {
-    std::size_t items;
-    std::size_t align;
-    const Body* body;
+  parallel_parts(work, [&](int part, int parts) {
+    const Range r = split(items, part, parts, align);
+    if (r.begin < r.end) body(r.begin, r.end);
+  });
+}
+
+// [0, n) cut into `parts` contiguous ranges of about equal weight: cum(i) is the weight of items
+// [0, i) (nondecreasing, cum(0) = 0); boundaries fall on multiples of `align` (or n). Which range
+// an item lands in never changes what is computed for it, only who computes it.
+template <class Cum>
+Range split_weighted(std::size_t n, int part, int parts, std::size_t align, const Cum& cum) {
+  const std::size_t a = align > 0 ? align : 1;
+  const std::size_t blocks = (n + a - 1) / a;
+  const double total = static_cast<double>(cum(n));
+  // The first block boundary b (in [0, blocks]) whose weight reaches total * p / parts.
+  const auto boundary = [&](int p) -> std::size_t {
+    if (p <= 0) return 0;
+    if (p >= parts) return blocks;
+    const double target = total * p / parts;
+    std::size_t lo = 0;
+    std::size_t hi = blocks;
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      const std::size_t at = mid * a < n ? mid * a : n;
+      if (static_cast<double>(cum(at)) < target) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
   };
-  const Job job{items, align, &body};
-  Pool::instance().run(
-      [](const void* ctx, int part, int parts) {
-        const Job& j = *static_cast<const Job*>(ctx);
-        const Range r = split(j.items, part, parts, j.align);
-        if (r.begin < r.end) (*j.body)(r.begin, r.end);
-      },
-      &job);
+  const std::size_t b0 = boundary(part);
+  const std::size_t b1 = boundary(part + 1);
+  return {b0 * a < n ? b0 * a : n, b1 * a < n ? b1 * a : n};
+}
+
+// parallel_for with ranges of about equal weight (see split_weighted).
+template <class Cum, class Body>
+void parallel_for_weighted(std::size_t items, std::size_t align, std::size_t work, const Cum& cum, const Body& body) {
+  if (items == 0) return;
+  parallel_parts(work, [&](int part, int parts) {
+    const Range r = split_weighted(items, part, parts, align, cum);
+    if (r.begin < r.end) body(r.begin, r.end);
+  });
 }
 
 }  // namespace sae

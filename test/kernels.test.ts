@@ -1,8 +1,11 @@
 /**
  * The kernel suite, written once and run on every backend (tfjs's describeWithFlags): each kernel
  * against the TypeScript reference (the oracle) on odd and power-of-two shapes, multi-step Adam, edge
- * cases, and Adam against the float64 PyTorch vectors. Then what only the native addon has: bitwise
- * independence from the thread count, argument validation, and the fallback when it is missing.
+ * cases, and Adam against the float64 PyTorch vectors; the dense helpers of the sparse step and the
+ * sparse kernels on CSR codes (fixed and variable row lengths, empty rows, repeated latents in a row,
+ * latents with no entry; both scatter layouts, accumulating or not). Then what only the native addon
+ * has: bitwise independence from the thread count, argument validation, and the fallback when it is
+ * missing.
  *
  * Tolerances against the reference (float64 inside each loop, rounded on store):
  * - scale, nonFiniteRows: exact.
@@ -12,6 +15,12 @@
  *   rounds the parameter) or 1e-6 * lr per step;
  *   m and v within 1e-6 of max|g| and max g^2 (float32 rounding of a few operations).
  * - adam against PyTorch: max|ours - ref| / max|ref| <= 1e-5 per step.
+ * - subtract's out, columnSums, sparseDecode, sparseScatter (both layouts, accumulate or not) and
+ *   sparseScatterSum: exact (the reference's own order in float64: rows in order, entries in order).
+ * - the float64 totals of subtract and centeredSumSquares (sums of n >= 0 terms, another order):
+ *   |ours - ref| <= n * 2^-52 * ref.
+ * - sparseGatherDot (dot products in float64, another order, rounded to float32): 1 ulp, or
+ *   |diff| <= dIn * 2^-52 * sum_j |g_j w_j| where the dot product cancels.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +28,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { Engine } from '../src/engine/index.js';
-import type { AdamHyper, Kernels } from '../src/engine/kernels.js';
+import type { AdamHyper, CsrRows, Kernels, ScatterLayout } from '../src/engine/kernels.js';
 import { loadNativeBinding, loadNativeKernels } from '../src/engine/native.js';
 import { referenceKernels } from '../src/engine/reference.js';
 import { Rng } from '../src/rng.js';
@@ -103,7 +112,7 @@ function relError(ours: ArrayLike<number>, ref: ArrayLike<number>): number {
   return d / Math.max(maxAbs(ref), 1e-30);
 }
 
-function sameBits(a: Float32Array | Uint8Array, b: Float32Array | Uint8Array): boolean {
+function sameBits(a: ArrayBufferView, b: ArrayBufferView): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
@@ -111,6 +120,57 @@ function sameBits(a: Float32Array | Uint8Array, b: Float32Array | Uint8Array): b
 function withZeroRows(w: Float32Array, cols: number, zero: readonly number[]): Float32Array {
   for (const r of zero) w.fill(0, r * cols, (r + 1) * cols);
   return w;
+}
+
+// ---------------------------------------------------------------- sparse codes
+
+/** Entries per row: k for every row, or 'variable' (0 to 40, every fifth row empty). */
+type Lengths = number | 'variable';
+
+/**
+ * A seeded CSR code: latents drawn with replacement (so a row may repeat one; row 0 always does when
+ * it has two entries) from all latents but every third one (so that some latents have no entry).
+ */
+function makeCode(rows: number, dSae: number, lengths: Lengths, seed: number): CsrRows {
+  const rng = new Rng(seed);
+  const rowPtr = new Int32Array(rows + 1);
+  for (let r = 0; r < rows; r++) {
+    const n = lengths === 'variable' ? (r % 5 === 4 ? 0 : rng.int(41)) : lengths;
+    rowPtr[r + 1] = rowPtr[r]! + n;
+  }
+  const live = Array.from({ length: dSae }, (_, i) => i).filter((i) => dSae < 3 || i % 3 !== 1);
+  const idx = new Int32Array(rowPtr[rows]!);
+  for (let e = 0; e < idx.length; e++) idx[e] = live[rng.int(live.length)]!;
+  if (idx.length >= 2 && rowPtr[1]! >= 2) idx[1] = idx[0]!;
+  return { rowPtr, idx, rows };
+}
+
+/** [rows, dIn, dSae, entries per row]: odd and power-of-two sizes, from 1 to the TopK step's dIn. */
+const SPARSE: readonly (readonly [number, number, number, Lengths])[] = [
+  [1, 1, 1, 1],
+  [1, 768, 256, 40],
+  [7, 7, 17, 3],
+  [7, 768, 1, 5],
+  [64, 64, 256, 32],
+  [64, 129, 17, 'variable'],
+  [129, 129, 1000, 40],
+  [129, 7, 256, 'variable'],
+  [1000, 1, 17, 'variable'],
+  [1000, 64, 1000, 1],
+  [1000, 768, 1000, 'variable'],
+];
+const SCATTERS: readonly (readonly [ScatterLayout, boolean])[] = [
+  ['rows', false],
+  ['rows', true],
+  ['columns', false],
+  ['columns', true],
+];
+
+/** Latents with no entry in the code. */
+function emptyLatents(code: CsrRows, dSae: number): number[] {
+  const used = new Uint8Array(dSae);
+  for (const i of code.idx) used[i] = 1;
+  return Array.from({ length: dSae }, (_, i) => i).filter((i) => used[i] === 0);
 }
 
 // ---------------------------------------------------------------- the suite, once for every backend
@@ -252,6 +312,203 @@ describe.each(BACKENDS)('$name kernels', (backend) => {
   });
 });
 
+describe.each(BACKENDS)('$name kernels: dense helpers of the sparse step', (backend) => {
+  if (backend.kernels instanceof Error) {
+    it.skip(`all tests${skipNote(backend)}`, () => {});
+    return;
+  }
+  const k = backend.kernels;
+
+  it.each(LENGTHS)('subtract on %i floats: out exactly the reference, sum(out^2) within n 2^-52', (n) => {
+    const a = randn(n, 31);
+    const b = randn(n, 32, 0.5);
+    const ours = new Float32Array(n).fill(NaN);
+    const ref = new Float32Array(n);
+    const s = k.subtract(a, b, ours);
+    const want = referenceKernels.subtract(a, b, ref);
+    expect(sameBits(ours, ref)).toBe(true);
+    expect(Math.abs(s - want)).toBeLessThanOrEqual(n * 2 ** -52 * want);
+    // out may be a or b itself
+    const a2 = a.slice();
+    expect(k.subtract(a2, b, a2)).toBe(s);
+    expect(sameBits(a2, ref)).toBe(true);
+    const b2 = b.slice();
+    expect(k.subtract(a, b2, b2)).toBe(s);
+    expect(sameBits(b2, ref)).toBe(true);
+  });
+
+  it.each(MATRICES)('centeredSumSquares %ix%i within n 2^-52 of the reference', (rows, cols) => {
+    const x = randn(rows * cols, rows + 3 * cols, 2);
+    for (let i = 0; i < x.length; i++) x[i] = x[i]! + (i % cols); // column means far from 0
+    const want = referenceKernels.centeredSumSquares(x, rows, cols);
+    expect(Math.abs(k.centeredSumSquares(x, rows, cols) - want)).toBeLessThanOrEqual(rows * cols * 2 ** -52 * want);
+  });
+
+  it.each(MATRICES)('columnSums %ix%i is exactly the reference, overwriting or accumulating', (rows, cols) => {
+    const x = randn(rows * cols, rows * cols + 1);
+    for (const accumulate of [false, true]) {
+      const ours = accumulate ? randn(cols, 41) : new Float32Array(cols).fill(NaN);
+      const ref = accumulate ? ours.slice() : new Float32Array(cols);
+      k.columnSums(x, rows, cols, ours, accumulate);
+      referenceKernels.columnSums(x, rows, cols, ref, accumulate);
+      expect(sameBits(ours, ref), `accumulate ${accumulate}`).toBe(true);
+    }
+  });
+
+  it('handles empty shapes', () => {
+    expect(k.subtract(new Float32Array(0), new Float32Array(0), new Float32Array(0))).toBe(0);
+    for (const [rows, cols] of [[0, 5], [5, 0], [0, 0]] as const) {
+      expect(k.centeredSumSquares(new Float32Array(0), rows, cols)).toBe(0);
+      const out = new Float32Array(cols).fill(3);
+      k.columnSums(new Float32Array(0), rows, cols, out, false);
+      expect(Array.from(out)).toEqual(new Array<number>(cols).fill(0));
+    }
+  });
+});
+
+describe.each(BACKENDS)('$name kernels: sparse', (backend) => {
+  if (backend.kernels instanceof Error) {
+    it.skip(`all tests${skipNote(backend)}`, () => {});
+    return;
+  }
+  const k = backend.kernels;
+  const label = (rows: number, dIn: number, dSae: number, lengths: Lengths): string =>
+    `${rows} rows, dIn ${dIn}, dSae ${dSae}, ${lengths === 'variable' ? '0-40' : lengths} per row`;
+
+  it.each(SPARSE)('sparseDecode (%i rows, dIn %i, dSae %i, %s per row) is exactly the reference', (rows, dIn, dSae, lengths) => {
+    const code = makeCode(rows, dSae, lengths, rows + dIn + dSae);
+    const val = randn(code.idx.length, 1);
+    const w = randn(dSae * dIn, 2);
+    const ours = new Float32Array(rows * dIn).fill(NaN);
+    const ref = new Float32Array(rows * dIn);
+    k.sparseDecode(code, val, w, dIn, ours);
+    referenceKernels.sparseDecode(code, val, w, dIn, ref);
+    expectClose(ours, ref, {}, label(rows, dIn, dSae, lengths));
+  });
+
+  it.each(SPARSE)('sparseGatherDot (%i rows, dIn %i, dSae %i, %s per row) within 1 ulp of the reference', (rows, dIn, dSae, lengths) => {
+    const code = makeCode(rows, dSae, lengths, 2 * rows + dIn);
+    const w = randn(dSae * dIn, 3);
+    const g = randn(rows * dIn, 4);
+    const nnz = code.idx.length;
+    const ours = new Float32Array(nnz).fill(NaN);
+    const ref = new Float32Array(nnz);
+    k.sparseGatherDot(code, w, g, dIn, ours);
+    referenceKernels.sparseGatherDot(code, w, g, dIn, ref);
+    const bound = new Float64Array(nnz); // dIn 2^-52 sum_j |g_j w_j|
+    for (let r = 0; r < rows; r++) {
+      for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
+        let s = 0;
+        for (let j = 0; j < dIn; j++) s += Math.abs(g[r * dIn + j]! * w[code.idx[e]! * dIn + j]!);
+        bound[e] = dIn * 2 ** -52 * s;
+      }
+    }
+    expectClose(ours, ref, { ulps: 1, abs: (e) => bound[e]! }, label(rows, dIn, dSae, lengths));
+  });
+
+  it.each(SPARSE)('sparseScatter (%i rows, dIn %i, dSae %i, %s per row) is exactly the reference', (rows, dIn, dSae, lengths) => {
+    const code = makeCode(rows, dSae, lengths, 3 * rows + dSae);
+    const coef = randn(code.idx.length, 5);
+    const x = randn(rows * dIn, 6);
+    const empty = emptyLatents(code, dSae);
+    if (dSae >= 3) expect(empty.length).toBeGreaterThan(0);
+    for (const [layout, accumulate] of SCATTERS) {
+      const what = `${label(rows, dIn, dSae, lengths)}, ${layout}${accumulate ? ', accumulate' : ''}`;
+      const before = accumulate ? randn(dSae * dIn, 7) : new Float32Array(dSae * dIn).fill(NaN);
+      const ours = before.slice();
+      const ref = accumulate ? before.slice() : new Float32Array(dSae * dIn);
+      k.sparseScatter(code, coef, x, dIn, dSae, ours, layout, accumulate);
+      referenceKernels.sparseScatter(code, coef, x, dIn, dSae, ref, layout, accumulate);
+      expectClose(ours, ref, {}, what);
+      // latents with no entry: zeros, or left as they were
+      const wrong = empty.filter((i) => {
+        for (let j = 0; j < dIn; j++) {
+          const at = layout === 'rows' ? i * dIn + j : j * dSae + i;
+          if (!Object.is(ours[at], accumulate ? before[at] : 0)) return true;
+        }
+        return false;
+      });
+      expect(wrong, `${what}: latents with no entry`).toEqual([]);
+    }
+  });
+
+  it.each(SPARSE)('sparseScatterSum (%i rows, dIn %i, dSae %i, %s per row) is exactly the reference', (rows, _dIn, dSae, lengths) => {
+    const code = makeCode(rows, dSae, lengths, 4 * rows + dSae);
+    const coef = randn(code.idx.length, 8);
+    for (const accumulate of [false, true]) {
+      const ours = accumulate ? randn(dSae, 9) : new Float32Array(dSae).fill(NaN);
+      const ref = accumulate ? ours.slice() : new Float32Array(dSae);
+      k.sparseScatterSum(code, coef, dSae, ours, accumulate);
+      referenceKernels.sparseScatterSum(code, coef, dSae, ref, accumulate);
+      expectClose(ours, ref, {}, `accumulate ${accumulate}`);
+    }
+  });
+
+  it('sums repeated latents of a row, and rows with no entries decode to zeros', () => {
+    // rows: [2, 2, 0], [], [1]; dSae 3, dIn 2
+    const code: CsrRows = { rowPtr: Int32Array.of(0, 3, 3, 4), idx: Int32Array.of(2, 2, 0, 1), rows: 3 };
+    const w = Float32Array.of(1, 2, 3, 4, 5, 6); // [3, 2]
+    const val = Float32Array.of(1, 0.5, 2, -1);
+    const out = new Float32Array(6).fill(NaN);
+    k.sparseDecode(code, val, w, 2, out);
+    expect(Array.from(out)).toEqual([1.5 * 5 + 2 * 1, 1.5 * 6 + 2 * 2, 0, 0, -3, -4]);
+    const dots = new Float32Array(4);
+    k.sparseGatherDot(code, w, Float32Array.of(1, 1, 9, 9, 1, -1), 2, dots);
+    expect(Array.from(dots)).toEqual([11, 11, 3, -1]);
+    const dW = new Float32Array(6).fill(NaN);
+    k.sparseScatter(code, val, Float32Array.of(1, 2, 9, 9, 3, 4), 2, 3, dW, 'rows', false);
+    expect(Array.from(dW)).toEqual([2, 4, -3, -4, 1.5, 3]);
+    k.sparseScatter(code, val, Float32Array.of(1, 2, 9, 9, 3, 4), 2, 3, dW, 'columns', false);
+    expect(Array.from(dW)).toEqual([2, -3, 1.5, 4, -4, 3]);
+    const db = new Float32Array(3).fill(1);
+    k.sparseScatterSum(code, val, 3, db, true);
+    expect(Array.from(db)).toEqual([3, 0, 2.5]);
+  });
+
+  it('handles empty codes and empty shapes (0 rows, dIn 0, dSae 0)', () => {
+    const none: CsrRows = { rowPtr: Int32Array.of(0), idx: new Int32Array(0), rows: 0 };
+    const f = (n: number, v = 7): Float32Array => new Float32Array(n).fill(v);
+    k.sparseDecode(none, f(0), f(12), 4, f(0));
+    k.sparseGatherDot(none, f(12), f(0), 4, f(0));
+    const dW = f(12);
+    k.sparseScatter(none, f(0), f(0), 4, 3, dW, 'columns', false);
+    expect(Array.from(dW)).toEqual(new Array<number>(12).fill(0));
+    k.sparseScatter(none, f(0), f(0), 4, 3, dW.fill(7), 'rows', true);
+    expect(Array.from(dW)).toEqual(new Array<number>(12).fill(7));
+    const db = f(3);
+    k.sparseScatterSum(none, f(0), 3, db, false);
+    expect(Array.from(db)).toEqual([0, 0, 0]);
+    k.sparseScatterSum(none, f(0), 0, f(0), false);
+    const empties: CsrRows = { rowPtr: new Int32Array(4), idx: new Int32Array(0), rows: 3 };
+    const out = f(6);
+    k.sparseDecode(empties, f(0), f(4), 2, out);
+    expect(Array.from(out)).toEqual([0, 0, 0, 0, 0, 0]);
+    const one: CsrRows = { rowPtr: Int32Array.of(0, 1), idx: Int32Array.of(2), rows: 1 };
+    k.sparseDecode(one, f(1), f(0), 0, f(0));
+    k.sparseGatherDot(one, f(0), f(0), 0, f(1));
+    k.sparseScatter(one, f(1), f(0), 0, 3, f(0), 'columns', false);
+  });
+
+  it('works on views into larger buffers (subarrays)', () => {
+    const [rows, dIn, dSae] = [129, 33, 70];
+    const code = makeCode(rows, dSae, 'variable', 12);
+    const nnz = code.idx.length;
+    const bigIdx = new Int32Array(nnz + 9).fill(-1);
+    bigIdx.set(code.idx, 5);
+    const view: CsrRows = { rowPtr: code.rowPtr, idx: bigIdx.subarray(5, 5 + nnz), rows };
+    const coef = randn(nnz + 4, 13).subarray(3, 3 + nnz);
+    const x = randn(rows * dIn + 2, 14).subarray(1, 1 + rows * dIn);
+    const big = new Float32Array(dSae * dIn + 8).fill(5);
+    const out = big.subarray(4, 4 + dSae * dIn);
+    const ref = new Float32Array(dSae * dIn);
+    k.sparseScatter(view, coef, x, dIn, dSae, out, 'columns', false);
+    referenceKernels.sparseScatter(code, coef.slice(), x.slice(), dIn, dSae, ref, 'columns', false);
+    expectClose(out, ref, {}, 'view');
+    expect(Array.from(big.subarray(0, 4))).toEqual([5, 5, 5, 5]);
+    expect(Array.from(big.subarray(4 + dSae * dIn))).toEqual([5, 5, 5, 5]);
+  });
+});
+
 // ---------------------------------------------------------------- native only
 
 describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () => {
@@ -262,7 +519,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
   const k = native;
 
   /** Runs every kernel on inputs past the inline threshold; returns every output. */
-  function runAll(kernels: Kernels): (Float32Array | Uint8Array)[] {
+  function runAll(kernels: Kernels): ArrayBufferView[] {
     const [rows, cols] = [1001, 67];
     const n = 100_003;
     const p = randn(n, 1);
@@ -281,7 +538,35 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
     const bad = new Uint8Array(n / 7 + 1);
     const sx = x.subarray(0, 14_286 * 7);
     kernels.nonFiniteRows(sx, 14_286, 7, bad.subarray(0, 14_286));
-    return [p, m, v, norms, grad, w, x, bad];
+    return [p, m, v, norms, grad, w, x, bad, ...runSparse(kernels)];
+  }
+
+  /** The sparse step's kernels past the inline threshold, dSae not a multiple of the 16-latent tile. */
+  function runSparse(kernels: Kernels): ArrayBufferView[] {
+    const [rows, dIn, dSae] = [1001, 67, 301];
+    const code = makeCode(rows, dSae, 'variable', 30);
+    const nnz = code.idx.length;
+    const x = randn(rows * dIn, 31);
+    const val = randn(nnz, 32);
+    const w = randn(dSae * dIn, 33);
+    const recon = new Float32Array(rows * dIn);
+    kernels.sparseDecode(code, val, w, dIn, recon);
+    const residual = new Float32Array(rows * dIn);
+    const loss = kernels.subtract(recon, x, residual);
+    const fvu = kernels.centeredSumSquares(x, rows, dIn);
+    const dbDec = randn(dIn, 34);
+    kernels.columnSums(residual, rows, dIn, dbDec, true);
+    const dots = new Float32Array(nnz);
+    kernels.sparseGatherDot(code, w, residual, dIn, dots);
+    const outs: ArrayBufferView[] = [recon, residual, Float64Array.of(loss, fvu), dbDec, dots];
+    for (const [layout, accumulate] of SCATTERS) {
+      const out = randn(dSae * dIn, 35);
+      kernels.sparseScatter(code, dots, x, dIn, dSae, out, layout, accumulate);
+      outs.push(out);
+    }
+    const dbEnc = randn(dSae, 36);
+    kernels.sparseScatterSum(code, dots, dSae, dbEnc, true);
+    return [...outs, dbEnc];
   }
 
   it('gives bitwise the same results on 1, 2, 3 and 8 threads', () => {
@@ -352,6 +637,92 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
     expect(() => k.adam(p, gr, m, v, { ...HYPER, lr: -1 }, 1)).toThrow(new RangeError('adam: lr must be >= 0, got -1'));
     expect(() => k.adam(p, gr, m, v, { ...HYPER, eps: NaN }, 1)).toThrow(RangeError);
     expect(Array.from(p)).toEqual([0, 0, 0, 0, 0, 0]); // nothing was touched
+  });
+
+  it('checks the sparse kernels\' arguments (TypeError, RangeError), touching nothing on failure', () => {
+    const f = (n: number): Float32Array => new Float32Array(n);
+    const code = (rowPtr: number[], idx: number[]): CsrRows => ({ rowPtr: Int32Array.from(rowPtr), idx: Int32Array.from(idx), rows: rowPtr.length - 1 });
+    const good = code([0, 2, 2, 3], [0, 4, 1]); // 3 rows, nnz 3
+    const [dIn, dSae] = [2, 5];
+    const w = f(dSae * dIn);
+    const out = f(3 * dIn);
+    k.sparseDecode(good, f(3), w, dIn, out); // fine
+
+    // the CSR code
+    expect(() => k.sparseDecode({ ...good, rows: 2 }, f(3), w, dIn, out)).toThrow(
+      new RangeError('sparseDecode: rowPtr has 4 elements, expected rows + 1 = 3'),
+    );
+    expect(() => k.sparseDecode(code([1, 2, 2, 3], [0, 4, 1]), f(3), w, dIn, out)).toThrow(
+      new RangeError('sparseDecode: rowPtr[0] must be 0, got 1'),
+    );
+    expect(() => k.sparseDecode(code([0, 2, 1, 3], [0, 4, 1]), f(3), w, dIn, out)).toThrow(
+      new RangeError('sparseDecode: rowPtr must be nondecreasing, got rowPtr[2] = 1 < rowPtr[1] = 2'),
+    );
+    expect(() => k.sparseDecode(code([0, 2, 2, 4], [0, 4, 1]), f(4), w, dIn, out)).toThrow(
+      new RangeError('sparseDecode: idx has 3 elements, expected nnz = rowPtr[rows] = 4'),
+    );
+    expect(() => k.sparseDecode(code([0, 2, 2, 3], [0, 5, 1]), f(3), w, dIn, out)).toThrow(
+      new RangeError('sparseDecode: idx[1] = 5 is out of [0, dSae) with dSae = w.length / dIn = 5'),
+    );
+    expect(() => k.sparseGatherDot(code([0, 2, 2, 3], [0, 1, -1]), w, f(6), dIn, f(3))).toThrow(
+      /sparseGatherDot: idx\[2\] = -1 is out of \[0, dSae\)/,
+    );
+    expect(() => k.sparseScatter(code([0, 2, 2, 3], [0, 4, 1]), f(3), f(6), dIn, 4, f(8), 'rows', false)).toThrow(
+      new RangeError('sparseScatter: idx[1] = 4 is out of [0, dSae) with dSae = 4'),
+    );
+    expect(() => k.sparseScatterSum(code([0, 2, 2, 3], [0, -7, 1]), f(3), dSae, f(dSae), false)).toThrow(
+      new RangeError('sparseScatterSum: idx[1] = -7 is out of [0, dSae) with dSae = 5'),
+    );
+
+    // the other buffers
+    expect(() => k.sparseDecode(good, f(2), w, dIn, out)).toThrow(/sparseDecode: val has 2 elements, expected nnz = rowPtr\[rows\] = 3/);
+    expect(() => k.sparseDecode(good, f(3), f(9), dIn, out)).toThrow(
+      new RangeError('sparseDecode: w has 9 elements, not a multiple of dIn = 2'),
+    );
+    expect(() => k.sparseDecode(good, f(3), w, dIn, f(5))).toThrow(/sparseDecode: out has 5 elements, expected rows \* dIn = 3 \* 2 = 6/);
+    expect(() => k.sparseGatherDot(good, w, f(5), dIn, f(3))).toThrow(/sparseGatherDot: g has 5 elements/);
+    expect(() => k.sparseGatherDot(good, w, f(6), dIn, f(4))).toThrow(/sparseGatherDot: out has 4 elements, expected nnz/);
+    expect(() => k.sparseScatter(good, f(3), f(6), dIn, dSae, f(9), 'rows', false)).toThrow(
+      /sparseScatter: out has 9 elements, expected dSae \* dIn = 5 \* 2 = 10/,
+    );
+    expect(() => k.sparseScatter(good, f(3), f(7), dIn, dSae, f(10), 'columns', true)).toThrow(/sparseScatter: x has 7 elements/);
+    expect(() => k.sparseScatterSum(good, f(3), dSae, f(4), true)).toThrow(/sparseScatterSum: out has 4 elements, expected dSae = 5/);
+    const shared = f(20);
+    expect(() => k.sparseScatter(good, f(3), shared.subarray(0, 6), dIn, dSae, shared.subarray(5, 15), 'rows', false)).toThrow(
+      /sparseScatter: out and x share memory/,
+    );
+    expect(() => k.sparseGatherDot(good, shared.subarray(0, 10), f(6), dIn, shared.subarray(9, 12))).toThrow(/out and w share memory/);
+    const a = f(8);
+    expect(() => k.subtract(a.subarray(0, 4), f(4), a.subarray(2, 6))).toThrow(new RangeError('subtract: out and a share memory; pass separate buffers'));
+    expect(() => k.subtract(f(4), f(3), f(4))).toThrow(new RangeError('subtract: b has 3 elements, expected a.length = 4'));
+    expect(() => k.columnSums(f(6), 2, 3, f(2), false)).toThrow(new RangeError('columnSums: out has 2 elements, expected cols = 3'));
+    expect(() => k.centeredSumSquares(f(6), 4, 2)).toThrow(/centeredSumSquares: x has 6 elements, expected rows \* cols/);
+
+    // types
+    expect(() => callUntyped(k.sparseDecode, { ...good, idx: Uint32Array.from(good.idx) }, f(3), w, dIn, out)).toThrow(
+      new TypeError('sparseDecode: idx must be an Int32Array, got a Uint32Array'),
+    );
+    expect(() => callUntyped(k.sparseScatterSum, { ...good, rowPtr: [0, 2, 2, 3] }, f(3), dSae, f(dSae), false)).toThrow(
+      new TypeError('sparseScatterSum: rowPtr must be an Int32Array, got an Array'),
+    );
+    expect(() => callUntyped(k.sparseScatter, good, f(3), f(6), dIn, dSae, f(10), 'cols', false)).toThrow(
+      new RangeError("sparseScatter: layout must be 'rows' or 'columns', got 'cols'"),
+    );
+    expect(() => callUntyped(k.sparseScatter, good, f(3), f(6), dIn, dSae, f(10), 1, false)).toThrow(
+      new TypeError('sparseScatter: layout must be a string, got a number'),
+    );
+    expect(() => callUntyped(k.sparseScatter, good, f(3), f(6), dIn, dSae, f(10), 'rows', 0)).toThrow(
+      new TypeError('sparseScatter: accumulate must be a boolean, got a number'),
+    );
+    expect(() => callUntyped(k.columnSums, f(6), 2, 3, f(3), undefined)).toThrow(
+      new TypeError('columnSums: accumulate must be a boolean, got undefined'),
+    );
+    expect(() => callUntyped(k.sparseDecode, { ...good, rows: 2.5 }, f(3), w, dIn, out)).toThrow(/sparseDecode: rows must be an integer/);
+
+    // nothing was written by a failed call
+    const untouched = f(10).fill(3);
+    expect(() => k.sparseScatter(code([0, 2, 2, 3], [0, 9, 1]), f(3), f(6), dIn, dSae, untouched, 'columns', false)).toThrow(RangeError);
+    expect(Array.from(untouched)).toEqual(new Array<number>(10).fill(3));
   });
 
   it('rejects a thread count out of range without changing the pool', () => {

@@ -10,7 +10,7 @@
 export const ADDON_NAME = 'sae_kernels';
 
 /** The surface version this TypeScript expects; native/addon.cc's kAbi must match. */
-export const ADDON_ABI = 1;
+export const ADDON_ABI = 2;
 
 export interface NativeBinding {
   /** Surface version (kAbi in native/addon.cc). */
@@ -44,6 +44,36 @@ export interface NativeBinding {
   scale(x: Float32Array, s: number): void;
   /** x: [rows, cols] -> out: [rows]; returns the count of flagged rows */
   nonFiniteRows(x: Float32Array, rows: number, cols: number, out: Uint8Array): number;
+
+  /** a, b, out: [n], out = a - b (out may be a or b itself, not a part of one); returns sum(out^2) */
+  subtract(a: Float32Array, b: Float32Array, out: Float32Array): number;
+  /** x: [rows, cols] -> sum of (x - column mean)^2 */
+  centeredSumSquares(x: Float32Array, rows: number, cols: number): number;
+  /** x: [rows, cols] -> out: [cols] */
+  columnSums(x: Float32Array, rows: number, cols: number, out: Float32Array, accumulate: boolean): void;
+
+  // Sparse kernels: a CSR code is (rowPtr: [rows + 1], idx: [nnz], rows), checked on every call:
+  // rowPtr[0] = 0, nondecreasing, rowPtr[rows] = nnz = idx.length, every idx in [0, dSae).
+
+  /** val: [nnz], w: [dSae, dIn] (dSae = w.length / dIn) -> out: [rows, dIn] */
+  sparseDecode(rowPtr: Int32Array, idx: Int32Array, rows: number, val: Float32Array, w: Float32Array, dIn: number, out: Float32Array): void;
+  /** w: [dSae, dIn], g: [rows, dIn] -> out: [nnz] */
+  sparseGatherDot(rowPtr: Int32Array, idx: Int32Array, rows: number, w: Float32Array, g: Float32Array, dIn: number, out: Float32Array): void;
+  /** coef: [nnz], x: [rows, dIn] -> out: [dSae, dIn] ('rows') or [dIn, dSae] ('columns') */
+  sparseScatter(
+    rowPtr: Int32Array,
+    idx: Int32Array,
+    rows: number,
+    coef: Float32Array,
+    x: Float32Array,
+    dIn: number,
+    dSae: number,
+    out: Float32Array,
+    layout: 'rows' | 'columns',
+    accumulate: boolean,
+  ): void;
+  /** coef: [nnz] -> out: [dSae] */
+  sparseScatterSum(rowPtr: Int32Array, idx: Int32Array, rows: number, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void;
 }
 
 type BindingFunction = {
@@ -60,6 +90,13 @@ const FUNCTIONS: Record<BindingFunction, true> = {
   removeParallelComponent: true,
   scale: true,
   nonFiniteRows: true,
+  subtract: true,
+  centeredSumSquares: true,
+  columnSums: true,
+  sparseDecode: true,
+  sparseGatherDot: true,
+  sparseScatter: true,
+  sparseScatterSum: true,
 };
 
 /** Whether a loaded module has this surface (a stale build with another ABI does not). */

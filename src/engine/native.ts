@@ -10,7 +10,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADDON_ABI, ADDON_NAME, isNativeBinding, type NativeBinding } from './binding.js';
 import type { Kernels } from './kernels.js';
-import { referenceKernels } from './reference.js';
 
 /** The package root: the nearest folder above this module (src/engine or dist/engine) with a package.json. */
 function packageRoot(): string {
@@ -58,8 +57,6 @@ export function loadNativeKernels(threads: number): Kernels | Error {
     return new Error(`cannot start ${threads} threads: ${firstLine(e)}`);
   }
   return {
-    // Kernels the addon does not have yet run on the TypeScript reference (to be replaced).
-    ...referenceKernels,
     name: 'native',
     adam: (param, grad, m, v, h, step) => b.adam(param, grad, m, v, h.lr, h.beta1, h.beta2, h.eps, step),
     rowNorms: (w, rows, cols, out) => b.rowNorms(w, rows, cols, out),
@@ -67,5 +64,14 @@ export function loadNativeKernels(threads: number): Kernels | Error {
     removeParallelComponent: (grad, w, rows, cols) => b.removeParallelComponent(grad, w, rows, cols),
     scale: (x, s) => b.scale(x, s),
     nonFiniteRows: (x, rows, cols, out) => b.nonFiniteRows(x, rows, cols, out),
+    subtract: (x, y, out) => b.subtract(x, y, out),
+    centeredSumSquares: (x, rows, cols) => b.centeredSumSquares(x, rows, cols),
+    columnSums: (x, rows, cols, out, accumulate) => b.columnSums(x, rows, cols, out, accumulate),
+    sparseDecode: (code, val, w, dIn, out) => b.sparseDecode(code.rowPtr, code.idx, code.rows, val, w, dIn, out),
+    sparseGatherDot: (code, w, g, dIn, out) => b.sparseGatherDot(code.rowPtr, code.idx, code.rows, w, g, dIn, out),
+    sparseScatter: (code, coef, x, dIn, dSae, out, layout, accumulate) =>
+      b.sparseScatter(code.rowPtr, code.idx, code.rows, coef, x, dIn, dSae, out, layout, accumulate),
+    sparseScatterSum: (code, coef, dSae, out, accumulate) =>
+      b.sparseScatterSum(code.rowPtr, code.idx, code.rows, coef, dSae, out, accumulate),
   };
 }
