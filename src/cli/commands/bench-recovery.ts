@@ -28,9 +28,10 @@ const options: OptionSpec[] = [
   { flag: 'steps', key: 'steps', kind: 'integer', help: `training steps (default ${D.steps})`, group: 'training' },
   { flag: 'batch-size', key: 'batchSize', kind: 'integer', help: `inputs per step (default ${S.batchSize})`, group: 'training' },
   { flag: 'lr', key: 'lr', kind: 'number', help: `Adam learning rate (default ${D.lr})`, group: 'training' },
-  { flag: 'target-l0', key: 'targetL0', kind: 'number', help: 'the matched sparsity (default: the data\'s expected L0, n p)', group: 'training' },
+  { flag: 'target-l0', key: 'targetL0', kind: 'number', help: `the matched sparsity (default ${D.targetL0OverData} n p, ${D.targetL0OverData} x the data's own L0)`, group: 'training' },
   { flag: 'search-steps', key: 'searchSteps', kind: 'integer', help: `steps of each probe run of the sparsity search (default ${D.searchSteps})`, group: 'training' },
   { flag: 'max-probes', key: 'maxProbes', kind: 'integer', help: `probe runs at most per architecture (default ${D.maxProbes})`, group: 'training' },
+  { flag: 'max-corrections', key: 'maxCorrections', kind: 'integer', help: `extra full runs when the first misses the target L0 (default ${D.maxCorrections})`, group: 'training' },
   { flag: 'tolerance', key: 'tolerance', kind: 'number', help: `relative L0 error that ends the search (default ${D.tolerance})`, group: 'training' },
 
   { flag: 'eval-rows', key: 'evalRows', kind: 'integer', help: `held-out inputs for L0 and FVU (default ${D.evalRows})`, group: 'output' },
@@ -83,17 +84,22 @@ export function benchOptionsFrom(v: Record<string, unknown>): RecoveryBenchOptio
   try {
     checkSyntheticSpec(data);
   } catch (e) {
-    throw new UserError(e instanceof Error ? e.message : String(e));
+    // name the flag: "synthetic data: groupSize must be ..." -> "--group-size must be ..."
+    const message = e instanceof Error ? e.message : String(e);
+    const field = /^synthetic data: (\w+)/.exec(message)?.[1];
+    const flag = options.find((o) => o.key === field)?.flag;
+    throw new UserError(flag ? message.replace(`synthetic data: ${field}`, `--${flag}`) : message);
   }
   const o: RecoveryBenchOptions = {
     data,
     dSae: num(v, 'dSae', D.dSae),
     steps: num(v, 'steps', D.steps),
     lr: num(v, 'lr', D.lr),
-    targetL0: num(v, 'targetL0', data.features * data.firingProbability),
+    targetL0: num(v, 'targetL0', D.targetL0OverData * data.features * data.firingProbability),
     architectures: parseArchitectures(typeof v['architectures'] === 'string' ? v['architectures'] : undefined),
     searchSteps: num(v, 'searchSteps', D.searchSteps),
     maxProbes: num(v, 'maxProbes', D.maxProbes),
+    maxCorrections: num(v, 'maxCorrections', D.maxCorrections),
     tolerance: num(v, 'tolerance', D.tolerance),
     evalRows: num(v, 'evalRows', D.evalRows),
     threshold: num(v, 'threshold', D.threshold),
@@ -103,6 +109,7 @@ export function benchOptionsFrom(v: Record<string, unknown>): RecoveryBenchOptio
   for (const k of positive) {
     if (!((o[k] as number) > 0)) throw new UserError(`--${options.find((s) => s.key === k)!.flag} must be positive, got ${String(o[k])}`);
   }
+  if (!(Number.isInteger(o.maxCorrections) && o.maxCorrections >= 0)) throw new UserError(`--max-corrections must be a non-negative integer, got ${o.maxCorrections}`);
   if (!(o.threshold > -1 && o.threshold < 1)) throw new UserError(`--threshold must be in (-1, 1), got ${o.threshold}`);
   return o;
 }
