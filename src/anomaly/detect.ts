@@ -72,6 +72,8 @@ export interface ReportInput {
   /** Labelled inputs, where there are some. */
   readonly labelled?: { readonly errors: Float32Array; readonly labels: Uint8Array; readonly detection: Detection };
   readonly settings: Readonly<Record<string, unknown>>;
+  /** More sections (pictures written by the caller) before the settings. */
+  readonly extra?: readonly ReportSection[];
 }
 
 function log10Of(errors: Float32Array, keep: (i: number) => boolean): Float32Array {
@@ -109,6 +111,6 @@ export async function writeCalibrationReport(dir: string, r: ReportInput): Promi
       ...(l ? [{ src: 'roc.svg', caption: 'ROC curve of the reconstruction error as an anomaly score; the circle is the threshold' }] : []),
     ],
   });
-  sections.push({ heading: 'Settings', table: r.settings });
+  sections.push(...(r.extra ?? []), { heading: 'Settings', table: r.settings });
   await writeFileAtomic(join(dir, 'index.html'), renderReport(r.title, sections));
 }
