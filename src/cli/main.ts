@@ -8,6 +8,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import { type CliIO, type Command, print } from './command.js';
+import { anomalyDemoCommand } from './commands/anomaly-demo.js';
 import { benchRecoveryCommand } from './commands/bench-recovery.js';
 import { calibrateCommand } from './commands/calibrate.js';
 import { conformance } from './commands/conformance.js';
@@ -19,7 +20,7 @@ import { filtersCommand } from './commands/filters.js';
 import { scoreCommand } from './commands/score.js';
 import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand];
+export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand, anomalyDemoCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
