@@ -1,0 +1,105 @@
+/**
+ * sae steer: adds alpha * W_dec[i] at the SAE's hook (or holds feature i at a value) inside the
+ * model and shows the effect: the greedy continuation of a prompt for causal language models; for
+ * sentence encoders, how similar each steered sentence embedding stays to the clean one and how its
+ * similarity to probe sentences shifts.
+ */
+import { Engine } from '../../engine/index.js';
+import { UserError } from '../../errors.js';
+import { loadSae } from '../../io/saelens.js';
+import { closeLanguageModel, hookTensor, type LanguageModel, openLanguageModel, tokenize } from '../../lm/model.js';
+import { rowCosines, type Steer, steerEdit } from '../../lm/splice.js';
+import type { Sae } from '../../sae.js';
+import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
+import { type Command, print } from '../command.js';
+
+const options: OptionSpec[] = [
+  { flag: 'feature', key: 'feature', kind: 'integer', help: 'the latent to steer with', required: true },
+  { flag: 'alpha', key: 'alpha', kind: 'number', help: 'add alpha * W_dec[feature] at every token (default 10)' },
+  { flag: 'clamp', key: 'clamp', kind: 'number', help: 'instead: hold the feature at this activation (the SAE error is kept)' },
+  { flag: 'prompt', key: 'prompt', kind: 'string', help: "the text (several: separated by ' | ')", required: true },
+  { flag: 'probes', key: 'probes', kind: 'string', help: "encoders: sentences to measure similarity shifts against, separated by ' | '" },
+  { flag: 'tokens', key: 'tokens', kind: 'integer', help: 'causal models: tokens to generate (default 20)' },
+  { flag: 'model', key: 'model', kind: 'string', help: "the model (default: the SAE's cfg.json model_name; use-lite, a transformers.js folder or an .onnx file)" },
+  { flag: 'hook', key: 'hook', kind: 'string', help: "the hook (default: the SAE's cfg.json hook_name)" },
+];
+
+const split = (s: string): string[] => s.split(' | ').map((x) => x.trim()).filter((x) => x.length > 0);
+
+
+/** Encoders: per prompt, cos(clean, steered) and the shift of its similarity to each probe. */
+async function steerEncoder(engine: Engine, m: Extract<LanguageModel, { kind: 'encoder' }>, sae: Sae, node: string, s: Steer, prompts: string[], probes: string[]): Promise<string[]> {
+  const ids = prompts.map((p) => Int32Array.from(m.use.tokenize(p).slice(0, 128)));
+  const r = await m.use.run(ids, node, steerEdit(engine, sae, s));
+  const d = r.clean.length / prompts.length;
+  const cos = rowCosines(r.clean, r.embeddings, d);
+  const lines = prompts.map((p, i) => `cos(clean, steered) ${cos[i]!.toFixed(4)}  ${p}`);
+  if (probes.length === 0) return lines;
+  const probeEmb = (await m.use.run(probes.map((p) => Int32Array.from(m.use.tokenize(p).slice(0, 128))), node)).clean;
+  const rep = (a: Float32Array, i: number): Float32Array => {
+    const out = new Float32Array(probes.length * d);
+    for (let k = 0; k < probes.length; k++) out.set(a.subarray(i * d, (i + 1) * d), k * d);
+    return out;
+  };
+  prompts.forEach((p, i) => {
+    const before = rowCosines(rep(r.clean, i), probeEmb, d);
+    const after = rowCosines(rep(r.embeddings, i), probeEmb, d);
+    lines.push(`"${p}" against the probes (clean -> steered):`);
+    probes.forEach((q, k) => lines.push(`  ${before[k]!.toFixed(3)} -> ${after[k]!.toFixed(3)} (${after[k]! - before[k]! >= 0 ? '+' : ''}${(after[k]! - before[k]!).toFixed(3)})  ${q}`));
+  });
+  return lines;
+}
+
+/** Causal models: greedy continuations, clean and steered. */
+async function steerCausal(engine: Engine, m: Extract<LanguageModel, { kind: 'causal' }>, sae: Sae, tensor: string, s: Steer, prompts: string[], steps: number): Promise<string[]> {
+  const lines: string[] = [];
+  for (const p of prompts) {
+    const ids = [...m.lm.prefix, ...tokenize(m, p)];
+    const clean = await m.lm.generate(ids, steps);
+    const steered = await m.lm.generate(ids, steps, tensor, steerEdit(engine, sae, s));
+    lines.push(`prompt:  ${p}`, `clean:   ${m.lm.tokenizer.decode(clean)}`, `steered: ${m.lm.tokenizer.decode(steered)}`);
+  }
+  return lines;
+}
+
+export const steerCommand: Command = {
+  name: 'steer',
+  summary: "Steers a model with an SAE feature: adds alpha * W_dec[i] at the SAE's hook (or clamps feature i) and shows the generated text (causal models) or the embedding similarity shifts (encoders).",
+  usage: 'sae steer SAE_DIR --feature I --prompt TEXT [--alpha A | --clamp C] [options]',
+  options,
+  async run(argv, io) {
+    const args = parseArgs(argv, options, 'steer');
+    if (args.help) {
+      print(io.stdout, formatHelp(this.usage, this.summary, options));
+      return 0;
+    }
+    const [dir, ...rest] = args.positionals;
+    if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
+    const v = args.values;
+    const feature = v['feature'];
+    if (typeof feature !== 'number') throw new UserError('--feature is required');
+    if (typeof v['prompt'] !== 'string') throw new UserError('--prompt is required');
+    const sae = await loadSae(dir);
+    if (!Number.isInteger(feature) || feature < 0 || feature >= sae.dims.dSae) throw new UserError(`--feature must be in [0, ${sae.dims.dSae})`);
+    const modelSpec = typeof v['model'] === 'string' ? v['model'] : sae.metadata['model_name'];
+    const hook = typeof v['hook'] === 'string' ? v['hook'] : sae.metadata['hook_name'];
+    if (typeof modelSpec !== 'string') throw new UserError(`${dir}: cfg.json names no model (metadata.model_name); give --model`);
+    if (typeof hook !== 'string') throw new UserError(`${dir}: cfg.json names no hook (metadata.hook_name); give --hook`);
+    const s: Steer = typeof v['clamp'] === 'number' ? { feature, clamp: v['clamp'] } : { feature, add: typeof v['alpha'] === 'number' ? v['alpha'] : 10 };
+    const engine = new Engine({ warn: (m) => print(io.stderr, m) });
+    const m = await openLanguageModel(modelSpec, engine);
+    try {
+      const tensor = hookTensor(m, hook);
+      const prompts = split(v['prompt']);
+      const lines =
+        m.kind === 'encoder'
+          ? await steerEncoder(engine, m, sae, tensor, s, prompts, split(typeof v['probes'] === 'string' ? v['probes'] : ''))
+          : await steerCausal(engine, m, sae, tensor, s, prompts, typeof v['tokens'] === 'number' ? v['tokens'] : 20);
+      print(io.stdout, [`feature ${feature} at ${hook}: ${'add' in s ? `+${s.add} * W_dec[${feature}]` : `clamped to ${s.clamp}`}`, ...lines].join('\n'));
+    } finally {
+      closeLanguageModel(m);
+      await engine.release();
+    }
+    return 0;
+  },
+};

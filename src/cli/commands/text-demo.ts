@@ -1,0 +1,215 @@
+/**
+ * sae demo --text: features of a real transformer, offline. Harvests the MLP neurons of USE-lite's
+ * first layer (blocks.0.mlp.hook_post, 1,536 wide) over Moby-Dick into an activation store, trains
+ * a TopK SAE on the store, splices it back into the model on sentences it was not trained on
+ * (cosine of clean and spliced sentence embeddings), and builds the feature dashboard. Writes:
+ *   store/        the activation store          dashboard/   the feature dashboard (index.html)
+ *   cfg.json, sae_weights.safetensors, ...      the SAE (SAELens layout), metrics.json
+ *   features.txt  the features whose top tokens agree most, with their top contexts
+ *   results.json  FVU, L0, dead fraction, spliced-embedding cosine, timings
+ */
+import { join } from 'node:path';
+import { isArchitecture } from '../../arch/index.js';
+import { buildDashboard } from '../../dashboard/build.js';
+import { Engine, kernelsChoice } from '../../engine/index.js';
+import { UserError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { closeLanguageModel, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
+import { readDocuments } from '../../lm/text.js';
+import type { Sae } from '../../sae.js';
+import { openStore, type StoreDataset } from '../../store/dataset.js';
+import { storeTokenRows } from '../../store/tokens.js';
+import { TrainConfig } from '../../train/config.js';
+import { runTraining } from '../../train/run.js';
+import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
+import { type Command, print } from '../command.js';
+import { formatMetrics } from './format.js';
+import { MOBY_DICK, runHarvest } from './harvest.js';
+
+const HOOK = 'blocks.0.mlp.hook_post';
+
+const options: OptionSpec[] = [
+  { flag: 'text', key: 'text', kind: 'boolean', help: 'the text demo (this one)' },
+  { flag: 'out', key: 'out', kind: 'string', help: 'results folder (default demo-text-results)' },
+  { flag: 'tokens', key: 'tokens', kind: 'integer', help: 'tokens of Moby-Dick to harvest (default 100000)' },
+  { flag: 'steps', key: 'steps', kind: 'integer', help: 'training steps of 1024 tokens (default 2000)' },
+  { flag: 'd-sae', key: 'dSae', kind: 'integer', help: 'latents (default 3072)' },
+  { flag: 'k', key: 'k', kind: 'integer', help: 'TopK: latents kept per token (default 32)' },
+  { flag: 'splice-sentences', key: 'spliceSentences', kind: 'integer', help: 'held-out sentences the SAE is spliced into (default 512)' },
+  { flag: 'threads', key: 'threads', kind: 'integer', help: 'threads (default: every core)' },
+  { flag: 'kernels', key: 'kernels', kind: 'string', help: 'auto | native | reference (default auto)' },
+  { flag: 'quiet', key: 'quiet', kind: 'boolean', help: 'no progress output' },
+];
+
+/** The SAE's training settings: TopK when the architecture is there, else the ReLU SAE. */
+export function textDemoConfig(store: string, out: string, steps: number, dSae: number, k: number): TrainConfig {
+  const topk = isArchitecture('topk');
+  return TrainConfig.parse({
+    data: { path: store, format: 'store', batchSize: 1024, heldOut: 0.05 },
+    model: topk
+      ? { architecture: 'topk', dSae, hyper: { k }, normalizeActivations: 'expected_average_only_in' }
+      : { architecture: 'standard', dSae, coefficient: 5, unitNormDecoder: true, normalizeActivations: 'expected_average_only_in' },
+    optimizer: { lr: 5e-4 },
+    schedule: { steps, warmupSteps: Math.floor(steps / 20), decaySteps: Math.floor(steps / 5) },
+    logging: { out, logEvery: Math.max(1, Math.floor(steps / 20)), checkpointEvery: Math.max(1, Math.floor(steps / 4)) },
+  });
+}
+
+/** A feature's top examples: its activation, and the context with the example's token marked. */
+interface TopContext {
+  readonly value: number;
+  readonly token: string;
+  readonly text: string;
+}
+
+/**
+ * For each latent, its `keep` largest activations over the store with their contexts; then the
+ * latents whose top tokens agree most (the same token text in most of its top examples) first.
+ */
+async function topContexts(engine: Engine, sae: Sae, store: StoreDataset, keep: number): Promise<{ feature: number; agreement: number; top: TopContext[] }[]> {
+  const { dIn, dSae } = sae.dims;
+  const best = Array.from({ length: dSae }, (): { value: number; row: number }[] => []);
+  const chunk = 4096;
+  const x = new Float32Array(chunk * dIn); // [chunk, dIn]
+  for (let start = 0; start < store.rows; start += chunk) {
+    const n = Math.min(chunk, store.rows - start);
+    await store.read(start, n, x.subarray(0, n * dIn));
+    const code = await sae.encodeTopK(engine, x.subarray(0, n * dIn), Math.min(32, dSae)); // [n, k]
+    for (let r = 0; r < n; r++) {
+      for (let j = 0; j < code.k; j++) {
+        const v = code.values[r * code.k + j]!;
+        if (!(v > 0)) break;
+        const list = best[code.indices[r * code.k + j]!]!;
+        if (list.length < keep) list.push({ value: v, row: start + r });
+        else if (v > list[keep - 1]!.value) list[keep - 1] = { value: v, row: start + r };
+        else continue;
+        list.sort((a, b) => b.value - a.value);
+      }
+    }
+  }
+  const tokens = await storeTokenRows(store);
+  const contextOf = (row: number): string => {
+    const doc = tokens.document(row);
+    let a = row;
+    let b = row;
+    while (a > 0 && row - a < 12 && tokens.document(a - 1) === doc) a--;
+    while (b + 1 < tokens.rows && b - row < 4 && tokens.document(b + 1) === doc) b++;
+    const parts: string[] = [];
+    for (let r = a; r <= b; r++) parts.push(r === row ? `[[${tokens.token(r)}]]` : tokens.token(r));
+    return parts.join('').replace(/\s+/g, ' ').trim();
+  };
+  return best
+    .map((list, feature) => {
+      const top = list.map(({ value, row }) => ({ value, token: tokens.token(row).trim().toLowerCase(), text: contextOf(row) }));
+      const counts = new Map<string, number>();
+      for (const t of top) counts.set(t.token, (counts.get(t.token) ?? 0) + 1);
+      const agreement = top.length === keep ? Math.max(0, ...counts.values()) / keep : 0;
+      return { feature, agreement, top };
+    })
+    .filter((f) => f.top.length === keep)
+    .sort((a, b) => b.agreement - a.agreement || b.top[0]!.value - a.top[0]!.value);
+}
+
+function positiveOr(v: unknown, flag: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new UserError(`--${flag} must be a positive integer`);
+  return v;
+}
+
+export const textDemoCommand: Command = {
+  name: 'demo --text',
+  summary: "Harvests USE-lite's MLP neurons over Moby-Dick, trains a TopK SAE on them, splices it back into the model and builds the feature dashboard.",
+  usage: 'sae demo --text [options]',
+  options,
+  async run(argv, io) {
+    const args = parseArgs(argv, options, 'demo');
+    if (args.help) {
+      print(io.stdout, formatHelp(this.usage, this.summary, options));
+      return 0;
+    }
+    if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae demo --text --help)`);
+    const v = args.values;
+    const out = typeof v['out'] === 'string' ? v['out'] : 'demo-text-results';
+    const tokens = positiveOr(v['tokens'], 'tokens', 100_000);
+    const steps = positiveOr(v['steps'], 'steps', 2000);
+    const dSae = positiveOr(v['dSae'], 'd-sae', 3072);
+    const k = positiveOr(v['k'], 'k', 32);
+    const nSplice = positiveOr(v['spliceSentences'], 'splice-sentences', 512);
+    const quiet = v['quiet'] === true;
+    const say = (m: string): void => void (quiet || print(io.stderr, m));
+    const engine = new Engine({
+      ...(typeof v['threads'] === 'number' ? { threads: v['threads'] } : {}),
+      ...(typeof v['kernels'] === 'string' ? { kernels: kernelsChoice(v['kernels']) } : {}),
+      warn: (m) => print(io.stderr, m),
+    });
+    const started = performance.now();
+    const model = await openLanguageModel('use-lite', engine);
+    try {
+      const storeDir = join(out, 'store');
+      say(`harvesting ${HOOK} of USE-lite over ${tokens} tokens of Moby-Dick into ${storeDir}`);
+      const h = await runHarvest(model, { hook: HOOK, text: MOBY_DICK, out: storeDir, batchSize: 256, maxTokens: tokens, dtype: 'float16', resume: false, overwrite: true, quiet }, io.stderr);
+      const tHarvest = performance.now();
+      const config = textDemoConfig(storeDir, out, steps, dSae, k);
+      const r = await runTraining({ ...config, logging: { ...config.logging, quiet } }, { stderr: io.stderr, overwrite: true }, engine);
+
+      // splice into sentences after the harvested ones: text the SAE never saw
+      const docs = await readDocuments(MOBY_DICK);
+      const held: Int32Array[] = [];
+      for (const c of modelContexts(model, docs, 128)) {
+        if (c.index < h.manifest.contexts) continue;
+        held.push(c.tokens);
+        if (held.length === nSplice) break;
+      }
+      say(`splicing the SAE into USE-lite on ${held.length} sentences it was not trained on`);
+      const tSplice = performance.now();
+      const splice = await spliceMetrics(engine, model, r.sae, HOOK, held);
+      const spliceSeconds = (performance.now() - tSplice) / 1000;
+      const tDashboard = performance.now();
+
+      const store = await openStore(storeDir);
+      try {
+        say('building the dashboard');
+        const dash = await buildDashboard(engine, r.sae, store, { kind: 'tokens', tokens: await storeTokenRows(store) }, { out: join(out, 'dashboard'), title: 'USE-lite blocks.0.mlp.hook_post on Moby-Dick', log: say });
+        const features = await topContexts(engine, r.sae, store, 8);
+        const lines = features.slice(0, 12).flatMap((f) => [`feature ${f.feature} (top tokens agree ${(f.agreement * 100).toFixed(0)}%)`, ...f.top.map((t) => `  ${t.value.toFixed(2)}  ${t.text}`), '']);
+        await writeFileAtomic(join(out, 'features.txt'), `${lines.join('\n')}\n`);
+        const m = r.metrics;
+        const results = {
+          architecture: r.sae.architecture,
+          d_in: r.sae.dims.dIn,
+          d_sae: r.sae.dims.dSae,
+          fvu: m.fvu,
+          l0: m.l0,
+          dead_fraction: m.dead_fraction,
+          spliced_embedding_cosine: splice.kind === 'encoder' ? splice.embedding_cosine : null,
+          zero_ablated_embedding_cosine: splice.kind === 'encoder' ? splice.embedding_cosine_zero : null,
+          splice_sentences: held.length,
+          harvest_tokens: h.manifest.rows,
+          harvest_tokens_per_s: h.tokensPerSecond,
+          harvest_seconds: (tHarvest - started) / 1000,
+          training_seconds: r.seconds,
+          splice_seconds: spliceSeconds,
+          dashboard_seconds: (performance.now() - tDashboard) / 1000,
+          total_seconds: (performance.now() - started) / 1000,
+          dashboard: dash.index,
+        };
+        await writeFileAtomic(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+        print(
+          io.stdout,
+          [
+            formatMetrics(m),
+            `spliced-embedding cosine ${results.spliced_embedding_cosine?.toFixed(4)} (zero-ablated: ${results.zero_ablated_embedding_cosine?.toFixed(4)}) on ${held.length} held-out sentences`,
+            `harvest ${h.manifest.rows} tokens at ${h.tokensPerSecond.toFixed(0)} tokens/s; training ${r.seconds.toFixed(0)} s; total ${results.total_seconds.toFixed(0)} s`,
+            `wrote ${out}/ (the SAE, store/, dashboard/index.html, features.txt, results.json)`,
+          ].join('\n'),
+        );
+      } finally {
+        await store.close();
+      }
+    } finally {
+      closeLanguageModel(model);
+      await engine.release();
+    }
+    return 0;
+  },
+};
