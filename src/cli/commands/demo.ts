@@ -17,6 +17,7 @@ import { saeFilters } from '../../viz/sae-filters.js';
 import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
 import { type Command, print } from '../command.js';
 import { formatMetrics } from './format.js';
+import { textDemoCommand } from './text-demo.js';
 
 const options: OptionSpec[] = [
   { flag: 'out', key: 'out', kind: 'string', help: 'results folder (default demo-results)' },
@@ -25,6 +26,7 @@ const options: OptionSpec[] = [
   { flag: 'threads', key: 'threads', kind: 'integer', help: 'threads (default: every core)' },
   { flag: 'kernels', key: 'kernels', kind: 'string', help: 'auto | native | reference (default auto)' },
   { flag: 'quiet', key: 'quiet', kind: 'boolean', help: 'no progress output' },
+  { flag: 'text', key: 'text', kind: 'boolean', help: 'the text demo instead: USE-lite MLP features on Moby-Dick (see sae demo --text --help)' },
 ];
 
 /** The demo's training settings. */
@@ -44,6 +46,7 @@ export const demoCommand: Command = {
   usage: 'sae demo [options]',
   options,
   async run(argv, io) {
+    if (argv.includes('--text')) return textDemoCommand.run(argv, io);
     const args = parseArgs(argv, options, 'demo');
     if (args.help) {
       print(io.stdout, formatHelp(this.usage, this.summary, options));
