@@ -1,0 +1,73 @@
+/**
+ * sae eval SAE_DIR --model ...: what splicing the SAE into the model loses. Causal language models:
+ * next-token cross-entropy clean / spliced / zero-ablated, loss recovered and delta loss; sentence
+ * encoders (USE-lite): the cosine between clean and spliced sentence embeddings.
+ */
+import { Engine } from '../../engine/index.js';
+import { UserError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
+import { readDocuments } from '../../lm/text.js';
+import type { Sae } from '../../sae.js';
+import type { OptionSpec, ParsedArgs } from '../args.js';
+import { type CliIO, print } from '../command.js';
+import { MOBY_DICK } from './harvest.js';
+
+export const SPLICE_OPTIONS: readonly OptionSpec[] = [
+  { flag: 'model', key: 'model', kind: 'string', help: "splice into this model instead of reading --data: use-lite, a transformers.js folder or an .onnx file (default hook: cfg.json's hook_name)", group: 'splice' },
+  { flag: 'hook', key: 'hook', kind: 'string', help: "the hook to splice at (default: cfg.json's hook_name)", group: 'splice' },
+  { flag: 'text', key: 'text', kind: 'string', help: `text to run: file, folder, .jsonl or npm corpus (default ${MOBY_DICK})`, group: 'splice' },
+  { flag: 'max-contexts', key: 'maxContexts', kind: 'integer', help: 'contexts (sentences for encoders) to evaluate on (default 256)', group: 'splice' },
+  { flag: 'skip-contexts', key: 'skipContexts', kind: 'integer', help: 'skip the first N contexts of the text (e.g. those trained on; default 0)', group: 'splice' },
+  { flag: 'keep-error', key: 'keepError', kind: 'boolean', help: "add the SAE's error term back (a check: then nothing is lost)", group: 'splice' },
+];
+
+const METRIC_NAMES: Readonly<Record<string, string>> = {
+  ce_clean: 'CE clean',
+  ce_spliced: 'CE spliced',
+  ce_zero: 'CE zero-ablated',
+  loss_recovered: 'loss recovered',
+  delta_loss: 'delta loss',
+  embedding_cosine: 'spliced-embedding cosine',
+  embedding_cosine_min: 'cosine, lowest',
+  embedding_cosine_zero: 'zero-ablated cosine',
+};
+
+export async function spliceEval(args: ParsedArgs, dir: string, sae: Sae, io: CliIO): Promise<number> {
+  const v = args.values;
+  const modelSpec = String(v['model']);
+  const hook = typeof v['hook'] === 'string' ? v['hook'] : sae.metadata['hook_name'];
+  if (typeof hook !== 'string') throw new UserError(`${dir}: cfg.json names no hook (metadata.hook_name); give --hook`);
+  const count = (key: string, flag: string, fallback: number): number => {
+    const n = v[key] ?? fallback;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new UserError(`--${flag} must be a non-negative integer`);
+    return n;
+  };
+  const max = count('maxContexts', 'max-contexts', 256);
+  const skip = count('skipContexts', 'skip-contexts', 0);
+  const engine = new Engine({ warn: (m) => print(io.stderr, m) });
+  const m = await openLanguageModel(modelSpec, engine);
+  try {
+    const docs = await readDocuments(typeof v['text'] === 'string' ? v['text'] : MOBY_DICK);
+    const contextSize = typeof sae.metadata['context_size'] === 'number' ? sae.metadata['context_size'] : undefined;
+    const contexts: Int32Array[] = [];
+    for (const c of modelContexts(m, docs, contextSizeOf(m, contextSize))) {
+      if (c.index < skip) continue;
+      if (contexts.length >= max) break;
+      contexts.push(c.tokens);
+    }
+    if (contexts.length === 0) throw new UserError('no text to evaluate on (the text is empty, or --skip-contexts skips all of it)');
+    const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v['keepError'] === true);
+    const rows = Object.entries(metrics).filter(([k]) => k !== 'kind');
+    print(io.stdout, rows.map(([k, x]) => `${(METRIC_NAMES[k] ?? k).padEnd(28)}  ${typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(4)) : String(x)}`).join('\n'));
+    const out = v['out'];
+    if (typeof out === 'string') {
+      await writeFileAtomic(out, `${JSON.stringify({ sae: dir, model: modelSpec, hook, contexts: contexts.length, ...metrics }, null, 2)}\n`);
+      print(io.stdout, `wrote ${out}`);
+    }
+  } finally {
+    closeLanguageModel(m);
+    await engine.release();
+  }
+  return 0;
+}
