@@ -9,11 +9,13 @@ import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
 import { type Command, print } from '../command.js';
 import { formatTable, metricRows } from './format.js';
 import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
+import { SPLICE_OPTIONS, spliceEval } from './splice-eval.js';
 
 const options: OptionSpec[] = [
   { flag: 'out', key: 'out', kind: 'string', help: 'write the metrics as JSON to this file' },
   { flag: 'max-rows', key: 'maxRows', kind: 'integer', help: 'evaluate on at most the first N rows' },
   ...INPUT_OPTIONS,
+  ...SPLICE_OPTIONS,
 ];
 
 export const evalCommand: Command = {
@@ -33,6 +35,7 @@ export const evalCommand: Command = {
     if (typeof maxRows !== 'number' || maxRows < 1) throw new UserError('--max-rows must be a positive integer');
     const batch = batchSizeOf(args);
     const sae = await loadSae(dir);
+    if (args.values['model'] !== undefined) return spliceEval(args, dir, sae, io);
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
     const ds = await openInput(args, dir, sae, engine);
     let skipped = 0;
