@@ -1,16 +1,18 @@
 /**
  * npm run bench: prints figures and ratios against baselines run in the same script, and as its
  * last line one JSON object with every figure, to compare across commits.
- *   npm run bench [-- NAME...]   (names: standard, topk, kernels)
+ *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store)
  */
 import { benchKernels } from './kernels.js';
 import { benchStandardStep } from './standard-step.js';
+import { benchStore } from './store.js';
 import { benchTopKStep } from './topk-step.js';
 
 const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
   standard: benchStandardStep,
   topk: benchTopKStep,
   kernels: async () => ({ bench: 'kernels', ...(await benchKernels()) }),
+  store: benchStore,
 };
 
 const wanted = process.argv.slice(2);
