@@ -31,9 +31,9 @@ const HOOK = 'blocks.0.mlp.hook_post';
 const options: OptionSpec[] = [
   { flag: 'text', key: 'text', kind: 'boolean', help: 'the text demo (this one)' },
   { flag: 'out', key: 'out', kind: 'string', help: 'results folder (default demo-text-results)' },
-  { flag: 'tokens', key: 'tokens', kind: 'integer', help: 'tokens of Moby-Dick to harvest (default 100000)' },
-  { flag: 'steps', key: 'steps', kind: 'integer', help: 'training steps of 1024 tokens (default 2000)' },
-  { flag: 'd-sae', key: 'dSae', kind: 'integer', help: 'latents (default 3072)' },
+  { flag: 'tokens', key: 'tokens', kind: 'integer', help: 'tokens of Moby-Dick to harvest (default 60000)' },
+  { flag: 'steps', key: 'steps', kind: 'integer', help: 'training steps of 1024 tokens (default 800)' },
+  { flag: 'd-sae', key: 'dSae', kind: 'integer', help: 'latents (default 2048)' },
   { flag: 'k', key: 'k', kind: 'integer', help: 'TopK: latents kept per token (default 32)' },
   { flag: 'splice-sentences', key: 'spliceSentences', kind: 'integer', help: 'held-out sentences the SAE is spliced into (default 512)' },
   { flag: 'threads', key: 'threads', kind: 'integer', help: 'threads (default: every core)' },
@@ -130,9 +130,9 @@ export const textDemoCommand: Command = {
     if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae demo --text --help)`);
     const v = args.values;
     const out = typeof v['out'] === 'string' ? v['out'] : 'demo-text-results';
-    const tokens = positiveOr(v['tokens'], 'tokens', 100_000);
-    const steps = positiveOr(v['steps'], 'steps', 2000);
-    const dSae = positiveOr(v['dSae'], 'd-sae', 3072);
+    const tokens = positiveOr(v['tokens'], 'tokens', 60_000);
+    const steps = positiveOr(v['steps'], 'steps', 800);
+    const dSae = positiveOr(v['dSae'], 'd-sae', 2048);
     const k = positiveOr(v['k'], 'k', 32);
     const nSplice = positiveOr(v['spliceSentences'], 'splice-sentences', 512);
     const quiet = v['quiet'] === true;
