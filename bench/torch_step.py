@@ -64,7 +64,7 @@ def topk_step(batch, d_in, d_sae, k, decode):
             w_dec.grad -= (w_dec.grad * w_dec).sum(-1, keepdim=True) * w_dec
         opt.step()
         with torch.no_grad():
-            w_dec /= w_dec.norm(dim=1, keepdim=True)
+            w_dec.div_(w_dec.norm(dim=1, keepdim=True))
 
     return step
 
