@@ -18,6 +18,12 @@
 #include <vector>
 
 #include "pool.h"
+#if defined(__SSE2__)
+#include <immintrin.h>  // _mm_stream_ps, _mm_sfence (SSE, part of every x86-64)
+#define SAE_STREAM_STORES 1
+#else
+#define SAE_STREAM_STORES 0
+#endif
 
 // GCC function multi-versioning: an AVX2 and a baseline copy, chosen at load time (needs ifunc,
 // hence glibc on x86-64 Linux). The build itself stays portable: no -march.
@@ -206,15 +212,7 @@ SAE_CLONES void centered_squares_range(const float* __restrict x, std::size_t ro
 
 // ---------------------------------------------------------------- sparse kernels
 
-#ifndef SAE_PREFETCH_LEVEL
-#define SAE_PREFETCH_LEVEL 3
-#endif
-#ifndef SAE_AHEAD
-#define SAE_AHEAD 4
-#endif
-constexpr std::size_t kAhead = SAE_AHEAD;  // gathered rows are prefetched this many entries ahead
-
-constexpr std::size_t kTile = 16;  // latents per tile of the 'columns' scatter: 16 floats = one cache line per output row
+constexpr std::size_t kTile = 16;  // latents per tile of the 'columns' scatter: one cache line per output row
 
 // One term of a sum of scaled rows: c * src[0, n).
 struct Term {
@@ -222,19 +220,12 @@ struct Term {
   const float* src;
 };
 
-// Asks for the cache lines of src[0, n) ahead of their use (the rows a sparse kernel gathers sit at
-// random in memory: without this every row waits for memory on its own).
-__attribute__((always_inline)) inline void prefetch_row(const float* src, std::size_t n) {
-  for (std::size_t j = 0; j < n; j += 16) __builtin_prefetch(src + j, 0, SAE_PREFETCH_LEVEL);
-}
-
 // acc: [n] (+)= terms 0..count-1 in order, each element summed left to right in double:
 //   acc[j] = ((acc[j] + c0 s0[j]) + c1 s1[j]) + ...   (fresh: acc starts at +0.0 and is not read)
 // Four terms share a pass over acc; the arithmetic per element is that of one term at a time.
-// ahead(t) is called before term t is used (to prefetch a later term's row).
-template <class TermAt, class Ahead>
+template <class TermAt>
 __attribute__((always_inline)) inline void sum_terms(double* __restrict acc, std::size_t n, std::size_t count,
-                                                     const TermAt& term_at, const Ahead& ahead, bool fresh) {
+                                                     const TermAt& term_at, bool fresh) {
   std::size_t t = 0;
   if (fresh) {
     if (count == 0) {
@@ -242,24 +233,20 @@ __attribute__((always_inline)) inline void sum_terms(double* __restrict acc, std
       return;
     }
     if (count >= 4) {
-      ahead(0), ahead(1), ahead(2), ahead(3);
       const Term a = term_at(0), b = term_at(1), c = term_at(2), d = term_at(3);
       for (std::size_t j = 0; j < n; ++j) acc[j] = (((0.0 + a.c * a.src[j]) + b.c * b.src[j]) + c.c * c.src[j]) + d.c * d.src[j];
       t = 4;
     } else {
-      ahead(0);
       const Term a = term_at(0);
       for (std::size_t j = 0; j < n; ++j) acc[j] = 0.0 + a.c * a.src[j];
       t = 1;
     }
   }
   for (; t + 4 <= count; t += 4) {
-    ahead(t), ahead(t + 1), ahead(t + 2), ahead(t + 3);
     const Term a = term_at(t), b = term_at(t + 1), c = term_at(t + 2), d = term_at(t + 3);
     for (std::size_t j = 0; j < n; ++j) acc[j] = (((acc[j] + a.c * a.src[j]) + b.c * b.src[j]) + c.c * c.src[j]) + d.c * d.src[j];
   }
   for (; t < count; ++t) {
-    ahead(t);
     const Term a = term_at(t);
     for (std::size_t j = 0; j < n; ++j) acc[j] += a.c * a.src[j];
   }
@@ -268,7 +255,6 @@ __attribute__((always_inline)) inline void sum_terms(double* __restrict acc, std
 // Rows [r0, r1) of sparse_decode; acc: [d_in] scratch.
 SAE_CLONES void decode_rows(const Csr& code, const float* val, const float* w, std::size_t d_in, float* out,
                             double* acc, std::size_t r0, std::size_t r1) {
-  const auto nnz = static_cast<std::size_t>(code.row_ptr[code.rows]);
   for (std::size_t r = r0; r < r1; ++r) {
     const std::size_t e0 = static_cast<std::size_t>(code.row_ptr[r]);
     const std::size_t count = static_cast<std::size_t>(code.row_ptr[r + 1]) - e0;
@@ -280,11 +266,7 @@ SAE_CLONES void decode_rows(const Csr& code, const float* val, const float* w, s
     const auto term_at = [&](std::size_t t) {
       return Term{val[e0 + t], w + static_cast<std::size_t>(code.idx[e0 + t]) * d_in};
     };
-    const auto ahead = [&](std::size_t t) {
-      const std::size_t e = e0 + t + kAhead;  // possibly in a later row: entries are contiguous
-      if (e < nnz) prefetch_row(w + static_cast<std::size_t>(code.idx[e]) * d_in, d_in);
-    };
-    sum_terms(acc, d_in, count, term_at, ahead, true);
+    sum_terms(acc, d_in, count, term_at, true);
     for (std::size_t j = 0; j < d_in; ++j) o[j] = static_cast<float>(acc[j]);
   }
 }
@@ -325,23 +307,17 @@ __attribute__((always_inline)) inline bool latent_sum(const Buckets& b, std::siz
   const auto term_at = [&](std::size_t t) {
     return Term{coef[b.entry[p0 + t]], x + static_cast<std::size_t>(b.row[p0 + t]) * d_in};
   };
-  const auto ahead = [&](std::size_t t) {
-    const std::size_t p = p0 + t + kAhead;  // possibly a later latent's: buckets are contiguous
-    if (p < b.row.size()) prefetch_row(x + static_cast<std::size_t>(b.row[p]) * d_in, d_in);
-  };
-  sum_terms(acc, d_in, count, term_at, ahead, true);
+  sum_terms(acc, d_in, count, term_at, true);
   return true;
 }
 
 // Latents [i0, i1) of sparse_gather_dot: each row of w is read once, for all of its entries.
 SAE_CLONES void gather_dot_latents(const Buckets& b, const float* w, const float* g, std::size_t d_in, float* out,
                                    std::size_t i0, std::size_t i1) {
-  const std::size_t nnz = b.row.size();
   for (std::size_t i = i0; i < i1; ++i) {
     const float* wi = w + i * d_in;
     const auto p1 = static_cast<std::size_t>(b.start[i + 1]);
     for (auto p = static_cast<std::size_t>(b.start[i]); p < p1; ++p) {
-      if (p + kAhead < nnz) prefetch_row(g + static_cast<std::size_t>(b.row[p + kAhead]) * d_in, d_in);
       out[b.entry[p]] = static_cast<float>(dot(g + static_cast<std::size_t>(b.row[p]) * d_in, wi, d_in));
     }
   }
@@ -385,6 +361,16 @@ SAE_CLONES void scatter_columns(const Buckets& b, const float* coef, const float
     for (std::size_t j = 0; j < d_in; ++j) {
       float* o = out + j * d_sae + t0;
       const double* t = tile + j;
+#if SAE_STREAM_STORES
+      // Overwriting a whole aligned line: stream it to memory, skipping the read for ownership (the
+      // lines of one tile are dSae floats apart: nothing prefetches them).
+      if (!accumulate && width == kTile && reinterpret_cast<std::uintptr_t>(o) % 16 == 0) {
+        float v[kTile];
+        for (std::size_t l = 0; l < kTile; ++l) v[l] = static_cast<float>(t[l * d_in]);
+        for (std::size_t l = 0; l < kTile; l += 4) _mm_stream_ps(o + l, _mm_loadu_ps(v + l));
+        continue;
+      }
+#endif
       if (accumulate) {
         for (std::size_t l = 0; l < width; ++l) o[l] = static_cast<float>(o[l] + t[l * d_in]);
       } else {
@@ -496,6 +482,9 @@ void sparse_scatter(const Csr& code, const float* coef, const float* x, std::siz
     parallel_for_weighted(d_sae, kTile, work, cum, [&](std::size_t i0, std::size_t i1) {
       std::vector<double> tile(kTile * d_in);
       scatter_columns(b, coef, x, d_in, d_sae, out, accumulate, tile.data(), i0, i1);
+#if SAE_STREAM_STORES
+      _mm_sfence();  // streamed stores are weakly ordered: make them visible before the job ends
+#endif
     });
   } else {
     parallel_for_weighted(d_sae, 1, work, cum, [&](std::size_t i0, std::size_t i1) {
