@@ -180,15 +180,24 @@ export interface FiringRateHistogram extends Histogram {
 
 /**
  * fires: [dSae] over `inputs` -> log10 firing rates of the latents that fired, in bins of 1 /
- * binsPerDecade from the lowest rate seen (rounded down to a bin edge; at least one decade) to 10^0.
+ * binsPerDecade from the lowest rate seen to the highest (both rounded out to bin edges, widened to
+ * half a decade at least, never above 10^0). By default about 40 bins over that range.
  */
-export function firingRateHistogram(fires: ArrayLike<number>, inputs: number, binsPerDecade = 4): FiringRateHistogram {
+export function firingRateHistogram(fires: ArrayLike<number>, inputs: number, binsPerDecade?: number): FiringRateHistogram {
   const n = Math.max(1, inputs);
   const live: number[] = [];
   for (let i = 0; i < fires.length; i++) if (fires[i]! > 0) live.push(Math.log10(fires[i]! / n));
-  const lowest = live.reduce((a, b) => Math.min(a, b), 0);
-  const lo = Math.min(-1, Math.floor(lowest * binsPerDecade) / binsPerDecade);
-  const h = histogram(live, lo, 0, Math.round(-lo * binsPerDecade));
+  const lowest = live.length ? live.reduce((a, b) => Math.min(a, b)) : -1;
+  const highest = live.length ? live.reduce((a, b) => Math.max(a, b)) : 0;
+  const perDecade = binsPerDecade ?? Math.max(4, Math.floor(40 / Math.max(0.5, highest - lowest)));
+  const step = 1 / perDecade;
+  let lo = Math.floor(lowest * perDecade) / perDecade;
+  let hi = Math.min(0, Math.ceil(highest * perDecade) / perDecade);
+  while (hi - lo < 0.5 - 1e-9 || hi <= lo) {
+    if (hi < 0) hi = Math.min(0, hi + step);
+    if (hi - lo < 0.5 - 1e-9) lo -= step;
+  }
+  const h = histogram(live, lo, hi, Math.round((hi - lo) * perDecade));
   return { ...h, dead: fires.length - live.length };
 }
 

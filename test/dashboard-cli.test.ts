@@ -65,6 +65,6 @@ describe('sae dashboard', () => {
   it('has --help', async () => {
     const r = await runCli('dashboard', '--help');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^usage: sae dashboard SAE_DIR --data FILE --out DIR/);
+    expect(r.stdout).toMatch(/^usage: sae dashboard SAE_DIR \(--data FILE \| --demo-images\) --out DIR/);
   });
 });

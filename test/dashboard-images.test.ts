@@ -82,6 +82,8 @@ describe('patches in their source image', () => {
     expect(imageNames(['/p/one.png', '/p/two.png'])).toEqual(['one.png', 'two.png']);
     expect(imageNames(['/p/photo.jpg'])).toEqual(['photo.jpg']);
     expect(imageNames(['/p/a/i.png', '/p/i.png'])).toEqual(['a', 'p']); // the folders tell them apart
+    expect(imageNames(['/m/datasets-img-black-canyon/data/image.jpg', '/m/datasets-img-boats/data/image.jpg'])).toEqual(['black-canyon', 'boats']);
+    expect(imageNames(['/q/img-1.png', '/q/img-2.png'])).toEqual(['1.png', '2.png']);
   });
 });
 

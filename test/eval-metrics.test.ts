@@ -68,8 +68,13 @@ describe('metrics on a hand-made SAE', () => {
     expect(acc.log10FiringRates()[3]).toBeCloseTo(-10, 5);
     // one input fires 1 latent, two fire 2
     expect(acc.l0Histogram()).toEqual({ edges: [0, 1, 2, 3], counts: [0, 1, 2] });
-    // log10(1/3) = -0.477 and log10(2/3) = -0.176, in quarter decades over at least one decade
-    expect(acc.firingRateHistogram()).toEqual({ edges: [-1, -0.75, -0.5, -0.25, 0], counts: [0, 0, 1, 2], dead: 1 });
+    // log10(1/3) = -0.477 and log10(2/3) = -0.176, in quarter decades
+    expect(acc.firingRateHistogram(4)).toEqual({ edges: [-0.5, -0.25, 0], counts: [1, 2], dead: 1 });
+    // by default about 40 bins over the range seen, widened to half a decade
+    const h = acc.firingRateHistogram();
+    expect(h.counts).toHaveLength(40);
+    expect(h.edges[40]! - h.edges[0]!).toBeCloseTo(0.5, 9);
+    expect(h.counts.reduce((a, b) => a + b, 0)).toBe(3);
   });
 
   it('hands each batch its latents (f where the latent fires, else 0)', async () => {
@@ -108,9 +113,10 @@ describe('histograms', () => {
     expect(histogram([-5, 0, 0.5, 1, 1.9, 2, 99, NaN], 0, 2, 2)).toEqual({ edges: [0, 1, 2], counts: [3, 4] });
   });
 
-  it('firing rates from the lowest seen to 1, in quarter decades', () => {
-    expect(firingRateHistogram([0, 10, 100, 1000], 1000).edges[0]).toBe(-2);
-    const h = firingRateHistogram([0, 1, 10, 100, 1000], 1000);
+  it('firing rates over the range seen', () => {
+    expect(firingRateHistogram([0, 10, 100, 1000], 1000, 4).edges[0]).toBe(-2);
+    expect(firingRateHistogram([0, 1, 10, 100, 1000], 1000).counts).toHaveLength(39); // 13 per decade over 3
+    const h = firingRateHistogram([0, 1, 10, 100, 1000], 1000, 4);
     expect(h.edges[0]).toBe(-3);
     expect(h.counts).toHaveLength(12);
     expect(h.counts[0]).toBe(1);

@@ -97,7 +97,7 @@ export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, sour
       const page: FeaturePageData = {
         stats,
         cosine: cosine?.[i],
-        decoderNorm: decoderRow ? Math.hypot(...decoderRow) : undefined,
+        decoderNorm: decoderRow ? norm(decoderRow) : undefined,
         top,
         bands,
         ...(filters ? { filters: filters.captions.map((caption, f) => ({ caption, src: filters.urls[f]![i]! })) } : {}),
@@ -167,6 +167,13 @@ function featureRow(s: FeatureStats, cosine: number | undefined, thumb: string |
 /** A token example's tokens around its highlighted one, as one line of plain text. */
 function previewOf(e: ShownExample): string {
   return e.tokens.join('').replace(/\s+/g, ' ').trim();
+}
+
+/** ||v||_2 */
+function norm(v: Float32Array): number {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return Math.sqrt(s);
 }
 
 function stringOr(v: unknown, fallback: string): string {

@@ -54,7 +54,7 @@ export function barChart(h: Histogram, o: ChartOptions): string {
   const n = h.counts.length;
   const lo = h.edges[0] ?? 0;
   const hi = h.edges[n] ?? 1;
-  const maxCount = Math.max(0, ...h.counts);
+  const maxCount = h.counts.reduce((a, b) => Math.max(a, b), 0);
   const yTicks = niceTicks(0, Math.max(1, maxCount), 4);
   const yTop = yTicks[yTicks.length - 1]!;
   const sx = (v: number): number => MARGIN.left + ((v - lo) / (hi - lo || 1)) * plotW;
@@ -91,5 +91,5 @@ export function barChart(h: Histogram, o: ChartOptions): string {
 export function rateLabel(log10Rate: number): string {
   const rate = 10 ** log10Rate;
   if (rate >= 1e-4) return `${shortNumber(rate * 100)}%`;
-  return `1e${Math.round(log10Rate)}`;
+  return rate.toExponential(0).replace('e-', 'e−');
 }

@@ -116,7 +116,8 @@ export class ExampleRenderer {
       const t = await this.thumb(i);
       const w = t.width * t.factor;
       const h = t.height * t.factor;
-      const boxes = corners.map((c) => `<i style="left:${pct(c.x, w)};top:${pct(c.y, h)};width:${pct(s.patchSize, w)};height:${pct(s.patchSize, h)}"></i>`);
+      const half = s.patchSize / 2;
+      const boxes = corners.map((c) => `<i style="left:${pct(c.x + half, w)};top:${pct(c.y + half, h)};width:${pct(s.patchSize, w)};height:${pct(s.patchSize, h)}"></i>`);
       const caption = `${this.names[i]!}: ${corners.length} of the top ${top.length}`;
       out.push(
         `<figure><div class="locator"><img src="${escapeHtml(t.href)}" width="${t.width}" height="${t.height}" alt="${escapeHtml(caption)}">${boxes.join('')}</div>` +

@@ -24,7 +24,7 @@ h3 { font-size: 13.5px; margin: 14px 0 8px; font-weight: 600; color: #2f3a48; }
 .card .k { color: var(--muted); font-size: 12px; } .card .v { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .card .n { color: var(--muted); font-size: 11px; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 16px; }
-.grid2 > .panel { margin: 0; }
+.grid2 { margin-bottom: 16px; } .grid2 > .panel { margin: 0; }
 figure { margin: 0; } figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; }
 svg.chart { max-width: 100%; height: auto; display: block; }
 svg.chart .bar { fill: var(--bar); } svg.chart .bar:hover { fill: var(--accent); }
@@ -60,7 +60,7 @@ td .thumb { width: 36px; height: 36px; border: 1px solid var(--line); }
 .locators { display: flex; flex-wrap: wrap; gap: 14px; }
 .locator { position: relative; display: inline-block; line-height: 0; }
 .locator img { display: block; max-width: 100%; height: auto; border-radius: 4px; }
-.locator i { outline-width: 1.5px; }
+.locator i { outline: none; border: 2px solid var(--accent); box-shadow: 0 0 0 1px rgba(0, 0, 0, .55); min-width: 10px; min-height: 10px; transform: translate(-50%, -50%); }
 .filters { display: flex; gap: 16px; }
 .filters img { width: 120px; height: 120px; border: 1px solid var(--line); border-radius: 4px; }
 .band h3 .muted { font-weight: 400; }

@@ -60,7 +60,10 @@ export function shrinkImage(im: GreyImage, maxSide: number): { image: PngImage; 
   return { image: { width, height, channels: 1, data }, factor: f };
 }
 
-/** Short distinct names for image files: the fewest trailing path parts that tell them apart, less the parts all share. */
+/**
+ * Short distinct names for image files: the fewest trailing path parts that tell them apart, less
+ * the parts they all share, less a prefix they all share up to a "-", "_" or " ".
+ */
 export function imageNames(paths: readonly string[]): string[] {
   const parts = paths.map((p) => p.split(/[\\/]/).filter((s) => s.length > 0));
   let k = 1;
@@ -70,7 +73,15 @@ export function imageNames(paths: readonly string[]): string[] {
   if (paths.length < 2) return chosen.map((s) => s.join('/'));
   const shared = (j: number): boolean => chosen.every((s) => s.length === k && s[j] === chosen[0]![j]);
   const keep = Array.from({ length: k }, (_, j) => !shared(j));
-  return chosen.map((s) => s.filter((_, j) => s.length < k || keep[j]).join('/'));
+  const names = chosen.map((s) => s.filter((_, j) => s.length < k || keep[j]).join('/'));
+  const cut = sharedPrefix(names).search(/[-_ ][^-_ ]*$/) + 1;
+  return cut > 0 && names.every((n) => n.length > cut) ? names.map((n) => n.slice(cut)) : names;
+}
+
+function sharedPrefix(xs: readonly string[]): string {
+  let p = xs[0] ?? '';
+  for (const x of xs) while (!x.startsWith(p)) p = p.slice(0, -1);
+  return p;
 }
 
 /** rows: [n, p * p] filters -> filter i as a p x p grey image (0 mid grey, its largest |value| black or white). */

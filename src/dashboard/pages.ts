@@ -88,7 +88,7 @@ export function renderOverview(info: DashboardInfo, m: Metrics, firing: FiringRa
     card('l2 ratio', fixed(m.l2_ratio, 4), '‖x̂‖ / ‖x‖'),
     card('reconstruction bias', fixed(m.relative_reconstruction_bias, 4), '1 is unbiased, < 1 shrinkage'),
   ];
-  const firingChart = barChart(firing, { title: 'firing-rate histogram', xLabel: 'firing rate (log scale)', yLabel: 'latents', xFormat: rateLabel, xTicks: decades(firing) });
+  const firingChart = barChart(firing, { title: 'firing-rate histogram', xLabel: 'firing rate (log scale)', yLabel: 'latents', xFormat: rateLabel, xTicks: rateTicks(firing) });
   const l0Chart = barChart(l0, { title: 'L0 histogram', xLabel: 'latents firing on an input (L0)', yLabel: 'inputs' });
   const body = `
 <section class="panel" id="metrics"><h2>Metrics</h2><div class="cards">${cards.join('')}</div></section>
@@ -100,14 +100,19 @@ export function renderOverview(info: DashboardInfo, m: Metrics, firing: FiringRa
   return page(`${info.title}: SAE features`, body, { heading: `${info.title}: features`, subtitle: subtitle(info), listScript: true });
 }
 
-function decades(h: Histogram): number[] {
-  const lo = Math.ceil(h.edges[0] ?? 0);
-  return Array.from({ length: Math.max(0, 1 - lo) }, (_, k) => lo + k);
+/** Ticks of a log10 firing-rate axis: decades, with 2x and 5x (or every multiple, below a decade) when the range is short. */
+function rateTicks(h: Histogram): number[] {
+  const lo = h.edges[0] ?? -1;
+  const hi = h.edges[h.edges.length - 1] ?? 0;
+  const steps = hi - lo <= 1 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : hi - lo <= 2.5 ? [1, 2, 5] : [1];
+  const ticks: number[] = [];
+  for (let d = Math.floor(lo); d <= Math.ceil(hi); d++) for (const k of steps) ticks.push(Math.log10(k) + d);
+  return ticks.filter((t) => t >= lo - 1e-9 && t <= hi + 1e-9);
 }
 
 function featureList(info: DashboardInfo, rows: readonly FeatureRow[]): string {
   const alive = rows.filter((r) => r.fires > 0).length;
-  const maxDensity = Math.max(1e-12, ...rows.map((r) => r.density));
+  const maxDensity = rows.reduce((a, r) => Math.max(a, r.density), 1e-12);
   const sorted = [...rows].sort((a, b) => b.density - a.density || a.index - b.index);
   const head = [
     '<th class="l">feature</th>',

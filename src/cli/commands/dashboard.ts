@@ -1,14 +1,18 @@
 /** sae dashboard: a static site of an SAE's features over a dataset (see src/dashboard/build.ts). */
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isImagePatchDataset } from '../../data/image-dataset.js';
+import { demoImagePaths } from '../../data/demo-images.js';
+import { imagePatchDataset, isImagePatchDataset } from '../../data/image-dataset.js';
+import { loadImagePreprocess } from '../../data/preprocess-file.js';
 import { buildDashboard } from '../../dashboard/build.js';
 import type { ExampleSource } from '../../dashboard/examples.js';
 import { readTokenFile } from '../../dashboard/tokens.js';
 import type { Dataset } from '../../data/dataset.js';
 import { Engine } from '../../engine/index.js';
-import { UserError } from '../../errors.js';
+import { fileError, UserError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
+import type { Sae } from '../../sae.js';
+import { PREPROCESS_FILENAME } from '../../train/run.js';
 import { formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from '../args.js';
 import { type Command, print } from '../command.js';
 import { formatMetrics } from './format.js';
@@ -16,6 +20,7 @@ import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 
 const options: OptionSpec[] = [
   { flag: 'out', key: 'out', kind: 'string', help: 'the folder to write the site into (index.html, features/, neuronpedia/)', required: true },
+  { flag: 'demo-images', key: 'demoImages', kind: 'boolean', help: 'use the demo photographs as data (for an SAE made by sae demo) instead of --data' },
   { flag: 'tokens', key: 'tokens', kind: 'string', help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]}' },
   { flag: 'context-before', key: 'contextBefore', kind: 'integer', help: 'token data: tokens shown before an example (default 12)' },
   { flag: 'context-after', key: 'contextAfter', kind: 'integer', help: 'token data: tokens shown after an example (default 4)' },
@@ -43,6 +48,17 @@ function nonNegative(args: ParsedArgs, key: string, flag: string): number | unde
   return v;
 }
 
+/** --data, or with --demo-images the demo photographs cut and whitened as the SAE's preprocess.safetensors says. */
+async function openData(args: ParsedArgs, dir: string, sae: Sae, engine: Engine): Promise<Dataset> {
+  if (args.values['demoImages'] !== true) return openInput(args, dir, sae, engine);
+  if (args.values['data'] !== undefined) throw new UserError('give --data or --demo-images, not both');
+  const preprocess = await loadImagePreprocess(join(dir, PREPROCESS_FILENAME));
+  if (preprocess.patchSize ** 2 !== sae.dims.dIn) throw fileError(join(dir, PREPROCESS_FILENAME), `patches of ${preprocess.patchSize ** 2} pixels, but the SAE takes d_in = ${sae.dims.dIn}`);
+  const patches = positive(args, 'patches', 'patches');
+  const seed = nonNegative(args, 'seed', 'seed');
+  return imagePatchDataset(await demoImagePaths(), { preprocess, ...(patches !== undefined ? { patches } : {}), ...(seed !== undefined ? { seed } : {}) }, engine);
+}
+
 async function exampleSource(args: ParsedArgs, ds: Dataset): Promise<ExampleSource> {
   const tokens = args.values['tokens'];
   if (typeof tokens === 'string') {
@@ -58,7 +74,7 @@ export const dashboardCommand: Command = {
   name: 'dashboard',
   summary:
     'Writes a static site of an SAE\'s features over a dataset (open index.html from disk): metrics, firing-rate and L0 histograms, a sortable feature list, and a page per feature with its activation histogram, top examples and examples across its activation range; image patches shown in their source image, token contexts shaded by activation. Also exports the features as Neuronpedia JSON.',
-  usage: 'sae dashboard SAE_DIR --data FILE --out DIR [options]',
+  usage: 'sae dashboard SAE_DIR (--data FILE | --demo-images) --out DIR [options]',
   options,
   async run(argv, io) {
     const args = parseArgs(argv, options, 'dashboard');
@@ -78,7 +94,7 @@ export const dashboardCommand: Command = {
     const str = (k: string): string | undefined => (typeof args.values[k] === 'string' ? (args.values[k] as string) : undefined);
     const sae = await loadSae(dir);
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
-    const ds = await openInput(args, dir, sae, engine);
+    const ds = await openData(args, dir, sae, engine);
     try {
       const source = await exampleSource(args, ds);
       const title = str('title') ?? basename(resolve(dir));
