@@ -8,8 +8,10 @@
 //   own order in double (rows in order; entries in order), hence its results bit for bit (a latent
 //   with no entry is left as it is under accumulate, where the reference adds +0: -0 stays -0).
 // - subtract's and centeredSumSquares' totals, sparseGatherDot: another fixed order in double.
-// The scatters group the entries by latent first (a stable counting sort), then each thread owns a
-// run of latents: no two threads write the same output, and nothing is atomic.
+// The scatters and the gathered dots group the entries by latent first (a stable counting sort),
+// then each thread owns a run of latents: no two threads write the same output, nothing is atomic,
+// and each row of the [dSae, dIn] matrix is read or written once. The decode owns rows instead
+// (each output row sums its own entries), so it reads rows of w at random: it is bound by memory.
 #include "kernels.h"
 
 #include <algorithm>
