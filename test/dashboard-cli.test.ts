@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../src/io/npy.js';
 import { saveSae } from '../src/io/saelens.js';
+import { StoreWriter } from '../src/store/writer.js';
 import { runCli } from './helpers/cli.js';
 import { syntheticTokens } from './helpers/tokens.js';
 
@@ -45,6 +46,29 @@ describe('sae dashboard', () => {
     expect(existsSync(join(out, 'features', '2.html'))).toBe(true);
     const batch = JSON.parse(await readFile(join(out, 'neuronpedia', 'batch-0.json'), 'utf8')) as { model_id: string; layer: number; sae_set: string };
     expect(batch).toMatchObject({ model_id: 'toy', layer: 3, sae_set: 'sae' });
+  });
+
+  it('takes the tokens of an activation store from the store itself', async () => {
+    const t = syntheticTokens();
+    const vocab = [...new Set(t.tokens)];
+    const store = join(dir, 'store');
+    const w = await StoreWriter.open(store, { model: 'toy', hookName: 'blocks.0.hook_resid_post', hookTensor: 'h', dIn: 3, contextSize: 8, dtype: 'float32', source: {}, vocab });
+    for (const doc of [0, 1]) {
+      const rows = t.documents.flatMap((d, r) => (d === doc ? [r] : []));
+      await w.append({
+        context: doc,
+        doc,
+        x: t.x.slice(rows[0]! * 3, (rows[rows.length - 1]! + 1) * 3),
+        pos: Int32Array.from(rows, (_, j) => j),
+        token: Int32Array.from(rows, (r) => vocab.indexOf(t.tokens[r]!)),
+      });
+    }
+    await w.finish();
+    const out = join(dir, 'store-site');
+    const r = await runCli('dashboard', sae, '--data', store, '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const page = await readFile(join(out, 'features', '2.html'), 'utf8');
+    expect(page).toContain('<span class="tok" title="0.00"> &amp; </span><span class="tok hl" style="background:rgba(255,140,0,1.000)" title="1.90">&lt;img src=x onerror=alert(1)&gt;</span>');
   });
 
   it('refuses bad input with one line', async () => {

@@ -7,6 +7,8 @@ import { loadImagePreprocess } from '../../data/preprocess-file.js';
 import { buildDashboard } from '../../dashboard/build.js';
 import type { ExampleSource } from '../../dashboard/examples.js';
 import { readTokenFile } from '../../dashboard/tokens.js';
+import { isStoreDataset } from '../../store/dataset.js';
+import { storeTokenRows } from '../../store/tokens.js';
 import type { Dataset } from '../../data/dataset.js';
 import { Engine } from '../../engine/index.js';
 import { fileError, UserError } from '../../errors.js';
@@ -21,7 +23,7 @@ import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 const options: OptionSpec[] = [
   { flag: 'out', key: 'out', kind: 'string', help: 'the folder to write the site into (index.html, features/, neuronpedia/)', required: true },
   { flag: 'demo-images', key: 'demoImages', kind: 'boolean', help: 'use the demo photographs as data (for an SAE made by sae demo) instead of --data' },
-  { flag: 'tokens', key: 'tokens', kind: 'string', help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]}' },
+  { flag: 'tokens', key: 'tokens', kind: 'string', help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]} (an activation store brings its own)' },
   { flag: 'context-before', key: 'contextBefore', kind: 'integer', help: 'token data: tokens shown before an example (default 12)' },
   { flag: 'context-after', key: 'contextAfter', kind: 'integer', help: 'token data: tokens shown after an example (default 4)' },
   { flag: 'max-rows', key: 'maxRows', kind: 'integer', help: 'read at most the first N rows of the data' },
@@ -61,11 +63,11 @@ async function openData(args: ParsedArgs, dir: string, sae: Sae, engine: Engine)
 
 async function exampleSource(args: ParsedArgs, ds: Dataset): Promise<ExampleSource> {
   const tokens = args.values['tokens'];
-  if (typeof tokens === 'string') {
-    const before = nonNegative(args, 'contextBefore', 'context-before');
-    const after = nonNegative(args, 'contextAfter', 'context-after');
-    return { kind: 'tokens', tokens: await readTokenFile(tokens, ds.rows), context: { ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) } };
-  }
+  const before = nonNegative(args, 'contextBefore', 'context-before');
+  const after = nonNegative(args, 'contextAfter', 'context-after');
+  const context = { ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) };
+  if (typeof tokens === 'string') return { kind: 'tokens', tokens: await readTokenFile(tokens, ds.rows), context };
+  if (isStoreDataset(ds)) return { kind: 'tokens', tokens: await storeTokenRows(ds), context };
   if (isImagePatchDataset(ds)) return { kind: 'images', images: ds.images, origins: ds.origins, patchSize: ds.preprocess.patchSize };
   return { kind: 'rows' };
 }
