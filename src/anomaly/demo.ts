@@ -34,7 +34,7 @@ export interface AnomalyDemoOptions {
   readonly quiet: boolean;
 }
 
-export const ANOMALY_DEMO_DEFAULTS = { out: 'anomaly-demo', steps: 2000, quantile: 0.99, seed: 0 } as const;
+export const ANOMALY_DEMO_DEFAULTS = { out: 'anomaly-demo', steps: 1000, quantile: 0.99, seed: 0 } as const;
 
 export interface AnomalyDemoResult {
   readonly calibration: Calibration;
