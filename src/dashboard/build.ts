@@ -164,9 +164,10 @@ function featureRow(s: FeatureStats, cosine: number | undefined, thumb: string |
   return { index: s.index, fires: s.fires, density: s.density, maxActivation: s.maxActivation, meanActivation: s.meanActivation, cosine, ...(thumb ? { thumb } : {}) };
 }
 
-/** A token example's tokens around its highlighted one, as one line of plain text. */
-function previewOf(e: ShownExample): string {
-  return e.tokens.join('').replace(/\s+/g, ' ').trim();
+/** A token example's own token and up to 6 before and 2 after it, as plain text (whitespace runs as one space). */
+function previewOf(e: ShownExample): { before: string; token: string; after: string } {
+  const squash = (ts: readonly string[]): string => ts.join('').replace(/\s+/g, ' ');
+  return { before: squash(e.tokens.slice(Math.max(0, e.highlight - 6), e.highlight)).trimStart(), token: e.tokens[e.highlight] ?? '', after: squash(e.tokens.slice(e.highlight + 1, e.highlight + 3)).trimEnd() };
 }
 
 /** ||v||_2 */

@@ -32,10 +32,11 @@ export interface ExampleRequest extends Example {
   readonly scale: number;
 }
 
-/** A shown example: its HTML, and its tokens and values for the Neuronpedia export. */
+/** A shown example: its HTML, and its tokens and values for the Neuronpedia export (highlight: the example's own token). */
 export interface ShownExample extends RenderedExample {
   readonly tokens: readonly string[];
   readonly values: readonly number[];
+  readonly highlight: number;
 }
 
 /** Source images kept at most this many at once (decoded grey, 4 bytes a pixel). */
@@ -78,11 +79,11 @@ export class ExampleRenderer {
       const contexts = await tokenContexts(this.engine, this.sae, this.ds, s.tokens, requests, s.context);
       return contexts.map((c, k) => {
         const { value, scale } = requests[k]!;
-        return { value, html: `<div class="ex">${valueSpan(value)}${renderTokenExample(c, scale)}</div>`, tokens: c.tokens, values: c.activations };
+        return { value, html: `<div class="ex">${valueSpan(value)}${renderTokenExample(c, scale)}</div>`, tokens: c.tokens, values: c.activations, highlight: c.highlight };
       });
     }
     if (s.kind === 'rows') {
-      return requests.map(({ row, value }) => ({ value, html: `<div class="ex">${valueSpan(value)}<span>row ${row}</span></div>`, tokens: [`row ${row}`], values: [value] }));
+      return requests.map(({ row, value }) => ({ value, html: `<div class="ex">${valueSpan(value)}<span>row ${row}</span></div>`, tokens: [`row ${row}`], values: [value], highlight: 0 }));
     }
     const out: ShownExample[] = [];
     const p = s.patchSize;
@@ -93,7 +94,7 @@ export class ExampleRenderer {
       const html =
         `<figure class="ex"><div class="patch"><img class="px" src="${src}" alt="patch at ${escapeHtml(`${name} (${x}, ${y})`)}"><i style="${box}"></i></div>` +
         `<figcaption>${valueSpan(value)}<span class="src" title="${escapeHtml(file)}">${escapeHtml(name)}</span><span>x ${x}, y ${y}</span></figcaption></figure>`;
-      out.push({ value, html, tokens: [`${name}@${x},${y}`], values: [value] });
+      out.push({ value, html, tokens: [`${name}@${x},${y}`], values: [value], highlight: 0 });
     }
     return out;
   }

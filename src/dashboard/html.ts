@@ -44,7 +44,8 @@ table.features tbody tr:hover { background: #f3f7fc; }
 td .thumb { width: 36px; height: 36px; border: 1px solid var(--line); }
 .meter { display: inline-block; width: 70px; height: 6px; background: #edf0f3; border-radius: 3px; vertical-align: middle; margin-left: 8px; overflow: hidden; }
 .meter > i { display: block; height: 100%; background: var(--bar); }
-.preview { max-width: 380px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+td.preview { max-width: 420px; overflow: hidden; text-overflow: ellipsis; white-space: pre; font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
+td.preview mark { background: rgba(255, 140, 0, .75); border-radius: 2px; color: inherit; }
 .examples.images { display: flex; flex-wrap: wrap; gap: 12px; }
 .ex { background: #fff; }
 .patch { position: relative; width: 120px; height: 120px; }

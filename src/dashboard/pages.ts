@@ -9,6 +9,7 @@ import { escapeHtml } from '../viz/report.js';
 import { barChart, rateLabel, shortNumber } from './charts.js';
 import type { FeatureStats, QuantileBand } from './collect.js';
 import { card, page } from './html.js';
+import { tokenText } from './tokens.js';
 
 export type DataKind = 'images' | 'tokens' | 'rows';
 
@@ -32,8 +33,8 @@ export interface FeatureRow {
   readonly cosine: number | undefined;
   /** A data: URL of the decoder filter (image SAEs). */
   readonly thumb?: string;
-  /** Plain text shown beside the feature (token SAEs: the top example's tokens). */
-  readonly preview?: string;
+  /** Token SAEs: the top example's token and a few around it (plain text). */
+  readonly preview?: { readonly before: string; readonly token: string; readonly after: string };
 }
 
 /** An example ready to show: `html` is safe markup made by an example renderer. */
@@ -129,7 +130,7 @@ function featureList(info: DashboardInfo, rows: readonly FeatureRow[]): string {
       `<td>${r.fires > 0 ? escapeHtml(shortNumber(r.maxActivation)) : '–'}</td>`,
       `<td>${r.fires > 0 ? escapeHtml(shortNumber(r.meanActivation)) : '–'}</td>`,
       `<td>${fixed(r.cosine, 3)}</td>`,
-      info.kind === 'tokens' ? `<td class="l preview ctx">${escapeHtml(r.preview ?? '')}</td>` : '',
+      info.kind === 'tokens' ? `<td class="l preview">${r.preview ? `${escapeHtml(r.preview.before)}<mark>${tokenText(r.preview.token)}</mark>${escapeHtml(r.preview.after)}` : ''}</td>` : '',
     ];
     return `<tr${r.fires > 0 ? '' : ' class="dead"'} data-index="${r.index}" data-density="${r.density}" data-max="${r.maxActivation}">${cells.join('')}</tr>`;
   });
