@@ -130,12 +130,18 @@ describe('sae score', () => {
     expect(table.data[399 * 3]! / errorOf(test, 399)).toBeCloseTo(1, 4);
   });
 
-  it('asks for a calibration when there is none, and for a known output type', async () => {
+  it('asks for a calibration when there is none, refuses another SAE\'s, and wants a known output type', async () => {
     const bare = join(dir, 'bare');
     await saveSae(bare, projectionSae());
     const r = await runCli('score', bare, '--data', join(dir, 'test.npy'), '--out', join(dir, 's.csv'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/calibration\.json: no such file: calibrate first/);
+    const other = projectionSae();
+    other.params['b_dec']![0] = 0.5;
+    await saveSae(join(dir, 'other'), other);
+    const o = await runCli('score', join(dir, 'other'), '--data', join(dir, 'test.npy'), '--out', join(dir, 's.csv'), '--calibration', join(dir, 'sae', 'calibration.json'));
+    expect(o.code).toBe(2);
+    expect(o.stderr).toMatch(/was made for another SAE than the one in .*other/);
     const t = await runCli('score', join(dir, 'sae'), '--data', join(dir, 'test.npy'), '--out', join(dir, 's.txt'));
     expect(t.code).toBe(2);
     expect(t.stderr).toMatch(/\.csv or \.npy/);

@@ -141,7 +141,7 @@ export async function runAnomalyDemo(engine: Engine, o: AnomalyDemoOptions, stde
   const calibration = fitCalibration(cleanErrors, o.quantile);
   const det = detection(testErrors, s.labels, calibration.threshold);
   const calibrationPath = join(saeDir, CALIBRATION_FILENAME);
-  await saveCalibration(calibrationPath, calibration, { sae: saeDir, data: files.calibration, test: files.test, labels: files.labels });
+  await saveCalibration(calibrationPath, calibration, run.sae, { sae: saeDir, data: files.calibration, test: files.test, labels: files.labels });
 
   await writeTopInputs(join(o.out, 'top_anomalies.png'), s.test, testErrors, s.labels, 1, 48);
   await writeTopInputs(join(o.out, 'top_normal.png'), s.test, testErrors, s.labels, 0, 48);

@@ -2,6 +2,7 @@
  * Files of anomaly detection: the calibration (JSON, next to the SAE by default), label files
  * (.npy of any numeric type, or text with one 0/1 per line) and per-input scores (.csv or .npy).
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { z } from 'zod';
@@ -9,6 +10,7 @@ import { fileError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readJsonObject } from '../io/json.js';
 import { readNpyArray, writeNpy } from '../io/npy.js';
+import type { Sae } from '../sae.js';
 import type { Calibration } from './score.js';
 
 export const CALIBRATION_FILENAME = 'calibration.json';
@@ -19,10 +21,21 @@ const CalibrationFile = z.object({
   logErrorMedian: z.number(),
   logErrorScale: z.number().positive(),
   rows: z.number().int().positive(),
+  saeSha256: z.string().optional(),
 });
 
-/** Writes the calibration with what it was made from (`about`: SAE folder, data, ...). */
-export async function saveCalibration(path: string, c: Calibration, about: Readonly<Record<string, unknown>>): Promise<void> {
+/** SHA-256 of the SAE's architecture, sizes and parameters: which SAE a calibration belongs to. */
+export function saeFingerprint(sae: Sae): string {
+  const h = createHash('sha256').update(`${sae.architecture} ${sae.dims.dIn} ${sae.dims.dSae}\n`);
+  for (const spec of sae.def.params(sae.dims, sae.hyper)) {
+    const p = sae.params[spec.name]!;
+    h.update(`${spec.name}\n`).update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** Writes the calibration of `sae` with what it was made from (`about`: SAE folder, data, ...). */
+export async function saveCalibration(path: string, c: Calibration, sae: Sae, about: Readonly<Record<string, unknown>>): Promise<void> {
   const record = {
     description: 'sae calibrate: inputs with reconstruction error > threshold are flagged; score = (ln error - logErrorMedian) / logErrorScale',
     ...about,
@@ -31,15 +44,20 @@ export async function saveCalibration(path: string, c: Calibration, about: Reado
     logErrorMedian: c.logErrorMedian,
     logErrorScale: c.logErrorScale,
     rows: c.rows,
+    saeSha256: saeFingerprint(sae),
   };
   await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`);
 }
 
-export async function loadCalibration(path: string): Promise<Calibration> {
+/** Reads a calibration and checks that it was made for `sae` (`saeDir` names it in the error). */
+export async function loadCalibration(path: string, sae: Sae, saeDir: string): Promise<Calibration> {
   const r = CalibrationFile.safeParse(await readJsonObject(path));
   if (!r.success) {
     const i = r.error.issues[0]!;
     throw fileError(path, `not a calibration written by sae calibrate (${i.path.map(String).join('.') || 'file'}: ${i.message})`);
+  }
+  if (r.data.saeSha256 !== undefined && r.data.saeSha256 !== saeFingerprint(sae)) {
+    throw fileError(path, `was made for another SAE than the one in ${saeDir} (its weights differ); run sae calibrate ${saeDir} again`);
   }
   return r.data;
 }

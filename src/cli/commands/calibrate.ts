@@ -116,7 +116,7 @@ export const calibrateCommand: Command = {
         run = { calibration, cleanErrors: dataErrors, labelled: { errors: testErrors, labels, detection: detection(testErrors, labels, calibration.threshold) } };
       }
       const about = { sae: dir, data, ...(test !== undefined ? { test } : {}), ...(labelsPath !== undefined ? { labels: labelsPath } : {}) };
-      await saveCalibration(out, run.calibration, { ...about, ...(run.labelled ? { detection: detectionRecord(run.labelled.detection) } : {}) });
+      await saveCalibration(out, run.calibration, sae, { ...about, ...(run.labelled ? { detection: detectionRecord(run.labelled.detection) } : {}) });
       print(io.stdout, `${formatCalibration(run)}\nwrote ${out}`);
       const report = v['report'];
       if (typeof report === 'string') {

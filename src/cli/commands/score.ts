@@ -54,7 +54,7 @@ export const scoreCommand: Command = {
     if (!/\.(csv|npy)$/i.test(out)) throw fileError(out, 'scores are written as .csv or .npy: choose one of these extensions');
     const calibrationPath = typeof v['calibration'] === 'string' ? v['calibration'] : join(dir, CALIBRATION_FILENAME);
     const sae = await loadSae(dir);
-    const calibration = await loadCalibration(calibrationPath).catch((e: unknown) => {
+    const calibration = await loadCalibration(calibrationPath, sae, dir).catch((e: unknown) => {
       if (e instanceof UserError && e.message.endsWith('no such file') && v['calibration'] === undefined) {
         throw fileError(calibrationPath, `no such file: calibrate first (sae calibrate ${dir} --data CLEAN_INPUTS), or pass --calibration FILE`);
       }
