@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseMagnitude } from '../src/cli/commands/bench-recovery.js';
-import { type ArchResult, correctedValue, elasticity, nextKnobValue, settingsFor } from '../src/synthetic/bench.js';
+import { type ArchResult, correctedValue, nextKnobValue, settingsFor } from '../src/synthetic/bench.js';
 import { runCli } from './helpers/cli.js';
 
 describe('matched sparsity search', () => {
@@ -18,11 +18,11 @@ describe('matched sparsity search', () => {
   });
 
   it('corrects a full run by the secant of the last two, within 4x', () => {
-    expect(elasticity([{ value: 1, l0: 16 }, { value: 8, l0: 2 }], 4, false)).toBeCloseTo(-1, 10);
-    expect(elasticity([{ value: 1, l0: 16 }], 4, false)).toBe(-1); // nothing below the target: the default
     // full runs on L0 = 16 / c: from c = 2 (L0 8) and c = 3 (L0 5.33) the secant lands on c = 4
-    expect(correctedValue([{ value: 2, l0: 8 }, { value: 3, l0: 16 / 3 }], [], 4, false)).toBeCloseTo(4, 10);
-    expect(correctedValue([{ value: 1, l0: 1000 }], [], 4, false)).toBe(4); // at most 4x in one step
+    expect(correctedValue([{ value: 2, l0: 8 }, { value: 3, l0: 16 / 3 }], 4, false)).toBeCloseTo(4, 10);
+    // after one run, L0 ~ 1 / c: from c = 1 at L0 8 to c = 2
+    expect(correctedValue([{ value: 1, l0: 8 }], 4, false)).toBeCloseTo(2, 10);
+    expect(correctedValue([{ value: 1, l0: 1000 }], 4, false)).toBe(4); // at most 4x in one step
   });
 
   it('sets k directly for architectures that take one, and searches the others', () => {

@@ -5,10 +5,12 @@
  * on held-out inputs.
  *
  * Matched sparsity: each architecture has one sparsity knob. A knob that is the L0 itself (a top-k
- * `k`) is set to the target; any other (an L1 coefficient, a KL target rate) is found by a short
- * search: probe runs of `searchSteps` steps, geometric bisection until the held-out L0 is within
- * `tolerance` of the target. New architectures join with the default knob (`k` if their
- * hyper-parameters take one, else their sparsity coefficient); ARCH_SETTINGS holds the exceptions.
+ * `k`) is set to the target; any other (an L1 coefficient, a KL target rate) is searched: probe runs
+ * of `searchSteps` steps (4x steps until the target is bracketed, then log-log interpolation) until
+ * the held-out L0 is within `tolerance` of the target; then the full run, and, since L0 drifts as
+ * training goes on, up to `maxCorrections` more full runs with the knob corrected (secant in log-log).
+ * The full run nearest the target is scored. New architectures join with the default knob (`k` if
+ * their hyper-parameters take one, else their sparsity coefficient); ARCH_SETTINGS holds the exceptions.
  */
 import { architecture } from '../arch/index.js';
 import type { Architecture } from '../arch/types.js';
@@ -40,7 +42,7 @@ export interface ArchSettings {
   readonly hyper: Readonly<Record<string, unknown>>;
 }
 
-/** Exceptions to the defaults (see defaultSettings). */
+/** Exceptions to the defaults (see settingsFor). */
 export const ARCH_SETTINGS: Partial<Record<Architecture, Partial<ArchSettings>>> = {
   // The sigmoid SAE counts a latent as firing where a > 0.5; its target rate rho sets L0.
   kl: { knob: { kind: 'rate', key: 'rho', start: 0.02, max: 0.5 }, unitNormDecoder: false },
@@ -84,9 +86,9 @@ export const BENCH_DEFAULTS = {
   dIn: 64,
   features: 256,
   dSae: 512,
-  steps: 3000,
+  steps: 5000,
   lr: 3e-3,
-  searchSteps: 600,
+  searchSteps: 800,
   maxProbes: 8,
   maxCorrections: 1,
   tolerance: 0.1,
@@ -181,16 +183,6 @@ async function trainOne(engine: Engine, data: SyntheticData, evalSet: SyntheticB
   return { sae: r.sae, metrics, seconds: r.seconds };
 }
 
-/** d ln L0 / d ln value between the two probes nearest the target on either side (default +-1). */
-export function elasticity(probes: readonly Probe[], target: number, l0GrowsWithValue: boolean): number {
-  const below = probes.filter((p) => p.l0 < target).sort((a, b) => b.l0 - a.l0)[0];
-  const above = probes.filter((p) => p.l0 >= target).sort((a, b) => a.l0 - b.l0)[0];
-  const fallback = l0GrowsWithValue ? 1 : -1;
-  if (!below || !above || below.value === above.value || below.l0 <= 0) return fallback;
-  const e = Math.log(above.l0 / below.l0) / Math.log(above.value / below.value);
-  return Number.isFinite(e) && Math.sign(e) === fallback ? e : fallback;
-}
-
 /**
  * The next value of a knob whose L0 grows with it (a rate) or falls with it (a coefficient): log-log
  * interpolation inside the bracket of the probes so far (kept off its ends), else a step of 4x.
@@ -241,13 +233,14 @@ function say(log: BenchLog, line: string): void {
 
 /**
  * The knob for the next full run, from the full runs so far: the secant in log-log through the last
- * two, or, after one, the probes' elasticity (kept within [0.5, 2] in size); a step is at most 4x.
+ * two, or, after one, an elasticity of 1 in size (L0 ~ 1 / coefficient: short probes overstate it,
+ * as L0 keeps drifting after them); the size kept within [0.5, 2], a step at most 4x.
  */
-export function correctedValue(runs: readonly Probe[], probes: readonly Probe[], target: number, l0GrowsWithValue: boolean): number {
+export function correctedValue(runs: readonly Probe[], target: number, l0GrowsWithValue: boolean): number {
   const last = runs[runs.length - 1]!;
   const prev = runs[runs.length - 2];
   const sign = l0GrowsWithValue ? 1 : -1;
-  let e = elasticity(probes, target, l0GrowsWithValue);
+  let e = sign;
   if (prev && prev.value !== last.value && prev.l0 > 0 && last.l0 > 0) {
     const secant = Math.log(last.l0 / prev.l0) / Math.log(last.value / prev.value);
     if (Math.sign(secant) === sign) e = secant;
@@ -273,7 +266,7 @@ export async function benchArchitecture(engine: Engine, data: SyntheticData, eva
     if (!best || relativeMiss(t.metrics.l0, o.targetL0) < relativeMiss(best.t.metrics.l0, o.targetL0)) best = { t, value };
     if (s.knob.kind === 'l0' || relativeMiss(t.metrics.l0, o.targetL0) <= o.tolerance || runs.length > o.maxCorrections) break;
     say(log, `  ${arch}: L0 ${t.metrics.l0.toFixed(2)} after the full run misses the target by more than ${(o.tolerance * 100).toFixed(0)}%; correcting ${name}`);
-    value = correctedValue(runs, found.probes, o.targetL0, s.knob.kind === 'rate');
+    value = correctedValue(runs, o.targetL0, s.knob.kind === 'rate');
     if (s.knob.kind === 'rate') value = Math.min(value, (runs[runs.length - 1]!.value + s.knob.max) / 2);
   }
   const { t } = best;
