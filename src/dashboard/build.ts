@@ -28,7 +28,7 @@ export interface DashboardOptions extends CollectOptions {
   readonly out: string;
   /** Shown in the pages' headers (default: the SAE's folder name, or "SAE"). */
   readonly title?: string;
-  /** Rows per onnxruntime call in the pass over the data (default 4096). */
+  /** Rows per onnxruntime call in the pass over the data (default: 4096, fewer for wide SAEs, so that a [rows, d_sae] tensor stays near 64 MB). */
   readonly batchSize?: number;
   /** Read at most this many rows of the data. */
   readonly maxRows?: number;
@@ -121,7 +121,7 @@ async function collectFeatures(engine: Engine, sae: Sae, ds: Dataset, o: Dashboa
   const collector = new FeatureCollector(sae.dims.dSae, o);
   let skipped = 0;
   const batches = async function* (): AsyncGenerator<EvalBatch & { ids: Float64Array }> {
-    for await (const c of sequentialChunks(ds, engine.kernels, o.batchSize ?? 4096, o.maxRows)) {
+    for await (const c of sequentialChunks(ds, engine.kernels, o.batchSize ?? defaultBatch(sae.dims.dSae), o.maxRows)) {
       const ids = new Float64Array(c.rows - c.nonFinite);
       let kept = 0;
       for (let r = 0; r < c.rows; r++) {
@@ -135,6 +135,11 @@ async function collectFeatures(engine: Engine, sae: Sae, ds: Dataset, o: Dashboa
   };
   const acc = await evaluate(engine, sae, batches(), (latents, b) => collector.add(latents, b.rows, b.ids));
   return { acc, collector, skipped };
+}
+
+/** Rows per batch such that rows * dSae is about 2^24 (the graph holds a few [rows, dSae] tensors), within [256, 4096]. */
+export function defaultBatch(dSae: number): number {
+  return Math.max(256, Math.min(4096, 2 ** Math.floor(Math.log2(2 ** 24 / dSae))));
 }
 
 interface RenderedFeature {

@@ -88,7 +88,7 @@ export const dashboardCommand: Command = {
     if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
     const out = args.values['out'];
     if (typeof out !== 'string') throw new UserError('--out is required: the folder to write the site into');
-    const batch = batchSizeOf(args);
+    const batch = args.values['batchSize'] === undefined ? undefined : batchSizeOf(args);
     const maxRows = positive(args, 'maxRows', 'max-rows');
     const topK = positive(args, 'topK', 'top-k');
     const samples = positive(args, 'samples', 'samples');
@@ -105,7 +105,7 @@ export const dashboardCommand: Command = {
       const r = await buildDashboard(engine, sae, ds, source, {
         out,
         title,
-        batchSize: batch,
+        ...(batch !== undefined ? { batchSize: batch } : {}),
         ...(maxRows !== undefined ? { maxRows } : {}),
         ...(topK !== undefined ? { topK } : {}),
         ...(samples !== undefined ? { samples } : {}),
