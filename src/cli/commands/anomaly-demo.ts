@@ -30,7 +30,7 @@ export function parseAnomalies(text: string): DemoAnomalies {
 export const anomalyDemoCommand: Command = {
   name: 'anomaly-demo',
   summary:
-    'Anomaly detection on real data. Trains an SAE on handwritten digits, calibrates a threshold on clean digits and prints ROC-AUC, precision and recall against Fashion-MNIST images (or a digit left out); writes a report page.',
+    'Anomaly detection on real data: an SAE trained on handwritten digits, calibrated on clean ones, scores Fashion-MNIST images (or a left-out digit) as anomalies; prints ROC-AUC, precision and recall and writes a report page.',
   usage: 'sae anomaly-demo [options]',
   options,
   async run(argv, io) {

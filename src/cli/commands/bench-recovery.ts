@@ -136,7 +136,7 @@ export function formatBenchTable(r: BenchReport): string {
 export const benchRecoveryCommand: Command = {
   name: 'bench-recovery',
   summary:
-    'Ground-truth recovery benchmark. Trains every architecture at a matched L0 on synthetic sparse combinations of known unit-norm features and prints MMCS, the fraction of features recovered, L0 and FVU.',
+    'Ground-truth recovery benchmark: trains every architecture at a matched L0 on synthetic sparse combinations of known unit-norm features and prints how well each recovers them (MMCS, fraction above 0.9 cosine), with L0 and FVU.',
   usage: 'sae bench-recovery [options]',
   options,
   async run(argv, io) {
