@@ -121,19 +121,39 @@ function sparseGatherDot(code: CsrRows, w: Float32Array, g: Float32Array, dIn: n
   }
 }
 
-function sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void {
-  const acc = new Float64Array(dSae * dIn); // [dSae, dIn]
+/** The entries of a code grouped by latent, in entry order within each latent (a stable counting sort). */
+function byLatent(code: CsrRows, dSae: number): { start: Int32Array; entry: Int32Array; row: Int32Array } {
+  const nnz = code.rowPtr[code.rows]!;
+  const start = new Int32Array(dSae + 1);
+  for (let e = 0; e < nnz; e++) start[code.idx[e]! + 1]!++;
+  for (let i = 0; i < dSae; i++) start[i + 1]! += start[i]!;
+  const fill = start.slice(0, dSae);
+  const entry = new Int32Array(nnz);
+  const row = new Int32Array(nnz);
   for (let r = 0; r < code.rows; r++) {
     for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
-      const o = code.idx[e]! * dIn;
-      const c = coef[e]!;
-      for (let j = 0; j < dIn; j++) acc[o + j]! += c * x[r * dIn + j]!;
+      const at = fill[code.idx[e]!]!++;
+      entry[at] = e;
+      row[at] = r;
     }
   }
+  return { start, entry, row };
+}
+
+function sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void {
+  const { start, entry, row } = byLatent(code, dSae);
+  const acc = new Float64Array(dIn);
   for (let i = 0; i < dSae; i++) {
+    if (accumulate && start[i] === start[i + 1]) continue;
+    acc.fill(0);
+    for (let a = start[i]!; a < start[i + 1]!; a++) {
+      const c = coef[entry[a]!]!;
+      const o = row[a]! * dIn;
+      for (let j = 0; j < dIn; j++) acc[j]! += c * x[o + j]!;
+    }
     for (let j = 0; j < dIn; j++) {
       const at = layout === 'rows' ? i * dIn + j : j * dSae + i;
-      out[at] = (accumulate ? out[at]! : 0) + acc[i * dIn + j]!;
+      out[at] = (accumulate ? out[at]! : 0) + acc[j]!;
     }
   }
 }
