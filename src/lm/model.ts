@@ -16,8 +16,13 @@ export type LanguageModel = { readonly kind: 'encoder'; readonly use: UseLite } 
 /** Names that mean USE-lite (the flag value and SAELens model_name we write). */
 const USE_LITE_NAMES = ['use-lite', USE_LITE_NAME];
 
+/** Whether a model spec or recorded model name means USE-lite. */
+export function isUseLite(spec: string): boolean {
+  return USE_LITE_NAMES.includes(spec);
+}
+
 export async function openLanguageModel(spec: string, engine: Engine): Promise<LanguageModel> {
-  if (USE_LITE_NAMES.includes(spec)) return { kind: 'encoder', use: await UseLite.load() };
+  if (isUseLite(spec)) return { kind: 'encoder', use: await UseLite.load() };
   return { kind: 'causal', lm: await OnnxLm.load(spec, engine) };
 }
 

@@ -21,6 +21,7 @@ import { repad, unpad } from './rows.js';
 import { onnxHookTensor } from './hooks.js';
 import { cutAt, exposeOutputs, type OnnxGraphInfo, type OnnxValueInfo, readGraph } from './onnx-proto.js';
 import { BpeTokenizer } from './tokenizer.js';
+import { findUnembedding, type UnembeddingLookup } from './unembedding.js';
 import type { RowEdit } from './use-lite.js';
 
 /** One forward pass: logits of the real tokens and the hooked rows. */
@@ -78,6 +79,11 @@ export class OnnxLm {
 
   hookTensor(hook: string): string {
     return onnxHookTensor(hook, this.graph.nodes, this.graph.tensors);
+  }
+
+  /** The unembedding W_U (the weight of the product that makes the logits), or why there is none. */
+  unembedding(): UnembeddingLookup {
+    return findUnembedding(this.graph, this.bytes, this.path);
   }
 
   /** A HookedModel for harvesting `hook`; its width is found by running one context. */

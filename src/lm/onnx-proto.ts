@@ -5,11 +5,15 @@
  *   exposeOutputs   adds graph outputs (tensors inside the graph become results of a run)
  *   cutAt           turns a tensor into a graph input: its producer's output is renamed away, so
  *                   every consumer reads what the caller feeds (splicing an SAE's reconstruction)
+ *   readInitializer one weight of the graph as float32 (the unembedding, for logit effects)
  * Field numbers follow onnx/onnx.proto3: ModelProto.graph = 7; GraphProto node = 1,
  * initializer = 5, input = 11, output = 12, value_info = 13; NodeProto input = 1, output = 2,
- * name = 3, op_type = 4; ValueInfoProto name = 1, type = 2; TensorProto data_location = 14.
+ * name = 3, op_type = 4, attribute = 5; AttributeProto name = 1, i = 3, ints = 8; ValueInfoProto
+ * name = 1, type = 2; TensorProto dims = 1, data_type = 2, float_data = 4, name = 8, raw_data = 9,
+ * data_location = 14.
  */
 import { UserError } from '../errors.js';
+import { float16ToFloat32 } from '../io/float16.js';
 import type { OnnxNodeInfo } from './hooks.js';
 
 /** One field of a message: its number, wire type, and its bytes (payload for length-delimited fields). */
@@ -106,12 +110,19 @@ export interface OnnxValueInfo {
   readonly dims: readonly (number | string)[];
 }
 
+/** A node with its integer attributes (Gemm's transB, Transpose's perm). */
+export interface OnnxNode extends OnnxNodeInfo {
+  readonly ints: ReadonlyMap<string, number | readonly number[]>;
+}
+
 export interface OnnxGraphInfo {
-  readonly nodes: readonly OnnxNodeInfo[];
+  readonly nodes: readonly OnnxNode[];
   readonly inputs: readonly OnnxValueInfo[];
   readonly outputs: readonly OnnxValueInfo[];
   /** Every tensor name: node outputs, graph inputs, initializers. */
   readonly tensors: ReadonlySet<string>;
+  /** The names of the initializers (the graph's stored weights). */
+  readonly initializers: ReadonlySet<string>;
   /** Whether weights live in files beside the model (not supported here). */
   readonly externalData: boolean;
 }
@@ -139,9 +150,35 @@ function parseValueInfo(payload: Uint8Array): OnnxValueInfo {
   return { name, elemType, dims };
 }
 
-function parseNode(payload: Uint8Array): OnnxNodeInfo {
+/** Varints of a repeated integer field, packed (wire 2) or not (wire 0), as signed numbers. */
+function varints(fs: readonly Field[], field: number): number[] {
+  const out: number[] = [];
+  for (const f of fs) {
+    if (f.field !== field) continue;
+    if (f.wire === 0) out.push(Number(BigInt.asIntN(64, f.value)));
+    else if (f.wire === 2) for (let at = 0; at < f.payload.length; ) {
+      const [v, next] = readVarint(f.payload, at);
+      out.push(Number(BigInt.asIntN(64, v)));
+      at = next;
+    }
+  }
+  return out;
+}
+
+/** An attribute's integer (i) or integers (ints), else undefined. */
+function intAttribute(payload: Uint8Array): [string, number | number[]] | undefined {
+  const fs = fields(payload);
+  const name = fs.find((f) => f.field === 1);
+  if (name === undefined) return undefined;
+  const i = fs.find((f) => f.field === 3 && f.wire === 0);
+  if (i !== undefined) return [text(name.payload), Number(BigInt.asIntN(64, i.value))];
+  return fs.some((f) => f.field === 8) ? [text(name.payload), varints(fs, 8)] : undefined;
+}
+
+function parseNode(payload: Uint8Array): OnnxNode {
   const inputs: string[] = [];
   const outputs: string[] = [];
+  const ints = new Map<string, number | number[]>();
   let name = '';
   let opType = '';
   for (const f of fields(payload)) {
@@ -149,8 +186,12 @@ function parseNode(payload: Uint8Array): OnnxNodeInfo {
     else if (f.field === 2) outputs.push(text(f.payload));
     else if (f.field === 3) name = text(f.payload);
     else if (f.field === 4) opType = text(f.payload);
+    else if (f.field === 5) {
+      const a = intAttribute(f.payload);
+      if (a) ints.set(a[0], a[1]);
+    }
   }
-  return { name, opType, inputs, outputs };
+  return { name, opType, inputs, outputs, ints };
 }
 
 /** The graph's fields, or a one-line error naming the model. */
@@ -169,10 +210,11 @@ function graphFields(model: Uint8Array, where: string): { modelFields: Field[]; 
 /** Nodes (in graph order), inputs, outputs and tensor names of the model's main graph. */
 export function readGraph(model: Uint8Array, where: string): OnnxGraphInfo {
   const { graph } = graphFields(model, where);
-  const nodes: OnnxNodeInfo[] = [];
+  const nodes: OnnxNode[] = [];
   const inputs: OnnxValueInfo[] = [];
   const outputs: OnnxValueInfo[] = [];
   const tensors = new Set<string>();
+  const initializers = new Set<string>();
   let externalData = false;
   for (const f of graph) {
     if (f.field === 1) {
@@ -187,11 +229,58 @@ export function readGraph(model: Uint8Array, where: string): OnnxGraphInfo {
     else if (f.field === 5) {
       for (const t of fields(f.payload)) {
         if (t.field === 8) tensors.add(text(t.payload));
+        if (t.field === 8) initializers.add(text(t.payload));
         if (t.field === 14 && t.value === 1n) externalData = true;
       }
     }
   }
-  return { nodes, inputs, outputs, tensors, externalData };
+  return { nodes, inputs, outputs, tensors, initializers, externalData };
+}
+
+/** A weight of the graph, as float32. */
+export interface OnnxTensor {
+  readonly name: string;
+  readonly dims: readonly number[];
+  /** [prod(dims)] row-major */
+  readonly data: Float32Array;
+}
+
+/** The initializer named `name` (float32 or float16, raw_data or float_data) as float32; undefined when the graph has none of that name. */
+export function readInitializer(model: Uint8Array, name: string, where: string): OnnxTensor | undefined {
+  const { graph } = graphFields(model, where);
+  const encoded = new TextEncoder().encode(name);
+  for (const f of graph) {
+    if (f.field !== 5) continue;
+    const t = fields(f.payload);
+    const n = t.find((x) => x.field === 8);
+    if (n === undefined || n.payload.length !== encoded.length || text(n.payload) !== name) continue;
+    const dims = varints(t, 1);
+    const type = Number(t.find((x) => x.field === 2)?.value ?? 0n);
+    const size = dims.reduce((a, b) => a * b, 1);
+    const raw = t.find((x) => x.field === 9)?.payload;
+    const bad = (problem: string): UserError => new UserError(`${where}: weight '${name}' ${problem}`);
+    let data: Float32Array;
+    if (type === 1 && raw !== undefined) data = new Float32Array(raw.slice().buffer); // copied: raw_data need not be 4-byte aligned
+    else if (type === 10 && raw !== undefined) data = float16ToFloat32(new Uint16Array(raw.slice().buffer));
+    else if (type === 1) data = floatData(t);
+    else throw bad(`has data type ${type}; only float32 and float16 weights are read`);
+    if (data.length !== size) throw bad(`holds ${data.length} values for dims [${dims.join(', ')}]`);
+    return { name, dims, data };
+  }
+  return undefined;
+}
+
+/** TensorProto.float_data: packed (wire 2) or one fixed32 per value (wire 5). */
+function floatData(t: readonly Field[]): Float32Array {
+  const parts = t.filter((x) => x.field === 4 && (x.wire === 2 || x.wire === 5));
+  const bytes = (x: Field): Uint8Array => (x.wire === 2 ? x.payload : x.raw.subarray(x.raw.length - 4));
+  const all = new Uint8Array(parts.reduce((n, x) => n + bytes(x).length, 0));
+  let at = 0;
+  for (const x of parts) {
+    all.set(bytes(x), at);
+    at += bytes(x).length;
+  }
+  return new Float32Array(all.buffer, 0, Math.floor(all.length / 4));
 }
 
 /** A float ValueInfoProto with no shape. */
