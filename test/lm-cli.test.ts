@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +59,21 @@ describe('sae harvest, train, eval --model, steer', () => {
     const s = await runCli('steer', sae, '--model', model, '--feature', '3', '--alpha', '30', '--prompt', 'Call me | The whale', '--tokens', '4');
     expect(s.code).toBe(0);
     expect(s.stdout.match(/^steered: /gm)?.length).toBe(2);
+
+    const dash = join(dir, 'dash');
+    const d = await runCli('dashboard', sae, '--data', store, '--out', dash, '--model', model);
+    expect(d.code).toBe(0);
+    const feature = readdirSync(join(dash, 'features'))[0]!;
+    const html = await readFile(join(dash, 'features', feature), 'utf8');
+    expect(html).toMatch(/<h2>Logit effects<\/h2>/);
+    expect(html.match(/<td class="v">[+-]\d/g)?.length).toBe(20);
+    const np = JSON.parse(await readFile(join(dash, 'neuronpedia', 'batch-0.json'), 'utf8')) as { features: { pos_str: string[]; pos_values: number[]; neg_values: number[] }[] };
+    expect(np.features[0]!.pos_str).toHaveLength(10);
+    expect(np.features[0]!.pos_values[0]).toBeGreaterThanOrEqual(np.features[0]!.pos_values[9]!);
+    expect(np.features[0]!.neg_values[0]).toBeLessThanOrEqual(np.features[0]!.neg_values[9]!);
+    const unnamed = await runCli('dashboard', sae, '--data', store, '--out', join(dir, 'dash2'));
+    expect(unnamed.code).toBe(0);
+    expect(await readFile(join(dir, 'dash2', 'features', feature), 'utf8')).toMatch(/None shown: no path to the model &#39;tiny&#39; is recorded; pass --model PATH/);
   });
 
   it('resumes a harvest killed with SIGKILL: the same rows as an uninterrupted one', async () => {

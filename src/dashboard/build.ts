@@ -20,6 +20,7 @@ import { patchSide } from '../viz/filters.js';
 import { type CollectOptions, FeatureCollector, type FeatureStats } from './collect.js';
 import { type ExampleRequest, ExampleRenderer, type ExampleSource, type ShownExample } from './examples.js';
 import { pngDataUrl, singleFilter } from './images.js';
+import { featureLogits, type FeatureLogits, type LogitSource, topLogitEffects } from './logit-effects.js';
 import { layerOfHook, NEURONPEDIA_BATCH, type NeuronpediaFeature, neuronpediaFeature } from './neuronpedia.js';
 import { type DashboardInfo, type FeaturePageData, featureFile, type FeatureRow, renderFeaturePage, renderOverview } from './pages.js';
 
@@ -39,6 +40,8 @@ export interface DashboardOptions extends CollectOptions {
   readonly perBand?: number;
   /** Image SAEs: the whitening, to show decoder filters in pixel space too. */
   readonly preprocess?: ImagePreprocess;
+  /** Token SAEs of causal language models: where the features' logit effects come from (logit-effects.ts). */
+  readonly logits?: LogitSource;
   /** The Neuronpedia batch header (defaults from the SAE's metadata: model_name, hook_name; sae_set = title). */
   readonly neuronpedia?: { readonly modelId?: string; readonly layer?: number; readonly saeSet?: string };
   /** Progress lines. */
@@ -78,6 +81,7 @@ export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, sour
   const wDec = sae.params['W_dec']; // [dSae, dIn] when the architecture has one
   const filters = await imageFilters(engine, sae, source, o.preprocess);
 
+  const logitPlan = planLogits(sae, o.logits);
   const alive = Array.from({ length: sae.dims.dSae }, (_, i) => i).filter((i) => collector.fires[i]! > 0);
   const renderer = new ExampleRenderer(engine, sae, ds, source, o.out);
   const rows: FeatureRow[] = Array.from({ length: sae.dims.dSae }, (_, i) => featureRow(collector.stats(i), cosine?.[i], filters?.whitened[i]));
@@ -89,6 +93,7 @@ export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, sour
   for (let g = 0; g < alive.length; g += GROUP) {
     const group = alive.slice(g, g + GROUP);
     const pages = await renderGroup(group, collector, renderer, o);
+    const logits = await groupLogits(engine, sae, group, logitPlan);
     for (const [k, i] of group.entries()) {
       const { stats, top, bands } = pages[k]!;
       const row = rows[i]!;
@@ -102,11 +107,12 @@ export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, sour
         bands,
         ...(filters ? { filters: filters.captions.map((caption, f) => ({ caption, src: filters.urls[f]![i]! })) } : {}),
         ...(source.kind === 'images' ? { locators: await renderer.locators(stats.top.slice(0, top.length)) } : {}),
+        ...(logits ? { logits: logits[k]! } : {}),
         prev: alive[g + k - 1],
         next: alive[g + k + 1],
       };
       await writeFileAtomic(join(o.out, featureFile(i)), renderFeaturePage(info, page));
-      await np.add(neuronpediaFeature(stats, decoderRow ?? new Float32Array(0), top, bands, { inputs: metrics.inputs, dataset: info.data }));
+      await np.add(neuronpediaFeature(stats, decoderRow ?? new Float32Array(0), top, bands, { inputs: metrics.inputs, dataset: info.data }, logits && !('reason' in logits[k]!) ? (logits[k] as FeatureLogits) : undefined));
     }
     log(`dashboard: ${Math.min(alive.length, g + GROUP)} of ${alive.length} feature pages`);
   }
@@ -135,6 +141,26 @@ async function collectFeatures(engine: Engine, sae: Sae, ds: Dataset, o: Dashboa
   };
   const acc = await evaluate(engine, sae, batches(), (latents, b) => collector.add(latents, b.rows, b.ids));
   return { acc, collector, skipped };
+}
+
+type LogitPlan = Extract<LogitSource, { kind: 'model' }> | { readonly kind: 'none'; readonly reason: string } | undefined;
+
+/** The source, checked against the SAE: its decoder rows must be d_model wide to multiply W_U. */
+function planLogits(sae: Sae, source: LogitSource | undefined): LogitPlan {
+  if (source === undefined || source.kind === 'none') return source;
+  const { dIn, dSae } = sae.dims;
+  if (sae.params['W_dec']?.length !== dSae * dIn) return { kind: 'none', reason: `the ${sae.architecture} SAE has no decoder matrix W_dec` };
+  if (source.unembedding.dModel !== dIn)
+    return { kind: 'none', reason: `the SAE reads ${dIn}-wide vectors, but ${source.model}'s unembedding takes d_model = ${source.unembedding.dModel} (logit effects need a hook that is added into the residual stream)` };
+  return source;
+}
+
+/** Each feature of the group: its logit effects, or the reason there are none; undefined when no model is named. */
+async function groupLogits(engine: Engine, sae: Sae, group: readonly number[], plan: LogitPlan): Promise<(FeatureLogits | { reason: string })[] | undefined> {
+  if (plan === undefined) return undefined;
+  if (plan.kind === 'none') return group.map(() => ({ reason: plan.reason }));
+  const e = await topLogitEffects(engine, sae.params['W_dec']!, plan.unembedding, group);
+  return group.map((_, j) => featureLogits(e, j, plan.vocab));
 }
 
 /** Rows per batch such that rows * dSae is about 2^24 (the graph holds a few [rows, dSae] tensors), within [256, 4096]. */

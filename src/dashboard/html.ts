@@ -57,6 +57,11 @@ td.preview mark { background: rgba(255, 140, 0, .75); border-radius: 2px; color:
 .examples.tokens .ex, .examples.rows .ex { display: flex; gap: 12px; align-items: baseline; padding: 3px 0; border-bottom: 1px solid #f0f2f5; }
 .examples.tokens .val, .examples.rows .val { min-width: 56px; text-align: right; font-variant-numeric: tabular-nums; font-weight: 600; }
 .ctx { font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 12.5px; white-space: pre-wrap; word-break: break-word; }
+.logits { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+table.logit { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+table.logit td { padding: 2px 8px; border-bottom: 1px solid #f0f2f5; } table.logit td.v { text-align: right; width: 70px; }
+table.logit td.t { font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 12.5px; white-space: pre; }
+table.logit.pos td.t span { background: rgba(61, 123, 196, .16); } table.logit.neg td.t span { background: rgba(196, 61, 61, .16); }
 .tok { border-radius: 2px; padding: 1px 0; } .tok.hl { outline: 2px solid #b3261e; outline-offset: -1px; }
 .locators { display: flex; flex-wrap: wrap; gap: 14px; }
 .locator { position: relative; display: inline-block; line-height: 0; }

@@ -13,10 +13,12 @@
  *   activations, bin_contains the fraction of all inputs that fall in it), each example with tokens and
  *   values: the context and the activation on each of its tokens for token data; one pseudo-token
  *   "file.jpg@x,y" (image patches) or "row 12" (plain vectors) and its activation otherwise.
- * Left empty: the logit effects (neg_/pos_str and _values, logits_hist_*: they need a model's
- * unembedding), correlated neurons and features, decoder_weights_dist (attention heads only).
+ *   neg_/pos_str and _values: the top logit effects (logit-effects.ts) when a model's unembedding
+ *   gives them.
+ * Left empty: logits_hist_*, correlated neurons and features, decoder_weights_dist (attention heads only).
  */
 import type { FeatureStats, QuantileBand } from './collect.js';
+import type { FeatureLogits } from './logit-effects.js';
 
 export interface NeuronpediaActivation {
   readonly bin_min: number;
@@ -86,6 +88,7 @@ export function neuronpediaFeature(
   top: readonly TokensAndValues[],
   bands: readonly { readonly band: QuantileBand; readonly examples: readonly TokensAndValues[] }[],
   context: { readonly inputs: number; readonly dataset: string },
+  logits?: FeatureLogits,
 ): NeuronpediaFeature {
   const align = neuronAlignment(decoderRow);
   const h = s.histogram;
@@ -107,10 +110,10 @@ export function neuronpediaFeature(
     correlated_features_indices: [],
     correlated_features_l1: [],
     correlated_features_pearson: [],
-    neg_str: [],
-    neg_values: [],
-    pos_str: [],
-    pos_values: [],
+    neg_str: logits?.neg.map((t) => t.token) ?? [],
+    neg_values: logits?.neg.map((t) => round(t.value)) ?? [],
+    pos_str: logits?.pos.map((t) => t.token) ?? [],
+    pos_values: logits?.pos.map((t) => round(t.value)) ?? [],
     frac_nonzero: s.density,
     freq_hist_data_bar_values: h.counts.map((_, b) => round((h.edges[b]! + h.edges[b + 1]!) / 2)),
     freq_hist_data_bar_heights: [...h.counts],

@@ -8,6 +8,7 @@ import type { FiringRateHistogram, Histogram, Metrics } from '../eval.js';
 import { escapeHtml } from '../viz/report.js';
 import { barChart, rateLabel, shortNumber } from './charts.js';
 import type { FeatureStats, QuantileBand } from './collect.js';
+import type { FeatureLogits, TokenEffect } from './logit-effects.js';
 import { card, page } from './html.js';
 import { tokenText } from './tokens.js';
 
@@ -53,6 +54,8 @@ export interface FeaturePageData {
   readonly filters?: readonly { readonly src: string; readonly caption: string }[];
   /** Image SAEs: source images with the top patches marked (safe HTML, from ExampleRenderer.locators). */
   readonly locators?: readonly string[];
+  /** Token SAEs: the top logit effects of the decoder direction, or why there are none. */
+  readonly logits?: FeatureLogits | { readonly reason: string };
   readonly prev: number | undefined;
   readonly next: number | undefined;
 }
@@ -171,6 +174,7 @@ ${filters}
 </div>
 <section class="panel" id="top"><h2>Top activations</h2>${exampleList(info.kind, d.top)}</section>
 ${locators}
+${logitPanel(d.logits)}
 <section class="panel" id="quantiles"><h2>Examples across the activation range</h2><p class="muted">Firing inputs sampled uniformly, split into bands by quantile of their activation.</p>${bands}</section>`;
   const nav: [string, string][] = [['../index.html', '← all features']];
   if (d.prev !== undefined) nav.push([`${d.prev}.html`, `‹ #${d.prev}`]);
@@ -181,4 +185,14 @@ ${locators}
 function exampleList(kind: DataKind, xs: readonly RenderedExample[]): string {
   if (xs.length === 0) return '<p class="muted">none</p>';
   return `<div class="examples ${kind}">${xs.map((x) => x.html).join('')}</div>`;
+}
+
+/** The tokens whose logits the decoder direction raises and lowers most (W_dec[i] @ W_U), or why none are shown. */
+function logitPanel(l: FeaturePageData['logits']): string {
+  if (l === undefined) return '';
+  if ('reason' in l) return `<section class="panel" id="logits"><h2>Logit effects</h2><p class="muted">None shown: ${escapeHtml(l.reason)}.</p></section>`;
+  const table = (cls: string, xs: readonly TokenEffect[]): string =>
+    `<table class="logit ${cls}">${xs.map((x) => `<tr><td class="t"><span>${tokenText(x.token)}</span></td><td class="v">${escapeHtml(x.value >= 0 ? `+${x.value.toFixed(3)}` : x.value.toFixed(3))}</td></tr>`).join('')}</table>`;
+  return `<section class="panel" id="logits"><h2>Logit effects</h2><p class="muted">W_dec[i] · W_U: the direct effect of the decoder direction on the next-token logits (the final layer norm's scale ignored).</p>
+<div class="logits"><div><h3>raises</h3>${table('pos', l.pos)}</div><div><h3>lowers</h3>${table('neg', l.neg)}</div></div></section>`;
 }

@@ -1,10 +1,12 @@
 /** sae dashboard: a static site of an SAE's features over a dataset (see src/dashboard/build.ts). */
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { demoImagePaths } from '../../data/demo-images.js';
 import { imagePatchDataset, isImagePatchDataset } from '../../data/image-dataset.js';
 import { loadImagePreprocess } from '../../data/preprocess-file.js';
 import { buildDashboard } from '../../dashboard/build.js';
+import { logitSource } from '../../dashboard/logit-effects.js';
 import type { ExampleSource } from '../../dashboard/examples.js';
 import { readTokenFile } from '../../dashboard/tokens.js';
 import { isStoreDataset } from '../../store/dataset.js';
@@ -30,6 +32,7 @@ const options: OptionSpec[] = [
   { flag: 'top-k', key: 'topK', kind: 'integer', help: 'top activating examples kept per feature (default 20; 12 shown)' },
   { flag: 'samples', key: 'samples', kind: 'integer', help: 'firing examples sampled per feature for the quantile bands (default 64)' },
   { flag: 'title', key: 'title', kind: 'string', help: 'title of the pages (default: the SAE folder name)' },
+  { flag: 'model', key: 'model', kind: 'string', help: "token data: an ONNX causal language model (a transformers.js folder or an .onnx file) whose unembedding gives each feature's logit effects (default: cfg.json model_name when it is a path on disk)" },
   { flag: 'model-id', key: 'modelId', kind: 'string', help: 'Neuronpedia export: model_id (default: cfg.json metadata model_name)' },
   { flag: 'sae-set', key: 'saeSet', kind: 'string', help: 'Neuronpedia export: sae_set (default: the title)' },
   { flag: 'layer', key: 'layer', kind: 'integer', help: 'Neuronpedia export: layer (default: from the hook name, else 0)' },
@@ -102,6 +105,10 @@ export const dashboardCommand: Command = {
       const title = str('title') ?? basename(resolve(dir));
       const modelId = str('modelId');
       const saeSet = str('saeSet');
+      const modelName = sae.metadata['model_name'];
+      const logits = source.kind === 'tokens' || str('model') !== undefined
+        ? await logitSource(engine, str('model'), typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})
+        : undefined;
       const r = await buildDashboard(engine, sae, ds, source, {
         out,
         title,
@@ -110,6 +117,7 @@ export const dashboardCommand: Command = {
         ...(topK !== undefined ? { topK } : {}),
         ...(samples !== undefined ? { samples } : {}),
         ...(isImagePatchDataset(ds) ? { preprocess: ds.preprocess } : {}),
+        ...(logits !== undefined ? { logits } : {}),
         neuronpedia: { ...(modelId !== undefined ? { modelId } : {}), ...(saeSet !== undefined ? { saeSet } : {}), ...(layer !== undefined ? { layer } : {}) },
         log: (m) => print(io.stderr, m),
       });
