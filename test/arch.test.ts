@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ARCHITECTURES, architecture } from '../src/arch/index.js';
 import type { Architecture, Params } from '../src/arch/types.js';
+import { ENCODER_CHUNK, runEncoder } from '../src/arch/sparse.js';
 import { Engine } from '../src/engine/index.js';
+import { referenceGemm } from '../src/engine/reference.js';
 import { loadSae, saveSae } from '../src/io/saelens.js';
 import { Rng } from '../src/rng.js';
 import { Sae } from '../src/sae.js';
@@ -133,5 +135,39 @@ describe('jumprelu threshold parametrisations', () => {
     const out = await step.run(params, { x: flat(ref.inputs.x), rows: ref.inputs.x.length, coef: ref.hyper.l0_coefficient, deadMask: new Uint8Array(d.dSae) });
     const g = out.grads['threshold']!;
     ref.grads.log_threshold.forEach((v, i) => expect(g[i]! * params['threshold']![i]!).toBeCloseTo(v, 5));
+  });
+});
+
+describe('TopK-family steps at batches past one encoder call', () => {
+  const rows = ENCODER_CHUNK * 2 + 76;
+
+  it('the chunked encoder selects each row\'s k largest pre-activations, as a float64 product does', async () => {
+    const { params } = trained('topk');
+    const x = randomX(rows, 9);
+    const enc = await runEncoder(engine, 'test-chunks', dims, { applyBDec: true, aux: false, debug: false }, params, x, rows, 5);
+    const xc = x.map((v, i) => v - params['b_dec']![i % dims.dIn]!);
+    const pre = referenceGemm(xc, params['W_enc']!, rows, dims.dIn, dims.dSae, { c: params['b_enc']! });
+    for (const r of [0, ENCODER_CHUNK - 1, ENCODER_CHUNK, rows - 1]) {
+      const row = Array.from(pre.subarray(r * dims.dSae, (r + 1) * dims.dSae));
+      const top = row.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v).slice(0, 5);
+      expect(Array.from(enc.main.code.idx.subarray(r * 5, r * 5 + 5))).toEqual(top.map((t) => t.i));
+      top.forEach((t, j) => expect(enc.main.pre[r * 5 + j]).toBeCloseTo(t.v, 4));
+      expect(Array.from(enc.xc.subarray(r * dims.dIn, (r + 1) * dims.dIn))).toEqual(Array.from(xc.subarray(r * dims.dIn, (r + 1) * dims.dIn)));
+    }
+  });
+
+  it.each(['topk', 'batchtopk', 'matryoshka'] as const)('%s: a step that reuses its buffers gives what a fresh one gives', async (arch) => {
+    const def = architecture(arch);
+    const { params, hyper } = trained(arch);
+    const deadMask = Uint8Array.from({ length: dims.dSae }, (_, i) => (i % 3 === 0 ? 1 : 0));
+    const input = (seed: number) => ({ x: randomX(rows, seed), rows, coef: 0.1, deadMask });
+    const reusing = await def.step(engine, dims, hyper, false);
+    await reusing.run(params, input(4)); // leaves other values in the buffers
+    const threshold = params['threshold']?.slice();
+    const again = await reusing.run(params, input(5));
+    if (threshold) params['threshold']!.set(threshold); // batchtopk's EMA moved: undo for the fresh step
+    const fresh = await (await def.step(engine, dims, hyper, true)).run(params, input(5));
+    expect(again.losses).toEqual(fresh.losses);
+    for (const [name, g] of Object.entries(fresh.grads)) expect(again.grads[name], name).toEqual(g);
   });
 });

@@ -15,7 +15,7 @@ import type { Engine } from '../engine/index.js';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, saeParams } from './common.js';
 import { jumpReluEncode } from './jumprelu.js';
-import { batchSelect, deadBias, densify, firesOf, runEncoder, sparsePass } from './sparse.js';
+import { batchSelect, deadBias, densify, firesOf, runEncoder, sparsePass, Workspace } from './sparse.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, StepResult, TrainStep } from './types.js';
 
 export const batchTopKHyper = z
@@ -55,6 +55,7 @@ export async function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, 
   const { dIn, dSae } = d;
   const auxK = h.auxK ?? Math.max(1, Math.floor(dIn / 2));
   let kCand = Math.min(dSae, 4 * h.k);
+  const workspace = debug ? undefined : new Workspace(); // debug results must outlive the step
   return {
     async run(params, inp): Promise<StepResult> {
       const B = inp.rows;
@@ -73,6 +74,7 @@ export async function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, 
           loss: 'mse',
           auxCoefficient: inp.coef,
           ...(prefixes ? { prefixes } : {}),
+          ...(workspace ? { workspace } : {}),
         });
         await pass.grads.finishBDec(engine, params['W_enc']!);
         const threshold = params['threshold']!;

@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, saeParams } from './common.js';
-import { deadBias, densify, firesOf, runEncoder, sparsePass } from './sparse.js';
+import { deadBias, densify, firesOf, runEncoder, sparsePass, Workspace } from './sparse.js';
 import type { ArchitectureDef, Dims, Encoded, ParamValues, StepResult, TrainStep } from './types.js';
 import type { Engine } from '../engine/index.js';
 
@@ -40,6 +40,7 @@ export function topkEncode(g: GraphBuilder, x: Value, p: ParamValues, k: number,
 async function step(engine: Engine, d: Dims, h: TopKHyper, debug: boolean): Promise<TrainStep> {
   const { dIn, dSae } = d;
   const auxK = h.auxK ?? Math.max(1, Math.floor(dIn / 2));
+  const workspace = debug ? undefined : new Workspace(); // debug results must outlive the step
   return {
     async run(params, inp): Promise<StepResult> {
       const B = inp.rows;
@@ -48,7 +49,7 @@ async function step(engine: Engine, d: Dims, h: TopKHyper, debug: boolean): Prom
       const kAux = Math.min(auxK, dead);
       const aux = kAux > 0 ? { deadBias: bias, kAux } : undefined;
       const enc = await runEncoder(engine, `topk:${dIn}x${dSae}`, d, { applyBDec: true, aux: aux !== undefined, debug }, params, x, B, h.k, aux);
-      const pass = await sparsePass(engine, d, params, x, B, { ...enc, auxScale: Math.min(dead / auxK, 1) }, { loss: 'fvu', auxCoefficient: inp.coef });
+      const pass = await sparsePass(engine, d, params, x, B, { ...enc, auxScale: Math.min(dead / auxK, 1) }, { loss: 'fvu', auxCoefficient: inp.coef, ...(workspace ? { workspace } : {}) });
       await pass.grads.finishBDec(engine, params['W_enc']!);
       const forward: Record<string, Float32Array> = {};
       if (debug) {
