@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encode as encodeJpeg } from 'jpeg-js';
@@ -104,6 +104,16 @@ describe('images', () => {
     for (const v of j.pixels) expect(v).toBeCloseTo(200 / 255, 1);
 
     expect(await listImages([dir])).toEqual([jpg, noisePng, smallPng]);
+  });
+
+  it('follows symbolic links to images and folders, each folder once', async () => {
+    const links = join(dir, 'links');
+    await mkdir(links);
+    await symlink(noisePng, join(links, 'a.png'));
+    await symlink(dir, join(links, 'up')); // a loop: dir holds links
+    await symlink(join(dir, 'gone.png'), join(links, 'dangling.png'));
+    expect(await listImages([links])).toEqual([join(links, 'a.png'), ...(await listImages([dir])).filter((p) => !p.startsWith(links)).map((p) => join(links, 'up', p.slice(dir.length + 1)))]);
+    await rm(links, { recursive: true });
   });
 
   it('refuses a corrupt image, a folder without images and a missing path, in one line', async () => {

@@ -2,7 +2,7 @@
  * Images as data: JPEG and PNG files (or folders of them) decoded to grey, and square patches cut
  * at seeded random positions. Luma: grey = (0.299 R + 0.587 G + 0.114 B) / 255, in [0, 1].
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { decode as decodeJpeg } from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -38,14 +38,19 @@ export async function listImages(paths: readonly string[]): Promise<string[]> {
   return out;
 }
 
-async function imagesInFolder(dir: string): Promise<string[]> {
+/** The images under dir, sorted by name, following symbolic links (each folder once: a link back up is not a loop). */
+async function imagesInFolder(dir: string, seen = new Set<string>()): Promise<string[]> {
+  const real = await realpath(dir);
+  if (seen.has(real)) return [];
+  seen.add(real);
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const out: string[] = [];
   for (const e of entries) {
     const path = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await imagesInFolder(path)));
-    else if (e.isFile() && isImagePath(path)) out.push(path);
+    const target = e.isSymbolicLink() ? await stat(path).catch(() => undefined) : e; // a dangling link is skipped
+    if (target?.isDirectory()) out.push(...(await imagesInFolder(path, seen)));
+    else if (target?.isFile() && isImagePath(path)) out.push(path);
   }
   return out;
 }
