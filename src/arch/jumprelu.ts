@@ -9,6 +9,10 @@
  * The threshold is trained either directly ('linear', the default: SAELens moved to it because a
  * log-threshold barely moves under Adam, SAELens PR #718) or as log_threshold ('log', as the
  * reference vectors; its gradient is theta * dL/dtheta). It is saved as `threshold` either way.
+ * Under Adam a threshold moves by about the learning rate per step, whatever the L0 coefficient:
+ * from SAELens's 0.001 it needs many steps to reach the pre-activations' scale (measured on the
+ * demo's image patches, 1500 steps at lr 4e-4: L0 120 of 576 with l0_coefficient 1 and with 5;
+ * L0 28 with --init-threshold 0.5). Short runs want an initial threshold near that scale.
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
@@ -104,7 +108,7 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
   hyper,
   options: [
     { key: 'bandwidth', kind: 'number', help: 'straight-through kernel width (default 0.001)' },
-    { key: 'initThreshold', kind: 'number', help: 'threshold at initialisation (default 0.001)' },
+    { key: 'initThreshold', kind: 'number', help: 'threshold at initialisation (default 0.001, as SAELens; it moves about lr per step, so short runs want one near the pre-activations\' scale)' },
     { key: 'thresholdParam', kind: 'string', help: "train the threshold as 'linear' (default) or 'log'" },
   ],
   applyBDecToInput: (h) => h.applyBDec,
