@@ -38,6 +38,29 @@ describe('token contexts', () => {
       expect(c.activations[c.highlight]).toBeCloseTo(x[row * 3 + latent]!, 6);
     });
   });
+
+  it('rows shared by contexts are encoded once, and contexts across chunks of distinct rows come out whole', async () => {
+    // 9000 rows in 3 documents; the identity SAE makes a row's activation its own value
+    const rows = 9000;
+    const big = Float32Array.from({ length: rows * 3 }, (_, i) => ((i * 7919) % 1000) / 100);
+    const bt = tokenRows(Array.from({ length: rows }, (_, r) => `t${r}`), Array.from({ length: rows }, (_, r) => Math.floor(r / 3000)));
+    const ds = memoryDataset('big', big, 3);
+    let read = 0;
+    const counting = { ...ds, read: (start: number, n: number, out: Float32Array) => ((read += n), ds.read(start, n, out)) };
+    const examples = [4094, 4095, 4096, 4100, 2999, 3000, 8999, 0, 4095, 6000].flatMap((row) => [0, 1, 2].map((latent) => ({ row, latent })));
+    const shuffled = [...examples, ...Array.from({ length: 400 }, (_, k) => ({ row: (k * 22) % rows, latent: k % 3 }))];
+    const ctx = await tokenContexts(engine, sae, counting, bt, shuffled, { before: 5, after: 5 });
+    ctx.forEach((c, k) => {
+      const { row, latent } = shuffled[k]!;
+      const w = contextWindow(bt, row, 5, 5);
+      expect(c.tokens).toEqual(Array.from({ length: w.end - w.start }, (_, j) => `t${w.start + j}`));
+      expect(c.highlight).toBe(row - w.start);
+      c.activations.forEach((v, j) => expect(v).toBeCloseTo(big[(w.start + j) * 3 + latent]!, 5));
+    });
+    const distinct = new Set(shuffled.flatMap(({ row }) => { const w = contextWindow(bt, row, 5, 5); return Array.from({ length: w.end - w.start }, (_, j) => w.start + j); }));
+    expect(distinct.size).toBeGreaterThan(4096); // more than one chunk
+    expect(read).toBe(distinct.size);
+  });
 });
 
 describe('token HTML', () => {

@@ -18,7 +18,7 @@ import { ensureWritableDir } from '../io/atomic.js';
 import { writePng } from '../io/png.js';
 import { imageNames, patchInContext, pngDataUrl, shrinkImage } from './images.js';
 import type { DataKind, RenderedExample } from './pages.js';
-import { type ContextOptions, renderTokenExample, tokenContexts, type TokenRows } from './tokens.js';
+import { type ContextOptions, renderTokenExample, tokenContexts, type TokenExample, type TokenRows } from './tokens.js';
 
 /** Where the rows of the data come from, for showing them. */
 export type ExampleSource =
@@ -39,6 +39,10 @@ export interface ShownExample extends RenderedExample {
   readonly highlight: number;
 }
 
+function contextKey(q: { readonly row: number; readonly latent: number }): string {
+  return `${q.row}/${q.latent}`;
+}
+
 /** Source images kept at most this many at once (decoded grey, 4 bytes a pixel). */
 const IMAGE_CACHE = 16;
 /** The longer side of the shrunk source images, in pixels. */
@@ -56,6 +60,8 @@ interface SourceThumb {
 /** Renders examples; source images (image data) are written under `out`/images/ as they are first needed. */
 export class ExampleRenderer {
   private readonly images = new Map<number, Promise<GreyImage>>();
+  /** Token data: contexts computed ahead by prefetch, by `row/latent`. */
+  private contexts = new Map<string, TokenExample>();
   private readonly thumbs = new Map<number, Promise<SourceThumb>>();
   private readonly names: readonly string[];
 
@@ -73,10 +79,24 @@ export class ExampleRenderer {
     return this.source.kind;
   }
 
+  /**
+   * Token data: computes the contexts of these examples in one pass, each distinct row encoded once,
+   * for render to take (replacing what an earlier prefetch kept). Other data: nothing to do.
+   */
+  async prefetch(requests: readonly ExampleRequest[]): Promise<void> {
+    const s = this.source;
+    if (s.kind !== 'tokens') return;
+    const contexts = await tokenContexts(this.engine, this.sae, this.ds, s.tokens, requests, s.context);
+    this.contexts = new Map(requests.map((q, k) => [contextKey(q), contexts[k]!]));
+  }
+
   async render(requests: readonly ExampleRequest[]): Promise<ShownExample[]> {
     const s = this.source;
     if (s.kind === 'tokens') {
-      const contexts = await tokenContexts(this.engine, this.sae, this.ds, s.tokens, requests, s.context);
+      const missing = requests.filter((q) => !this.contexts.has(contextKey(q)));
+      const computed = missing.length ? await tokenContexts(this.engine, this.sae, this.ds, s.tokens, missing, s.context) : [];
+      missing.forEach((q, k) => this.contexts.set(contextKey(q), computed[k]!));
+      const contexts = requests.map((q) => this.contexts.get(contextKey(q))!);
       return contexts.map((c, k) => {
         const { value, scale } = requests[k]!;
         return { value, html: `<div class="ex">${valueSpan(value)}${renderTokenExample(c, scale)}</div>`, tokens: c.tokens, values: c.activations, highlight: c.highlight };

@@ -82,12 +82,14 @@ export function contextWindow(t: TokenRows, row: number, before: number, after: 
   return { start, end };
 }
 
-/** Rows encoded per onnxruntime call when computing contexts. */
+/** Distinct rows encoded per onnxruntime call when computing contexts. */
 const CONTEXT_CHUNK_ROWS = 4096;
 
 /**
- * The contexts of the given (row, latent) examples: rows around each are read from `ds` and encoded
- * on the engine in chunks; activations that are not finite show as 0.
+ * The contexts of the given (row, latent) examples: the rows around each are read from `ds` and
+ * encoded on the engine, each distinct row once however many contexts hold it (a dashboard's
+ * contexts visit each row of a small dataset ~18 times), in chunks of distinct rows;
+ * activations that are not finite show as 0.
  */
 export async function tokenContexts(
   engine: Engine,
@@ -101,36 +103,50 @@ export async function tokenContexts(
   const before = options.before ?? 12;
   const after = options.after ?? 4;
   const windows = examples.map((e) => contextWindow(t, e.row, before, after));
-  const out: TokenExample[] = [];
   const { dIn, dSae } = sae.dims;
-  for (let first = 0; first < examples.length; ) {
-    let last = first;
-    let rows = 0;
-    while (last < examples.length && (last === first || rows + width(windows[last]!) <= CONTEXT_CHUNK_ROWS)) rows += width(windows[last++]!);
-    const x = new Float32Array(rows * dIn); // [rows, dIn]
-    let at = 0;
-    for (let k = first; k < last; k++) {
-      const w = windows[k]!;
-      await ds.read(w.start, width(w), x.subarray(at * dIn, (at + width(w)) * dIn));
-      at += width(w);
+  // the distinct rows, ascending; slot[k] of each example: where its window's first row is among them
+  const marks = new Set<number>();
+  for (const w of windows) for (let r = w.start; r < w.end; r++) marks.add(r);
+  const distinct = Int32Array.from(marks).sort();
+  const slot = windows.map((w) => lowerBound(distinct, w.start));
+  const activations = windows.map((w) => new Array<number>(width(w)).fill(0));
+  for (let a = 0; a < distinct.length; a += CONTEXT_CHUNK_ROWS) {
+    const n = Math.min(CONTEXT_CHUNK_ROWS, distinct.length - a);
+    const x = new Float32Array(n * dIn); // [n, dIn]: distinct rows a .. a + n, read run by run
+    for (let i = 0; i < n; ) {
+      let j = i + 1;
+      while (j < n && distinct[a + j] === distinct[a + j - 1]! + 1) j++;
+      await ds.read(distinct[a + i]!, j - i, x.subarray(i * dIn, j * dIn));
+      i = j;
     }
-    const f = await sae.encode(engine, x); // [rows, dSae]
-    at = 0;
-    for (let k = first; k < last; k++) {
-      const w = windows[k]!;
-      const { row, latent } = examples[k]!;
-      const tokens: string[] = [];
-      const activations: number[] = [];
-      for (let r = w.start; r < w.end; r++, at++) {
-        tokens.push(t.token(r));
-        const v = f[at * dSae + latent]!;
-        activations.push(Number.isFinite(v) && v > 0 ? v : 0);
+    const f = await sae.encode(engine, x); // [n, dSae]
+    windows.forEach((w, k) => {
+      // a window's rows are consecutive, so they are consecutive among the distinct rows too
+      const from = Math.max(slot[k]!, a);
+      const to = Math.min(slot[k]! + width(w), a + n);
+      for (let s = from; s < to; s++) {
+        const v = f[(s - a) * dSae + examples[k]!.latent]!;
+        activations[k]![s - slot[k]!] = Number.isFinite(v) && v > 0 ? v : 0;
       }
-      out.push({ tokens, activations, highlight: row - w.start });
-    }
-    first = last;
+    });
   }
-  return out;
+  return windows.map((w, k) => ({
+    tokens: Array.from({ length: width(w) }, (_, j) => t.token(w.start + j)),
+    activations: activations[k]!,
+    highlight: examples[k]!.row - w.start,
+  }));
+}
+
+/** The first index of sorted `a` whose value is >= v. */
+function lowerBound(a: Int32Array, v: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function width(w: { start: number; end: number }): number {
