@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { ANOMALY_DEMO_DEFAULTS, type DemoAnomalies, runAnomalyDemo } from '../../anomaly/demo.js';
 import { Engine, kernelsChoice } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 import { formatCalibration } from './calibrate.js';
 
 const D = ANOMALY_DEMO_DEFAULTS;
@@ -34,11 +34,8 @@ export const anomalyDemoCommand: Command = {
   usage: 'sae anomaly-demo [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'anomaly-demo');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae anomaly-demo --help)`);
     const v = args.values;
     const steps = typeof v['steps'] === 'number' ? v['steps'] : D.steps;

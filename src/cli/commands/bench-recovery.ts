@@ -7,8 +7,8 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { BENCH_DEFAULTS, type BenchReport, type RecoveryBenchOptions, runRecoveryBench } from '../../synthetic/bench.js';
 import { checkSyntheticSpec, type Magnitude, SYNTHETIC_DEFAULTS, type SyntheticSpec } from '../../synthetic/generator.js';
 import { formatDuration } from '../../train/progress.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 
 const D = BENCH_DEFAULTS;
 const S = SYNTHETIC_DEFAULTS;
@@ -140,11 +140,8 @@ export const benchRecoveryCommand: Command = {
   usage: 'sae bench-recovery [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'bench-recovery');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae bench-recovery --help)`);
     const v = args.values;
     const o = benchOptionsFrom(v);

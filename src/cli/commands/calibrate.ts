@@ -13,8 +13,8 @@ import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
 import type { Sae } from '../../sae.js';
-import { formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from '../args.js';
-import { type CliIO, type Command, print } from '../command.js';
+import type { OptionSpec, ParsedArgs } from '../args.js';
+import { commandArgs, type CliIO, type Command, print } from '../command.js';
 import { formatTable } from './format.js';
 import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 
@@ -80,11 +80,8 @@ export const calibrateCommand: Command = {
   usage: 'sae calibrate SAE_DIR --data CLEAN [--quantile q] [--test FILE] [--labels FILE] [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'calibrate');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
     const v = args.values;

@@ -2,8 +2,8 @@
 import { Engine, kernelsChoice } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
 import { formatConformance, runConformance } from '../../conformance.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 
 const options: OptionSpec[] = [
   { flag: 'kernels', key: 'kernels', kind: 'string', help: 'auto | native | reference (default auto)' },
@@ -16,11 +16,8 @@ export const conformance: Command = {
   usage: 'sae conformance DIR [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'conformance');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError('usage: sae conformance DIR (one folder of reference vector files)');
     const kernels = args.values['kernels'];

@@ -17,8 +17,8 @@ import { fileError, UserError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
 import type { Sae } from '../../sae.js';
 import { PREPROCESS_FILENAME } from '../../train/run.js';
-import { formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec, ParsedArgs } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 import { formatMetrics } from './format.js';
 import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 
@@ -82,11 +82,8 @@ export const dashboardCommand: Command = {
   usage: 'sae dashboard SAE_DIR (--data FILE | --demo-images) --out DIR [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'dashboard');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
     const out = args.values['out'];

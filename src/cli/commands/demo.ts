@@ -14,8 +14,8 @@ import { TrainConfig } from '../../train/config.js';
 import { runTraining } from '../../train/run.js';
 import { renderReport } from '../../viz/report.js';
 import { saeFilters } from '../../viz/sae-filters.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 import { formatMetrics } from './format.js';
 import { textDemoCommand } from './text-demo.js';
 
@@ -47,11 +47,8 @@ export const demoCommand: Command = {
   options,
   async run(argv, io) {
     if (argv.includes('--text')) return textDemoCommand.run(argv, io);
-    const args = parseArgs(argv, options, 'demo');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae demo --help)`);
     const v = args.values;
     const out = typeof v['out'] === 'string' ? v['out'] : 'demo-results';

