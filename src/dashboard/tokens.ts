@@ -17,6 +17,7 @@
  * a line break as a visible return sign.
  */
 import type { Dataset } from '../data/dataset.js';
+import { firstAtOrAbove } from '../data/search.js';
 import type { Engine } from '../engine/index.js';
 import { fileError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
@@ -108,7 +109,7 @@ export async function tokenContexts(
   const marks = new Set<number>();
   for (const w of windows) for (let r = w.start; r < w.end; r++) marks.add(r);
   const distinct = Int32Array.from(marks).sort();
-  const slot = windows.map((w) => lowerBound(distinct, w.start));
+  const slot = windows.map((w) => firstAtOrAbove(distinct, w.start));
   const activations = windows.map((w) => new Array<number>(width(w)).fill(0));
   for (let a = 0; a < distinct.length; a += CONTEXT_CHUNK_ROWS) {
     const n = Math.min(CONTEXT_CHUNK_ROWS, distinct.length - a);
@@ -135,18 +136,6 @@ export async function tokenContexts(
     activations: activations[k]!,
     highlight: examples[k]!.row - w.start,
   }));
-}
-
-/** The first index of sorted `a` whose value is >= v. */
-function lowerBound(a: Int32Array, v: number): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid]! < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function width(w: { start: number; end: number }): number {
