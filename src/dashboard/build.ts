@@ -17,7 +17,7 @@ import { encoderDecoderCosine, evaluate, type EvalBatch, type Metrics } from '..
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
 import type { Sae } from '../sae.js';
 import { patchSide } from '../viz/filters.js';
-import { type CollectOptions, FeatureCollector, type FeatureStats } from './collect.js';
+import { type CollectOptions, FeatureCollector, type FeatureStats, type QuantileBand } from './collect.js';
 import { type ExampleRequest, ExampleRenderer, type ExampleSource, type ShownExample } from './examples.js';
 import { pngDataUrl, singleFilter } from './images.js';
 import { featureLogits, type FeatureLogits, type LogitSource, topLogitEffects } from './logit-effects.js';
@@ -96,10 +96,14 @@ export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, sour
     layer: o.neuronpedia?.layer ?? layerOfHook(sae.metadata['hook_name']) ?? 0,
     sae_set: o.neuronpedia?.saeSet ?? info.title,
   });
+  let plans: FeaturePlan[] = []; // of the features alive[g - g % PREFETCH ...]
   for (let g = 0; g < alive.length; g += GROUP) {
-    if (g % PREFETCH === 0) await renderer.prefetch(alive.slice(g, g + PREFETCH).flatMap((i) => planOf(i, collector, o).requests));
+    if (g % PREFETCH === 0) {
+      plans = alive.slice(g, g + PREFETCH).map((i) => planOf(i, collector, o));
+      await renderer.prefetch(plans.flatMap((p) => p.requests));
+    }
     const group = alive.slice(g, g + GROUP);
-    const pages = await renderGroup(group, collector, renderer, o);
+    const pages = await renderGroup(plans.slice(g % PREFETCH, (g % PREFETCH) + GROUP), renderer);
     const logits = await groupLogits(engine, sae, group, logitPlan);
     for (const [k, i] of group.entries()) {
       const { stats, top, bands } = pages[k]!;
@@ -119,7 +123,8 @@ export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, sour
         next: alive[g + k + 1],
       };
       await writeFileAtomic(join(o.out, featureFile(i)), renderFeaturePage(info, page));
-      await np.add(neuronpediaFeature(stats, decoderRow ?? new Float32Array(0), top, bands, { inputs: metrics.inputs, dataset: info.data }, logits && !('reason' in logits[k]!) ? (logits[k] as FeatureLogits) : undefined));
+      const effects = logits?.[k];
+      await np.add(neuronpediaFeature(stats, decoderRow ?? new Float32Array(0), top, bands, { inputs: metrics.inputs, dataset: info.data }, effects && !('reason' in effects) ? effects : undefined));
     }
     log(`dashboard: ${Math.min(alive.length, g + GROUP)} of ${alive.length} feature pages`);
   }
@@ -182,7 +187,14 @@ interface RenderedFeature {
 }
 
 /** A feature's examples to show: the top ones and a few from each quantile band, and all of them as requests. */
-function planOf(i: number, c: FeatureCollector, o: DashboardOptions) {
+interface FeaturePlan {
+  readonly stats: FeatureStats;
+  readonly top: FeatureStats['top'];
+  readonly bands: QuantileBand[];
+  readonly requests: ExampleRequest[];
+}
+
+function planOf(i: number, c: FeatureCollector, o: DashboardOptions): FeaturePlan {
   const stats = c.stats(i);
   const top = stats.top.slice(0, Math.min(o.showTop ?? 12, c.topK));
   const bands = c.quantileBands(i, o.bands ?? 5, o.perBand ?? 4);
@@ -191,8 +203,7 @@ function planOf(i: number, c: FeatureCollector, o: DashboardOptions) {
 }
 
 /** Renders the examples of a group of features in one call. */
-async function renderGroup(group: readonly number[], c: FeatureCollector, renderer: ExampleRenderer, o: DashboardOptions): Promise<RenderedFeature[]> {
-  const plans = group.map((i) => planOf(i, c, o));
+async function renderGroup(plans: readonly FeaturePlan[], renderer: ExampleRenderer): Promise<RenderedFeature[]> {
   const shown = await renderer.render(plans.flatMap((p) => p.requests));
   let at = 0;
   const take = (n: number): ShownExample[] => shown.slice(at, (at += n));
