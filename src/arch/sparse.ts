@@ -378,8 +378,9 @@ export async function sparsePass(
   // forward: running reconstruction x_hat_l, residual r_l = x_hat_l - x, upstream g_l
   const ws = o.workspace ?? new Workspace();
   const n = rows * dIn;
-  const xHat = ws.floats('x_hat', n).fill(0);
+  const xHat = ws.floats('x_hat', n); // one group decodes into it; more add their parts to it
   const part = groups.length > 1 ? ws.floats('part', n) : xHat;
+  if (part !== xHat) xHat.fill(0);
   const upstream: Float32Array[] = [];
   const losses: Record<string, number> = {};
   const r = ws.floats('r', n);
