@@ -9,14 +9,17 @@ import type { Engine } from './engine/index.js';
 import { GraphBuilder, type Value } from './engine/onnx.js';
 import type { Feeds } from './engine/ort.js';
 
-/**
- * Rows per onnxruntime call in inference: a [rows, dSae] intermediate near 2^23 floats (32 MB), within
- * [256, 4096], so that what follows the encoder product (TopK, the nonlinearity) reads it from
- * cache. At 768 -> 16384 the sparse encode ran at 3300 rows/s in calls of 4096 rows.
- */
-function chunkRows(dSae: number): number {
-  return Math.max(256, Math.min(4096, 2 ** Math.floor(Math.log2(2 ** 23 / dSae))));
+/** A power of two of rows, within [256, 4096], such that a [rows, dSae] tensor holds about `floats` floats. */
+export function rowsFor(dSae: number, floats: number): number {
+  return Math.max(256, Math.min(4096, 2 ** Math.floor(Math.log2(floats / dSae))));
 }
+
+/**
+ * Rows per onnxruntime call in inference: a [rows, dSae] intermediate near 2^23 floats (32 MB), so
+ * that what follows the encoder product (TopK, the nonlinearity) reads it from cache. At
+ * 768 -> 16384 the sparse encode ran at 3300 rows/s in calls of 4096 rows.
+ */
+const INFERENCE_FLOATS = 2 ** 23;
 
 export interface SparseCode {
   /** [rows, k] latent indices, largest activation first. */
@@ -67,7 +70,7 @@ export class Sae {
     const graph = await engine.graph(`${this.key}:${kind}`, build);
     const results = outs.map((o) => o.make(rows * o.width));
     const feeds = this.feeds();
-    const chunk = chunkRows(this.dims.dSae);
+    const chunk = rowsFor(this.dims.dSae, INFERENCE_FLOATS);
     for (let start = 0; start < rows; start += chunk) {
       const n = Math.min(chunk, rows - start);
       feeds[input] = { data: x.subarray(start * inWidth, (start + n) * inWidth), dims: [n, inWidth] };

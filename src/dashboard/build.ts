@@ -15,7 +15,7 @@ import { toPixelSpace, type ImagePreprocess } from '../data/whitening.js';
 import type { Engine } from '../engine/index.js';
 import { encoderDecoderCosine, evaluate, type EvalBatch, type Metrics } from '../eval.js';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
-import type { Sae } from '../sae.js';
+import { rowsFor, type Sae } from '../sae.js';
 import { patchSide } from '../viz/filters.js';
 import { type CollectOptions, FeatureCollector, type FeatureStats, type QuantileBand } from './collect.js';
 import { type ExampleRequest, ExampleRenderer, type ExampleSource, type ShownExample } from './examples.js';
@@ -177,7 +177,7 @@ async function groupLogits(engine: Engine, sae: Sae, group: readonly number[], p
 
 /** Rows per batch such that rows * dSae is about 2^24 (the graph holds a few [rows, dSae] tensors), within [256, 4096]. */
 export function defaultBatch(dSae: number): number {
-  return Math.max(256, Math.min(4096, 2 ** Math.floor(Math.log2(2 ** 24 / dSae))));
+  return rowsFor(dSae, 2 ** 24);
 }
 
 interface RenderedFeature {
