@@ -228,8 +228,10 @@ export function readGraph(model: Uint8Array, where: string): OnnxGraphInfo {
     } else if (f.field === 12) outputs.push(parseValueInfo(f.payload));
     else if (f.field === 5) {
       for (const t of fields(f.payload)) {
-        if (t.field === 8) tensors.add(text(t.payload));
-        if (t.field === 8) initializers.add(text(t.payload));
+        if (t.field === 8) {
+          tensors.add(text(t.payload));
+          initializers.add(text(t.payload));
+        }
         if (t.field === 14 && t.value === 1n) externalData = true;
       }
     }
@@ -248,12 +250,11 @@ export interface OnnxTensor {
 /** The initializer named `name` (float32 or float16, raw_data or float_data) as float32; undefined when the graph has none of that name. */
 export function readInitializer(model: Uint8Array, name: string, where: string): OnnxTensor | undefined {
   const { graph } = graphFields(model, where);
-  const encoded = new TextEncoder().encode(name);
   for (const f of graph) {
     if (f.field !== 5) continue;
     const t = fields(f.payload);
     const n = t.find((x) => x.field === 8);
-    if (n === undefined || n.payload.length !== encoded.length || text(n.payload) !== name) continue;
+    if (n === undefined || text(n.payload) !== name) continue;
     const dims = varints(t, 1);
     const type = Number(t.find((x) => x.field === 2)?.value ?? 0n);
     const size = dims.reduce((a, b) => a * b, 1);
