@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import type { Engine } from '../engine/index.js';
 import { GraphBuilder } from '../engine/onnx.js';
+import type { HostTensor } from '../engine/ort.js';
 import { UserError } from '../errors.js';
 import { OnnxLm } from '../lm/onnx-lm.js';
 import type { Unembedding } from '../lm/unembedding.js';
@@ -78,10 +79,11 @@ export async function topLogitEffects(
       w.set(wDec.subarray(i * d, (i + 1) * d), j * d);
     }
     const r = await g.run({ w: { data: w, dims: [rows, d] }, u: wU, k: { data: BigInt64Array.of(BigInt(k)), dims: [1] } });
-    out.posValues.set(float32(r['pos_values']?.data), first * k);
-    out.negValues.set(float32(r['neg_values']?.data), first * k);
-    out.posIds.set(int64AsInt32(r['pos_ids']?.data), first * k);
-    out.negIds.set(int64AsInt32(r['neg_ids']?.data), first * k);
+    const take = (name: string): Float32Array | Int32Array => (r[name] as HostTensor<Float32Array | Int32Array>).data;
+    out.posValues.set(take('pos_values'), first * k);
+    out.negValues.set(take('neg_values'), first * k);
+    out.posIds.set(take('pos_ids'), first * k);
+    out.negIds.set(take('neg_ids'), first * k);
   }
   return out;
 }
@@ -93,23 +95,12 @@ function effectsGraph(transposed: boolean): Uint8Array {
   const u = b.input('u', transposed ? ['vocab', 'd'] : ['d', 'vocab']);
   const k = b.input('k', [1], 'int64');
   const y = transposed ? b.gemm(w, u, { transB: true }) : b.matmul(w, u); // [rows, vocab]
-  const [pv, pi] = b.opN('TopK', [y, k], 2, { axis: 1, largest: 1, sorted: 1 });
-  const [nv, ni] = b.opN('TopK', [y, k], 2, { axis: 1, largest: 0, sorted: 1 });
-  b.output(pv!, 'pos_values', ['rows', 'k']);
-  b.output(pi!, 'pos_ids', ['rows', 'k'], 'int64');
-  b.output(nv!, 'neg_values', ['rows', 'k']);
-  b.output(ni!, 'neg_ids', ['rows', 'k'], 'int64');
+  for (const [side, largest] of [['pos', true], ['neg', false]] as const) {
+    const [values, ids] = b.topk(y, k, 1, largest);
+    b.output(values, `${side}_values`, ['rows', 'k']);
+    b.output(b.cast(ids, 'int32'), `${side}_ids`, ['rows', 'k'], 'int32');
+  }
   return b.encode();
-}
-
-function float32(x: unknown): Float32Array {
-  if (!(x instanceof Float32Array)) throw new Error('logit effects: expected a float32 output');
-  return x;
-}
-
-function int64AsInt32(x: unknown): Int32Array {
-  if (!(x instanceof BigInt64Array)) throw new Error('logit effects: expected an int64 output');
-  return Int32Array.from(x, Number);
 }
 
 /** Row j of the effects (latent latents[j]) with token strings (`<id>` for ids past the vocabulary). */

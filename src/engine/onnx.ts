@@ -183,8 +183,8 @@ export class GraphBuilder {
     return this.op('ReduceSum', axes.length ? [a, this.axes(...axes)] : [a], { keepdims: keepdims ? 1 : 0 });
   }
   unsqueeze(a: Value, ...axes: number[]): Value { return this.op('Unsqueeze', [a, this.axes(...axes)]); }
-  topk(a: Value, k: Value, axis = -1): [values: Value, indices: Value] {
-    const [v, i] = this.opN('TopK', [a, k], 2, { axis, largest: 1, sorted: 1 });
+  topk(a: Value, k: Value, axis = -1, largest = true): [values: Value, indices: Value] {
+    const [v, i] = this.opN('TopK', [a, k], 2, { axis, largest: largest ? 1 : 0, sorted: 1 });
     return [v!, i!];
   }
 
