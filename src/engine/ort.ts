@@ -56,8 +56,20 @@ function toOrt(ort: OrtApi, t: HostTensor): Tensor {
   return new ort.Tensor('bool', d, dims);
 }
 
+/**
+ * onnxruntime's own telemetry (a Microsoft 1DS client inside libonnxruntime) writes
+ * ~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db on the first session and, on runs over
+ * about 10 s, looks up and posts to a Microsoft collector. It reads ORT_DISABLE_TELEMETRY when the first
+ * session is created, so setting it here, before any session, turns it off (checked: no file written).
+ * SAE_ORT_TELEMETRY=1 leaves onnxruntime's default.
+ */
+function disableOrtTelemetry(): void {
+  if (process.env['SAE_ORT_TELEMETRY'] !== '1') process.env['ORT_DISABLE_TELEMETRY'] ||= '1';
+}
+
 /** Compiles ONNX model bytes into a Graph with `threads` intra-op threads. */
 export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number): Promise<Graph> {
+  disableOrtTelemetry();
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
