@@ -661,17 +661,39 @@ def gguf_value(kind, v):
     return struct.pack("<IQ", GGUF_T[item], len(values)) + b"".join(gguf_value(item, x) for x in values)
 
 
+SPM_CHARS = ["▁", "T", "h", "e", "c", "a", "p", "i", "t", "l", "o", "f", "F", "r", "n", "s", "P"]
+# merge pieces, highest priority first; each is the concatenation of two earlier pieces
+SPM_MERGES = ["he", "▁T", "▁The", "ap", "▁c", "▁cap", "it", "al", "ital", "▁capital", "▁o", "▁of", "ce", "▁F",
+              "ra", "▁Fra", "nce", "▁France", "is", "▁is", "▁P", "ar", "▁Par", "▁Paris"]
+SPM_TEXT = "The capital of France is Paris"
+
+
 def llama_vocab(n):
-    """SentencePiece-style vocabulary: <unk> <s> </s>, the 256 byte tokens, then word pieces."""
-    words = ["▁the", "▁of", "▁and", "▁a", "▁to", "▁in", "▁is", "▁The", "▁capital", "▁France", "▁Paris",
-             "▁cat", "▁sat", "▁on", "▁mat", "▁whale", "▁sea", "▁ship", "▁Call", "▁me", "▁Ish", "mael", "▁",
-             "e", "t", "a", "o", "n", "s", "er", "in", "th", "an", "re", "on", "at", "en", "ed", "▁it",
-             "▁was", "ing"]
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + words
+    """SentencePiece-style vocabulary: <unk> <s> </s>, the 256 byte tokens, 17 characters and 24 merged
+    pieces (each reachable by merging two earlier pieces, so a BPE tokenizer can form them)."""
+    pieces = SPM_CHARS + SPM_MERGES
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + pieces
     assert len(tokens) == n, len(tokens)
-    types = [2, 3, 3] + [6] * 256 + [1] * len(words)  # unknown, control, byte, normal
-    scores = [0.0] * 259 + [-float(i) for i in range(len(words))]
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces)  # unknown, control, byte, normal
+    scores = [0.0] * 259 + [-100.0 - i for i in range(len(SPM_CHARS))] + [-float(i) for i in range(len(SPM_MERGES))]
     return tokens, scores, types
+
+
+def spm_encode(text, tokens, scores):
+    """Greedy SentencePiece BPE (as llama.cpp's SPM tokenizer): leading '▁', spaces to '▁', then merge the
+    adjacent pair whose joined piece has the highest score (leftmost on ties) until none is in the vocab."""
+    ids = {t: i for i, t in enumerate(tokens)}
+    sym = list("▁" + text.replace(" ", "▁"))
+    while True:
+        best = None
+        for i in range(len(sym) - 1):
+            j = ids.get(sym[i] + sym[i + 1])
+            if j is not None and (best is None or scores[j] > best[0]):
+                best = (scores[j], i)
+        if best is None:
+            return [ids[s] for s in sym]
+        i = best[1]
+        sym[i : i + 2] = [sym[i] + sym[i + 1]]
 
 
 def permute_qk(w, n_head):
@@ -857,6 +879,23 @@ def check_case(name, cfg, W, fwd, hooks, ids):
           f"max |resid| {resid:.1f}, logits std {float(hooks['logits'].std()):.2f}")
 
 
+def check_rope():
+    """Rotary identity: with the same q and k at every position, q_i . k_j depends on i - j only, and the
+    unrotated dims (partial rotary) are untouched."""
+    g = torch.Generator().manual_seed(3)
+    for d, freqs in [(16, inv_freqs(16, 1e4)), (16, inv_freqs(4, 1e4)),
+                     (16, inv_freqs(16, 5e5, {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                              "high_freq_factor": 4.0, "original_max_position_embeddings": 64}))]:
+        q = torch.randn(1, 1, 1, d, generator=g, dtype=torch.float64).expand(1, SEQ, 1, d)
+        k = torch.randn(1, 1, 1, d, generator=g, dtype=torch.float64).expand(1, SEQ, 1, d)
+        rq, rk = rope_batched(q, freqs), rope_batched(k, freqs)
+        dots = torch.einsum("bihd,bjhd->ij", rq, rk)
+        for i in range(1, SEQ):
+            for j in range(1, SEQ):
+                assert abs(float(dots[i, j] - dots[i - 1, j - 1])) < 1e-12
+        assert torch.equal(rq[..., 2 * len(freqs) :], q[..., 2 * len(freqs) :])
+
+
 def hook_names(hooks):
     return list(hooks)
 
@@ -870,6 +909,7 @@ def fresh_dir(name):
 
 
 def main():
+    check_rope()
     os.makedirs(OUT, exist_ok=True)  # README.md there is kept; each case folder is rewritten
     ids = torch.randint(0, VOCAB, (BATCH, SEQ), generator=torch.Generator().manual_seed(7))
     ids[0, 0] = 1  # a BOS-like start on one row
@@ -903,6 +943,9 @@ def main():
             write_gguf(gpath, cfg, stored)
             meta, T = read_gguf(gpath)
             assert len(meta["tokenizer.ggml.tokens"]) == cfg["vocab_size"]
+            toks = meta["tokenizer.ggml.tokens"]
+            spm = [cfg["bos_token_id"]] + spm_encode(SPM_TEXT, toks, meta["tokenizer.ggml.scores"])
+            assert [toks[i] for i in spm[1:]] == ["▁The", "▁capital", "▁of", "▁France", "▁is", "▁Paris"], spm
             gh = gguf_forward(meta, T, ids)
             worst = max(max_rel(gh[k], hooks[k]) for k in gh)
             assert worst < 1e-10, worst
@@ -911,7 +954,8 @@ def main():
             manifest["cases"].append({"name": "llama-gguf", "model_type": "llama", "architecture": "llama",
                                       "storage": "gguf (F32; token_embd and blk.0.ffn_down F16)",
                                       "files": ["model.gguf"], "reference": "llama/reference.safetensors",
-                                      "n_layers": cfg["num_hidden_layers"], "hooks": hook_names(hooks)})
+                                      "n_layers": cfg["num_hidden_layers"], "hooks": hook_names(hooks),
+                                      "tokenize": {"text": SPM_TEXT, "ids_with_bos": spm}})
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
