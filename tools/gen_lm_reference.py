@@ -873,7 +873,8 @@ def check_case(name, cfg, W, fwd, hooks, ids):
         pre, post = hooks[f"blocks.{L}.hook_resid_pre"], hooks[f"blocks.{L}.hook_resid_post"]
         a, m = hooks[f"blocks.{L}.hook_attn_out"], hooks[f"blocks.{L}.hook_mlp_out"]
         assert max_rel(pre + a + m, post) < 1e-12
-    top = float(torch.stack([hooks[f"blocks.{L}.attn.hook_pattern"] for L in range(n_layers)])[..., 3:, :].amax(-1).mean())
+    patterns = torch.stack([hooks[f"blocks.{L}.attn.hook_pattern"] for L in range(n_layers)])
+    top = float(patterns[..., 3:, :].amax(-1).mean())
     resid = max(float(hooks[f"blocks.{L}.hook_resid_post"].abs().max()) for L in range(n_layers))
     print(f"{name}: loop check {worst:.1e}, mean top attention weight (q >= 3) {top:.2f}, "
           f"max |resid| {resid:.1f}, logits std {float(hooks['logits'].std()):.2f}")
