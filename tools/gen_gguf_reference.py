@@ -11,10 +11,11 @@ usage:
       writes test/fixtures/gguf/: blocks-<TYPE>.bin (random valid blocks) and blocks-<TYPE>.f32 (their
       values, little-endian float32), tiny-v3.gguf and tiny-v2.gguf (metadata of every value type, a few
       tensors), tiny.json (what a reader must find in them)
-  /usr/bin/python3 tools/gen_gguf_reference.py --rows FILE TENSOR ROW [ROW ...]
-      prints JSON {"type", "shape", "rows": {ROW: [values]}}: rows of one tensor of a real GGUF file
+  /usr/bin/python3 tools/gen_gguf_reference.py --rows FILE TENSOR:ROW[,ROW...] [TENSOR:ROW...]
+      prints JSON {TENSOR: {"type", "shape", "rows": {ROW: [values]}}}: rows of tensors of a real GGUF file
 """
 import json
+import mmap
 import os
 import struct
 import sys
@@ -325,9 +326,10 @@ def json_value(vtype, v):
 # ----------------------------------------------------------------------------- reading a real file
 
 
-def read_rows(path, tensor, rows):
+def read_rows(path, wanted):
+    """wanted: {tensor name: [row, ...]} -> {tensor name: {"type", "shape", "rows": {row: values}}}."""
     with open(path, "rb") as f:
-        data = f.read()
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     magic, version, n_tensors, n_kv = struct.unpack_from("<4sIQQ", data, 0)
     assert magic == b"GGUF" and version in (2, 3)
     at = 24
@@ -365,20 +367,26 @@ def read_rows(path, tensor, rows):
         at += 4 + 8 * nd + 12
         infos[name] = (list(ne), NAME_OF_ID[ttype], offset)
     start = (at + alignment - 1) // alignment * alignment
-    ne, tname, offset = infos[tensor]
-    _, values, size, _ = TYPES[tname]
-    row_bytes = ne[0] // values * size
-    out = {}
-    for r in rows:
-        at = start + offset + r * row_bytes
-        out[str(r)] = [float(x) for x in dequantize(tname, data[at : at + row_bytes])]
-    return {"type": tname, "shape": list(reversed(ne)), "rows": out}
+    result = {}
+    for tensor, rows in wanted.items():
+        ne, tname, offset = infos[tensor]
+        _, values, size, _ = TYPES[tname]
+        row_bytes = ne[0] // values * size
+        out = {}
+        for r in rows:
+            at = start + offset + r * row_bytes
+            out[str(r)] = [float(x) for x in dequantize(tname, data[at : at + row_bytes])]
+        result[tensor] = {"type": tname, "shape": list(reversed(ne)), "rows": out}
+    return result
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--rows":
-        path, tensor, rows = sys.argv[2], sys.argv[3], [int(r) for r in sys.argv[4:]]
-        json.dump(read_rows(path, tensor, rows), sys.stdout)
+        wanted = {}
+        for arg in sys.argv[3:]:
+            tensor, rows = arg.rsplit(":", 1)
+            wanted[tensor] = [int(r) for r in rows.split(",")]
+        json.dump(read_rows(sys.argv[2], wanted), sys.stdout)
         return
     folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "gguf")
     os.makedirs(folder, exist_ok=True)
