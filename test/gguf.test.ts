@@ -161,6 +161,8 @@ describe.each([
       await expect(g.read('t.iq3_s', kernels)).rejects.toThrow(
         `${path}: tensor 't.iq3_s' has type IQ3_S, which we cannot dequantise (supported: ${DEQUANT_TYPES.join(', ')})`,
       );
+      // without kernels: the engine's choice (native when the addon loads, else the reference)
+      expect(bitsOf(await g.read('t.iq2_xxs'))).toEqual(bitsOf(TINY.tensors['t.iq2_xxs']!.values!.map(fromJson)));
       await expect(g.read('nope', kernels)).rejects.toThrow(/no tensor 'nope' \(it has 8 tensors: 't.f32'/);
       await expect(g.readRows('t.q8_0', 1, 2, kernels)).rejects.toThrow(/rows \[1, 3\) of tensor 't.q8_0' are out of its 2 rows/);
     } finally {
