@@ -60,7 +60,7 @@ class HeaderReader {
   private start = 0; // file position of buf[0]
   private at = 0; // index in buf
   what = 'header';
-  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // keep a leading U+FEFF (a token may be one)
 
   constructor(
     private readonly file: OpenedFile,
