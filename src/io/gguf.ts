@@ -324,8 +324,9 @@ export class GgufFile {
   }
 
   /**
-   * The tensor dequantised to float32, row-major in its `shape`. kernels: the engine's (native or
-   * reference); default: the native kernels if they load, else the reference, on every core.
+   * The tensor dequantised to float32, row-major in its `shape`. kernels: pass the engine's
+   * (engine.kernels, native or reference, on the engine's threads); default: the native kernels if
+   * they load, else the reference, on every core (this sets the process-wide native pool's size).
    */
   async read(name: string, kernels?: Kernels): Promise<Float32Array> {
     const t = this.tensor(name);
