@@ -1,14 +1,15 @@
-/** The options and opening of input data for commands that apply a trained SAE (encode, eval). */
+/** Option groups shared by commands: the input data of commands that apply a trained SAE (encode, eval), and the engine's. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../../data/dataset.js';
 import { type DataFormat, DATA_FORMATS, openDataset } from '../../data/open.js';
 import { loadImagePreprocess } from '../../data/preprocess-file.js';
-import type { Engine } from '../../engine/index.js';
+import { Engine, KERNELS_CHOICES, type KernelsChoice } from '../../engine/index.js';
 import { fileError } from '../../errors.js';
 import type { Sae } from '../../sae.js';
 import { PREPROCESS_FILENAME } from '../../train/run.js';
 import { defineOptions } from '../args.js';
+import { type CliIO, print } from '../command.js';
 
 export const INPUT_OPTIONS = defineOptions({
   data: { kind: 'string', help: '.npy, .safetensors, raw float32 file, image or folder of images', group: 'input', required: true },
@@ -61,4 +62,15 @@ export async function openInput(v: InputArgs, saeDir: string, sae: Sae, engine: 
     throw fileError(ds.name, `rows have width ${ds.dIn}, but the SAE in ${saeDir} takes d_in = ${sae.dims.dIn}`);
   }
   return ds;
+}
+
+/** The engine's options: which kernels, how many threads. */
+export const ENGINE_OPTIONS = defineOptions({
+  threads: { kind: 'integer', help: 'threads (default: every core)', min: 1 },
+  kernels: { kind: 'string', help: 'auto | native | reference (default auto)', choices: KERNELS_CHOICES },
+});
+
+/** An engine with the chosen kernels and threads, warning on stderr. */
+export function engineOf(v: { readonly kernels?: KernelsChoice | undefined; readonly threads?: number | undefined }, io: CliIO): Engine {
+  return new Engine({ ...(v.kernels !== undefined ? { kernels: v.kernels } : {}), ...(v.threads !== undefined ? { threads: v.threads } : {}), warn: (m) => print(io.stderr, m) });
 }
