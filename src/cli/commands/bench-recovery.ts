@@ -112,23 +112,23 @@ export function formatBenchTable(r: BenchReport): string {
 }
 
 export const benchRecoveryCommand = defineCommand(spec, async (v, io) => {
-    const o = benchOptionsFrom(v);
-    const { out, quiet } = v;
-    if (out !== undefined) await writeFileAtomic(out, '{}\n'); // fail now, not after the benchmark, if it cannot be written
-    const engine = engineOf(v, io);
-    const { dIn, features, firingProbability } = o.data;
-    if (!quiet) {
-      print(io.stderr, `recovery benchmark: n = ${features} features in d = ${dIn}, p = ${firingProbability}, SAEs ${dIn} -> ${o.dSae}, ${o.steps} steps of ${o.data.batchSize}, target L0 ${o.targetL0.toFixed(2)}, ${engine.threads} threads`);
+  const o = benchOptionsFrom(v);
+  const { out, quiet } = v;
+  if (out !== undefined) await writeFileAtomic(out, '{}\n'); // fail now, not after the benchmark, if it cannot be written
+  const engine = engineOf(v, io);
+  const { dIn, features, firingProbability } = o.data;
+  if (!quiet) {
+    print(io.stderr, `recovery benchmark: n = ${features} features in d = ${dIn}, p = ${firingProbability}, SAEs ${dIn} -> ${o.dSae}, ${o.steps} steps of ${o.data.batchSize}, target L0 ${o.targetL0.toFixed(2)}, ${engine.threads} threads`);
+  }
+  try {
+    const report = await runRecoveryBench(engine, o, { stream: io.stderr, quiet });
+    print(io.stdout, `${formatBenchTable(report)}\nd = ${dIn}, n = ${features}, true L0 ${report.trueL0.toFixed(2)}, recovered: max cosine > ${o.threshold}; ${formatDuration(report.seconds)} in all`);
+    if (out !== undefined) {
+      await writeFileAtomic(out, `${JSON.stringify({ options: o, ...report }, null, 2)}\n`);
+      print(io.stdout, `wrote ${out}`);
     }
-    try {
-      const report = await runRecoveryBench(engine, o, { stream: io.stderr, quiet });
-      print(io.stdout, `${formatBenchTable(report)}\nd = ${dIn}, n = ${features}, true L0 ${report.trueL0.toFixed(2)}, recovered: max cosine > ${o.threshold}; ${formatDuration(report.seconds)} in all`);
-      if (out !== undefined) {
-        await writeFileAtomic(out, `${JSON.stringify({ options: o, ...report }, null, 2)}\n`);
-        print(io.stdout, `wrote ${out}`);
-      }
-    } finally {
-      await engine.release();
-    }
-    return 0;
+  } finally {
+    await engine.release();
+  }
+  return 0;
 });

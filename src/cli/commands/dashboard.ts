@@ -72,35 +72,35 @@ async function exampleSource(args: DashboardArgs, ds: Dataset): Promise<ExampleS
 }
 
 export const dashboardCommand = defineCommand(spec, async (args, io) => {
-    const { positionals: [dir], out, batchSize: batch, maxRows, topK, samples, layer, modelId, saeSet, model } = args;
-    const sae = await loadSae(dir);
-    const engine = new Engine({ warn: (m) => print(io.stderr, m) });
-    const ds = await openData(args, dir, sae, engine);
-    try {
-      const source = await exampleSource(args, ds);
-      const title = args.title ?? basename(resolve(dir));
-      const modelName = sae.metadata['model_name'];
-      const logits = source.kind === 'tokens' || model !== undefined
-        ? await logitSource(engine, model, typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})
-        : undefined;
-      const r = await buildDashboard(engine, sae, ds, source, {
-        out,
-        title,
-        ...(batch !== undefined ? { batchSize: batch } : {}),
-        ...(maxRows !== undefined ? { maxRows } : {}),
-        ...(topK !== undefined ? { topK } : {}),
-        ...(samples !== undefined ? { samples } : {}),
-        ...(isImagePatchDataset(ds) ? { preprocess: ds.preprocess } : {}),
-        ...(logits !== undefined ? { logits } : {}),
-        neuronpedia: { ...(modelId !== undefined ? { modelId } : {}), ...(saeSet !== undefined ? { saeSet } : {}), ...(layer !== undefined ? { layer } : {}) },
-        log: (m) => print(io.stderr, m),
-      });
-      if (r.skippedRows > 0) print(io.stderr, `${ds.name}: ${r.skippedRows} rows contain NaN or Inf; they were left out`);
-      if (r.metrics.inputs === 0) throw new UserError(`${ds.name}: no finite rows to show`);
-      print(io.stdout, `${formatMetrics(r.metrics)}\nwrote ${r.pages} feature pages; open ${pathToFileURL(resolve(r.index)).href}`);
-    } finally {
-      await ds.close();
-      await engine.release();
-    }
-    return 0;
+  const { positionals: [dir], out, batchSize: batch, maxRows, topK, samples, layer, modelId, saeSet, model } = args;
+  const sae = await loadSae(dir);
+  const engine = new Engine({ warn: (m) => print(io.stderr, m) });
+  const ds = await openData(args, dir, sae, engine);
+  try {
+    const source = await exampleSource(args, ds);
+    const title = args.title ?? basename(resolve(dir));
+    const modelName = sae.metadata['model_name'];
+    const logits = source.kind === 'tokens' || model !== undefined
+      ? await logitSource(engine, model, typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})
+      : undefined;
+    const r = await buildDashboard(engine, sae, ds, source, {
+      out,
+      title,
+      ...(batch !== undefined ? { batchSize: batch } : {}),
+      ...(maxRows !== undefined ? { maxRows } : {}),
+      ...(topK !== undefined ? { topK } : {}),
+      ...(samples !== undefined ? { samples } : {}),
+      ...(isImagePatchDataset(ds) ? { preprocess: ds.preprocess } : {}),
+      ...(logits !== undefined ? { logits } : {}),
+      neuronpedia: { ...(modelId !== undefined ? { modelId } : {}), ...(saeSet !== undefined ? { saeSet } : {}), ...(layer !== undefined ? { layer } : {}) },
+      log: (m) => print(io.stderr, m),
+    });
+    if (r.skippedRows > 0) print(io.stderr, `${ds.name}: ${r.skippedRows} rows contain NaN or Inf; they were left out`);
+    if (r.metrics.inputs === 0) throw new UserError(`${ds.name}: no finite rows to show`);
+    print(io.stdout, `${formatMetrics(r.metrics)}\nwrote ${r.pages} feature pages; open ${pathToFileURL(resolve(r.index)).href}`);
+  } finally {
+    await ds.close();
+    await engine.release();
+  }
+  return 0;
 });
