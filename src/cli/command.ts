@@ -11,8 +11,8 @@ export interface CliIO {
 }
 
 export interface Command extends ArgsSpec {
-  /** Parses argv (printing --help and returning 0 when asked) and runs. `as` names the command in errors. */
-  run(argv: readonly string[], io: CliIO, as?: string): Promise<number>;
+  /** Parses argv (printing --help and returning 0 when asked) and runs. */
+  run(argv: readonly string[], io: CliIO): Promise<number>;
 }
 
 export function print(stream: NodeJS.WritableStream, text: string): void {
@@ -23,8 +23,8 @@ export function print(stream: NodeJS.WritableStream, text: string): void {
 export function defineCommand<const S extends ArgsSpec>(spec: S, run: (args: Parsed<S>, io: CliIO) => Promise<number>): Command & S {
   return {
     ...spec,
-    async run(argv: readonly string[], io: CliIO, as?: string) {
-      const args = parseArgv(spec, argv, as);
+    async run(argv: readonly string[], io: CliIO) {
+      const args = parseArgv(spec, argv);
       if (!args) {
         print(io.stdout, formatHelp(spec));
         return 0;
