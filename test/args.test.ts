@@ -31,6 +31,15 @@ describe('parseArgv', () => {
     expect(a.given.get('model.hyper.prefixes')).toBe('--prefixes');
   });
 
+  it('places flags that share a path by the one given', () => {
+    const shared = { name: 's', summary: '', usage: 'sae s', options: { beta: { kind: 'number', help: '', path: 'model.coefficient' }, l1: { kind: 'number', help: '', path: 'model.coefficient' } } } as const;
+    for (const flag of ['--beta', '--l1']) {
+      const a = parseArgv(shared, [flag, '2'])!;
+      expect(configObject(shared.options, a, a.given)).toEqual({ model: { coefficient: 2 } });
+      expect(a.given.get('model.coefficient')).toBe(flag);
+    }
+  });
+
   it('returns undefined for --help', () => {
     expect(parseArgv(spec, ['--help'])).toBeUndefined();
     expect(formatHelp(spec)).toMatch(/^usage: sae toy DIR/);

@@ -210,7 +210,8 @@ export function configObject(options: Options, values: Readonly<Record<string, u
   const out: Record<string, unknown> = {};
   for (const [key, o] of Object.entries(options)) {
     const path = o.path ?? key;
-    if (!given.has(path)) continue;
+    // several flags may share a path (each architecture's coefficient flag): take the one given
+    if (!given.has(path) || values[key] === undefined) continue;
     const keys = path.split('.');
     let cur = out;
     for (const k of keys.slice(0, -1)) {
