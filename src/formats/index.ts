@@ -112,11 +112,12 @@ export async function reconstruct(engine: Engine, loaded: LoadedSae, x: Float32A
 
 /** Writes the SAE at `input` in SAELens's layout in `outDir`; `folded` says what was folded on the way. */
 export async function convertToSaeLens(input: string, outDir: string, options: { format?: SaeFormat } = {}): Promise<{ folded: string[] }> {
-  const loaded = await loadAnySae(input, options);
+  const found = options.format ? { format: options.format, path: input } : await detectFormat(input);
+  const loaded = await loadAnySae(found.path, { format: found.format });
   const { sae } = loaded;
   if (loaded.skip) throw new UserError(`${input}: has a skip connection (W_skip), which SAELens's SAEs do not have`);
   if (!loadsInSaeLens(sae.architecture)) throw new UserError(`${input}: architecture '${sae.architecture}' is ours; SAELens has no such SAE`);
-  const rates = loaded.format === 'saelens' ? await loadSparsity(input) : undefined;
+  const rates = found.format === 'saelens' ? await loadSparsity(found.path) : undefined;
   await saveSae(outDir, sae, { log10FiringRates: rates });
   return { folded: [...loaded.folded] };
 }
