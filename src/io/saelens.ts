@@ -110,6 +110,7 @@ function metadataOf(cfg: Record<string, unknown>): Record<string, unknown> {
 
 /** A SAELens cfg.json as an encoder kind and the settings that change what it computes (every one checked). */
 interface SaeLensCfg {
+  readonly arch: string;
   readonly kind: ExternalKind;
   readonly dIn: number;
   readonly dSae: number;
@@ -165,7 +166,7 @@ export function readSaeLensConfig(cfg: Record<string, unknown>, file: string, fo
   if (reshape !== undefined && reshape !== 'none' && reshape !== 'hook_z') throw fileError(file, `reshape_activations ${JSON.stringify(reshape)} is not one SAELens knows (none, hook_z)`);
   const hookName = metadata['hook_name'];
   if (reshape === 'hook_z' || (reshape === undefined && typeof hookName === 'string' && hookName.endsWith('_z'))) metadata['reshape_activations'] = 'hook_z';
-  return { kind, dIn, dSae, ...(k !== undefined ? { k } : {}), applyBDec, finetuningScale, rescaleByDecoderNorm: rescale && kind === 'topk', metadata };
+  return { arch, kind, dIn, dSae, ...(k !== undefined ? { k } : {}), applyBDec, finetuningScale, rescaleByDecoderNorm: rescale && kind === 'topk', metadata };
 }
 
 /** The tensors each encoder kind has, in SAELens's names. */
@@ -185,7 +186,7 @@ function saeLensParams(c: SaeLensCfg, tensors: Map<string, LoadedTensor>, file: 
   const names = tensorNames(c.kind);
   for (const name of names) {
     const t = tensors.get(name);
-    if (!t) throw fileError(file, `tensor '${name}' is missing (a SAELens ${c.kind} SAE has ${names.join(', ')})`);
+    if (!t) throw fileError(file, `tensor '${name}' is missing (SAELens architecture '${c.arch}' has ${names.join(', ')})`);
     expectShape(file, `tensor '${name}'`, t.shape, shapeOf(name, dIn, dSae), `cfg.json says d_in ${dIn}, d_sae ${dSae}`);
     params[name] = toFloat32(t, file).slice();
   }
@@ -204,7 +205,7 @@ function saeLensParams(c: SaeLensCfg, tensors: Map<string, LoadedTensor>, file: 
     throw fileError(file, "cfg.json has finetuning_scaling_factor true but tensor 'finetuning_scaling_factor' is missing");
   }
   const extra = [...tensors.keys()].filter((n) => !names.includes(n) && n !== scaleName);
-  if (extra.length) throw fileError(file, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')} for a SAELens ${c.kind} SAE`);
+  if (extra.length) throw fileError(file, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')} for SAELens architecture '${c.arch}'`);
   if (c.rescaleByDecoderNorm) {
     foldDecoderNorm(params, dIn, dSae, file);
     folded.push('rescale_acts_by_decoder_norm folded: W_enc and b_enc scaled by decoder norms, W_dec rows set to unit norm');
