@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/index.js';
 import { UserError } from '../src/errors.js';
-import { convertToSaeLens, type LoadedSae, loadAllSaes, loadAnySae, reconstruct } from '../src/formats/index.js';
+import { convertToSaeLens, convertToSparsify, type LoadedSae, loadAllSaes, loadAnySae, reconstruct } from '../src/formats/index.js';
 import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
 
 const engine = new Engine({ threads: 2, kernels: 'reference' });
@@ -130,6 +130,23 @@ describe('convertToSaeLens', () => {
 
   it('refuses a skip connection, which SAELens lacks', async () => {
     await expect(convertToSaeLens(join(ROOT, 'sparsify-skip-multi-topk-bf16', 'layers.5.mlp'), await tmp())).rejects.toThrow(/skip connection/);
+  });
+});
+
+describe('convertToSparsify', () => {
+  const topk = CASES.filter((c) => /topk/.test(c) && !c.includes('skip'));
+  it.each(topk)('%s: written as a sparsify folder, reloads and computes the same', async (dir) => {
+    const out = await tmp();
+    await convertToSparsify((await caseLoad(dir)).path, out);
+    const cfg = JSON.parse(await readFile(join(out, 'cfg.json'), 'utf8')) as Record<string, unknown>;
+    expect(cfg).toMatchObject({ activation: 'topk', skip_connection: false, transcode: false, d_in: 6, num_latents: 16 });
+    const reloaded = await loadAnySae(out);
+    expect(reloaded.format).toBe('sparsify');
+    await expectMatches(reloaded, dir);
+  });
+
+  it('refuses architectures sparsify does not compute', async () => {
+    await expect(convertToSparsify(join(ROOT, 'gemma-scope', 'params.npz'), await tmp())).rejects.toThrow(/architecture 'jumprelu' has no sparsify form/);
   });
 });
 

@@ -6,7 +6,7 @@
  *   sparsify     folder with cfg.json + sae.safetensors (one hookpoint; loadAllSaes reads a model's folder)
  *   llama-scope  folder with hyperparams.json + checkpoints/final.safetensors
  *   openai       torch pickles (.pt): refused, see OPENAI_REFUSAL
- * convertToSaeLens writes any SAE we can load in SAELens's layout.
+ * convertToSaeLens writes any SAE we can load in SAELens's layout; convertToSparsify a topk one in sparsify's.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -16,13 +16,18 @@ import { CFG_FILENAME, loadSaeLens, loadsInSaeLens, loadSparsity, saveSae, WEIGH
 import { type LoadedSae, type SaeFormat } from './external.js';
 import { loadGemmaScope } from './gemma-scope.js';
 import { LLAMA_SCOPE_CFG, LLAMA_SCOPE_WEIGHTS, loadLlamaScope } from './llama-scope.js';
-import { loadSparsify, SPARSIFY_CFG, SPARSIFY_WEIGHTS } from './sparsify.js';
+import { loadSparsify, saveSparsify, SPARSIFY_CFG, SPARSIFY_WEIGHTS } from './sparsify.js';
 
 export type { LoadedSae, SaeFormat } from './external.js';
 export const SAE_FORMATS: readonly SaeFormat[] = ['saelens', 'gemma-scope', 'sparsify', 'llama-scope', 'openai'];
 
+/**
+ * openai/sparse_autoencoder saves torch.save pickles (reading one runs Python's unpickler, which can
+ * execute code), and its TopK SAEs normalise each input (x - mean, / std) and undo it on the output
+ * (Autoencoder.from_state_dict sets normalize for TopK): per-input statistics no fixed SAE holds.
+ */
 export const OPENAI_REFUSAL =
-  "a PyTorch pickle (torch.save, as openai/sparse_autoencoder's state dicts are): reading one means running Python's unpickler, which can execute code; load it in Python (Autoencoder.from_state_dict) and save W_enc = encoder.weight^T, b_enc = latent_bias, W_dec = decoder.weight^T, b_dec = pre_bias as a SAELens topk folder";
+  "a PyTorch pickle (torch.save, as openai/sparse_autoencoder saves): reading it means running Python's unpickler, which can execute code; and OpenAI's TopK SAEs layer-normalise each input and undo it on the output, which our SAE cannot hold";
 
 async function kindOf(path: string): Promise<'file' | 'dir' | undefined> {
   try {
@@ -119,5 +124,14 @@ export async function convertToSaeLens(input: string, outDir: string, options: {
   if (!loadsInSaeLens(sae.architecture)) throw new UserError(`${input}: architecture '${sae.architecture}' is ours; SAELens has no such SAE`);
   const rates = found.format === 'saelens' ? await loadSparsity(found.path) : undefined;
   await saveSae(outDir, sae, { log10FiringRates: rates });
+  return { folded: [...loaded.folded] };
+}
+
+/** Writes the topk SAE at `input` as a sparsify hookpoint folder in `outDir` (other architectures are refused). */
+export async function convertToSparsify(input: string, outDir: string, options: { format?: SaeFormat } = {}): Promise<{ folded: string[] }> {
+  const loaded = await loadAnySae(input, options);
+  if (loaded.skip) throw new UserError(`${input}: has a skip connection (W_skip); only sparsify's own folders keep it`);
+  if (loaded.sae.architecture !== 'topk') throw new UserError(`${input}: architecture '${loaded.sae.architecture}' has no sparsify form (sparsify computes topk only)`);
+  await saveSparsify(outDir, loaded.sae);
   return { folded: [...loaded.folded] };
 }

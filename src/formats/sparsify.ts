@@ -7,12 +7,15 @@
  *   x_hat = f @ W_dec + b_dec (+ x @ W_skip^T with a skip connection)
  * which is our topk (relu of the k largest equals the k largest of the relu'd row). multi_topk is a
  * training loss only (encode keeps k). Refused: activation 'groupmax', transcoders (transcode: true).
+ * saveSparsify writes our topk SAEs in this layout (the same formulas, so sparsify loads them as they are).
  */
-import type { Params } from '../arch/types.js';
-import { fileError } from '../errors.js';
-import { isRecord, readJsonObject } from '../io/json.js';
-import { readSafetensors, toFloat32 } from '../io/safetensors.js';
 import { join } from 'node:path';
+import type { Params } from '../arch/types.js';
+import { fileError, UserError } from '../errors.js';
+import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
+import { isRecord, readJsonObject } from '../io/json.js';
+import { readSafetensors, toFloat32, writeSafetensors } from '../io/safetensors.js';
+import type { Sae } from '../sae.js';
 import { expectShape, type LoadedSae, toSae, transpose } from './external.js';
 
 export const SPARSIFY_CFG = 'cfg.json';
@@ -64,4 +67,21 @@ export async function loadSparsify(dir: string): Promise<LoadedSae> {
   const metadata: Record<string, unknown> = { source_format: 'sparsify', hookpoint: dir.split(/[\\/]/).filter(Boolean).pop(), sparsify_cfg: isRecord(cfg) ? cfg : {} };
   const sae = toSae({ kind: 'topk', dIn, dSae, k, applyBDec: true, params, metadata }, folded);
   return { sae, format: 'sparsify', folded, ...(wSkip ? { skip: wSkip } : {}) };
+}
+
+/** Writes a topk SAE as a sparsify hookpoint folder (cfg.json + sae.safetensors); other architectures have no sparsify form. */
+export async function saveSparsify(dir: string, sae: Sae): Promise<void> {
+  if (sae.architecture !== 'topk') throw new UserError(`architecture '${sae.architecture}' has no sparsify form (sparsify computes topk only)`);
+  const { dIn, dSae } = sae.dims;
+  const { k } = sae.hyper as { k: number };
+  await ensureWritableDir(dir);
+  const p = sae.params;
+  await writeSafetensors(join(dir, SPARSIFY_WEIGHTS), {
+    'encoder.weight': { dtype: 'F32', shape: [dSae, dIn], data: transpose(p['W_enc']!, dIn, dSae) },
+    'encoder.bias': { dtype: 'F32', shape: [dSae], data: p['b_enc']! },
+    W_dec: { dtype: 'F32', shape: [dSae, dIn], data: p['W_dec']! },
+    b_dec: { dtype: 'F32', shape: [dIn], data: p['b_dec']! },
+  });
+  const cfg = { activation: 'topk', expansion_factor: Math.max(1, Math.round(dSae / dIn)), normalize_decoder: true, num_latents: dSae, k, multi_topk: false, skip_connection: false, transcode: false, d_in: dIn };
+  await writeFileAtomic(join(dir, SPARSIFY_CFG), `${JSON.stringify(cfg)}\n`);
 }
