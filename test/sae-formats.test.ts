@@ -78,7 +78,9 @@ describe('published SAE layouts', () => {
     expect(await folded('saelens-v6-topk-rescale')).toMatch(/rescale_acts_by_decoder_norm folded/);
     expect(await folded('saelens-v6-jumprelu-negative-threshold')).toMatch(/negative thresholds? set to 0/);
     expect(await folded('saelens-v6-standard-no-bdec')).toMatch(/b_dec @ W_enc added to b_enc/);
-    expect(await folded('saelens-v5-topk-finetuning-scale')).toMatch(/finetuning_scaling_factor folded[\s\S]*|expected_average_only_in/);
+    expect(await folded('saelens-v5-topk-finetuning-scale')).toMatch(/finetuning_scaling_factor folded/);
+    expect(await folded('saelens-v5-topk-finetuning-scale')).toMatch(/expected_average_only_in.*inputs not rescaled/);
+    expect(await folded('saelens-v5-jumprelu-float16')).toMatch(/dtype float16: computed in float32/);
     expect(await folded('saelens-v3-standard-scaling-factor')).toMatch(/scaling_factor folded/);
     expect(await folded('saelens-v3-ones-scaling-factor')).toBe('');
     expect(await folded('llama-scope')).toMatch(/dataset norm factor/);
@@ -108,6 +110,20 @@ describe('published SAE layouts', () => {
     expect([...all.keys()]).toEqual(['layers.2', 'layers.10']);
     for (const [name, loaded] of all) await expectMatches(loaded, join('sparsify-model', name));
     await expect(loadAnySae(join(ROOT, 'sparsify-model', 'model'))).rejects.toThrow(/holds 2 SAEs \(layers\.2, layers\.10\)/);
+  });
+
+  it('detects the layout from a file inside it too', async () => {
+    for (const [file, format] of [
+      [join('saelens-v6-standard', 'sae', 'cfg.json'), 'saelens'],
+      [join('saelens-v6-standard', 'sae', 'sae_weights.safetensors'), 'saelens'],
+      [join('sparsify-topk', 'layers.3', 'sae.safetensors'), 'sparsify'],
+      [join('llama-scope', 'sae', 'checkpoints', 'final.safetensors'), 'llama-scope'],
+      ['gemma-scope', 'gemma-scope'],
+    ] as const) {
+      expect((await loadAnySae(join(ROOT, file))).format).toBe(format);
+    }
+    const one = await loadAllSaes(join(ROOT, 'gemma-scope'));
+    expect([...one.keys()]).toEqual(['']);
   });
 
   it('a forced format that does not match fails with a one-line error', async () => {

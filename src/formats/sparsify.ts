@@ -36,11 +36,11 @@ export async function loadSparsify(dir: string): Promise<LoadedSae> {
   if (activation !== 'topk') throw fileError(cfgPath, `activation ${JSON.stringify(activation)} is not one sparsify has (topk, groupmax)`);
   if (cfg['transcode'] === true) throw fileError(cfgPath, 'transcode is true: a transcoder (it predicts another module\'s output), not an autoencoder');
   if (cfg['signed'] === true) throw fileError(cfgPath, 'signed is true: signed latents are not an architecture we compute');
-  const dIn = int(cfg, 'd_in', cfgPath, -1);
-  if (dIn < 1) throw fileError(cfgPath, `d_in must be a positive integer, got ${JSON.stringify(cfg['d_in'])}`);
+  const dIn = cfg['d_in'];
+  if (typeof dIn !== 'number' || !Number.isInteger(dIn) || dIn < 1) throw fileError(cfgPath, `d_in must be a positive integer, got ${JSON.stringify(dIn)}`);
   const dSae = int(cfg, 'num_latents', cfgPath, 0) || dIn * int(cfg, 'expansion_factor', cfgPath, 32);
-  const k = int(cfg, 'k', cfgPath, 32);
   if (cfg['k'] === undefined) throw fileError(cfgPath, 'k is missing (sparsify writes it; we do not guess it)');
+  const k = int(cfg, 'k', cfgPath, 0);
   if (k < 1 || k > dSae) throw fileError(cfgPath, `k must be in [1, ${dSae}], got ${k}`);
   const skip = cfg['skip_connection'] === true;
   const { tensors } = await readSafetensors(weightsPath);
