@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/index.js';
 import { UserError } from '../src/errors.js';
-import { convertToSaeLens, convertToSparsify, type LoadedSae, loadAllSaes, loadAnySae, reconstruct } from '../src/formats/index.js';
+import { convertToSaeLens, convertToSparsify, type LoadedSae, loadAllSaes, loadAnySae, loadAnySaeAsSae, reconstruct } from '../src/formats/index.js';
 import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
 
 const engine = new Engine({ threads: 2, kernels: 'reference' });
@@ -124,6 +124,11 @@ describe('published SAE layouts', () => {
     }
     const one = await loadAllSaes(join(ROOT, 'gemma-scope'));
     expect([...one.keys()]).toEqual(['']);
+  });
+
+  it('loadAnySaeAsSae refuses a skip connection, which Sae.decode would drop', async () => {
+    await expect(loadAnySaeAsSae(join(ROOT, 'sparsify-skip-multi-topk-bf16', 'layers.5.mlp'))).rejects.toThrow(/skip connection \(W_skip\)/);
+    expect((await loadAnySaeAsSae(join(ROOT, 'sparsify-topk', 'layers.3'))).architecture).toBe('topk');
   });
 
   it('a forced format that does not match fails with a one-line error', async () => {

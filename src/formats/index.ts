@@ -11,6 +11,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Engine } from '../engine/index.js';
+import type { Sae } from '../sae.js';
 import { fileError, UserError } from '../errors.js';
 import { CFG_FILENAME, loadSaeLens, loadsInSaeLens, loadSparsity, saveSae, WEIGHTS_FILENAME } from '../io/saelens.js';
 import { type LoadedSae, type SaeFormat } from './external.js';
@@ -87,6 +88,16 @@ export async function loadAnySae(path: string, options: { format?: SaeFormat } =
     case 'llama-scope': return loadLlamaScope(found.path);
     case 'openai': throw fileError(found.path, OPENAI_REFUSAL);
   }
+}
+
+/**
+ * The SAE at `path` in any layout, for code that encodes and decodes with Sae alone: an SAE with a
+ * skip connection is refused (its reconstruction needs x; use loadAnySae and reconstruct).
+ */
+export async function loadAnySaeAsSae(path: string, options: { format?: SaeFormat } = {}): Promise<Sae> {
+  const loaded = await loadAnySae(path, options);
+  if (loaded.skip) throw new UserError(`${path}: has a skip connection (W_skip): its reconstruction adds x @ W_skip^T, which decoding the latents alone cannot`);
+  return loaded.sae;
 }
 
 /** Every SAE under `dir` by sub-folder name (a sparsify model folder: one per hookpoint), or `dir` itself as ''. */
