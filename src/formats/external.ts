@@ -113,11 +113,13 @@ export function expectShape(file: string, what: string, shape: readonly number[]
   }
 }
 
-/** The ExternalSae as one of our architectures, computing the same latents and reconstructions. */
+/**
+ * The ExternalSae as one of our architectures, computing the same latents and reconstructions; it
+ * takes ext.params over (folds rewrite them in place: loaders pass arrays they own).
+ */
 export function toSae(ext: ExternalSae, folded: string[]): Sae {
   const { dIn, dSae } = ext;
-  const p: Params = {};
-  for (const [name, v] of Object.entries(ext.params)) p[name] = v.slice();
+  const p: Params = { ...ext.params };
   const dims = { dIn, dSae };
   const shiftBias = (bias: string, wEnc: Float32Array): void => {
     const add = vecMat(p['b_dec']!, wEnc, dIn, dSae);
