@@ -177,7 +177,7 @@ describe('bad input: one line naming the file and what is wrong', () => {
     ['unknown-layout', /unknown-layout: no SAE layout we know here/],
     ['shape-mismatch', /shape-mismatch[\\/]sae_weights\.safetensors: tensor 'W_enc' has shape \[6, 16\], expected \[6, 17\]/],
     ['topk-without-k', /topk-without-k[\\/]cfg\.json: a topk SAE needs k/],
-    ['constant-norm-rescale', /cfg\.json: normalize_activations 'constant_norm_rescale' rescales each input/],
+    ['constant-norm-rescale', /cfg\.json: normalize_activations 'constant_norm_rescale' normalises each input by its own statistics/],
     ['layer-norm', /cfg\.json: normalize_activations 'layer_norm'/],
     ['unknown-dtype', /cfg\.json: dtype "float8" is not one SAELens knows/],
     ['tanh-relu', /cfg\.json: activation_fn 'tanh-relu' is not supported/],

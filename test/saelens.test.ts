@@ -152,7 +152,7 @@ describe('SAELens layout', () => {
       expect(await broken((d) => weights(d, { ...good, threshold: { shape: [37] } }))).toMatch(/unexpected tensor 'threshold' for SAELens architecture 'standard'/);
     });
     it('unsupported normalisation', async () => {
-      expect(await broken((_d, c) => void (c['normalize_activations'] = 'layer_norm'))).toMatch(/normalize_activations 'layer_norm' rescales each input by its own norm/);
+      expect(await broken((_d, c) => void (c['normalize_activations'] = 'layer_norm'))).toMatch(/normalize_activations 'layer_norm' normalises each input by its own statistics/);
     });
     it('missing folder', async () => {
       await expect(loadSae('/nonexistent/sae')).rejects.toThrow(/\/nonexistent\/sae\/cfg\.json: no such file/);

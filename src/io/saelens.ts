@@ -158,7 +158,7 @@ export function readSaeLensConfig(cfg: Record<string, unknown>, file: string, fo
   if (norm === true || norm === 'expected_average_only_in') {
     folded.push(`normalize_activations ${JSON.stringify(norm)}: inputs not rescaled, as SAELens does when loading a folder (its scaling factor is not in cfg.json)`);
   } else if (norm === 'constant_norm_rescale' || norm === 'layer_norm') {
-    throw fileError(file, `normalize_activations '${norm}' rescales each input by its own norm and the output back: not a fixed map our SAE holds (SAELens's decode alone cannot do it either)`);
+    throw fileError(file, `normalize_activations '${norm}' normalises each input by its own statistics (norm, or mean and std) and maps the output back: not a fixed map our SAE holds (SAELens's decode alone cannot do it either)`);
   } else if (norm !== undefined && norm !== null && norm !== false && norm !== 'none') {
     throw fileError(file, `normalize_activations ${JSON.stringify(norm)} is not one SAELens knows (none, expected_average_only_in, constant_norm_rescale, layer_norm)`);
   }
