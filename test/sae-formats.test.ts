@@ -78,7 +78,7 @@ describe('published SAE layouts', () => {
     expect(await folded('saelens-v6-topk-rescale')).toMatch(/rescale_acts_by_decoder_norm folded/);
     expect(await folded('saelens-v6-jumprelu-negative-threshold')).toMatch(/negative thresholds? set to 0/);
     expect(await folded('saelens-v6-standard-no-bdec')).toMatch(/b_dec @ W_enc added to b_enc/);
-    expect(await folded('saelens-v5-topk-finetuning-scale')).toMatch(/finetuning_scaling_factor folded/);
+    expect(await folded('saelens-v5-topk-finetuning-scale')).toMatch(/scaling_factor folded into W_dec/);
     expect(await folded('saelens-v5-topk-finetuning-scale')).toMatch(/expected_average_only_in.*inputs not rescaled/);
     expect(await folded('saelens-v5-jumprelu-float16')).toMatch(/dtype float16: computed in float32/);
     expect(await folded('saelens-v3-standard-scaling-factor')).toMatch(/scaling_factor folded/);
@@ -138,8 +138,10 @@ describe('published SAE layouts', () => {
 
 describe('convertToSaeLens', () => {
   const convertible = CASES.filter((c) => !c.includes('skip'));
+  // SAE_FORMATS_CONVERTED=DIR keeps the converted folders for tools/check_saelens_compat.py.
+  const keep = process.env['SAE_FORMATS_CONVERTED'];
   it.each(convertible)('%s: converted, reloads and computes the same', async (dir) => {
-    const out = await tmp();
+    const out = keep ? join(keep, dir) : await tmp();
     const { folded } = await convertToSaeLens((await caseLoad(dir)).path, out);
     expect(Array.isArray(folded)).toBe(true);
     const reloaded = await loadAnySae(out);
@@ -177,6 +179,7 @@ describe('bad input: one line naming the file and what is wrong', () => {
     ['unknown-layout', /unknown-layout: no SAE layout we know here/],
     ['shape-mismatch', /shape-mismatch[\\/]sae_weights\.safetensors: tensor 'W_enc' has shape \[6, 16\], expected \[6, 17\]/],
     ['topk-without-k', /topk-without-k[\\/]cfg\.json: a topk SAE needs k/],
+    ['hook-z-mismatch', /cfg\.json: reshape_activations 'hook_z' but hook_name 'blocks\.3\.hook_resid_pre' is not a hook_z/],
     ['constant-norm-rescale', /cfg\.json: normalize_activations 'constant_norm_rescale' normalises each input by its own statistics/],
     ['layer-norm', /cfg\.json: normalize_activations 'layer_norm'/],
     ['unknown-dtype', /cfg\.json: dtype "float8" is not one SAELens knows/],

@@ -6,7 +6,7 @@ import { ARCHITECTURES, architecture } from '../src/arch/index.js';
 import { loadAnySae } from '../src/formats/index.js';
 import { Engine } from '../src/engine/index.js';
 import { UserError } from '../src/errors.js';
-import { loadSae, loadsInSaeLens, loadSparsity, saveSae } from '../src/io/saelens.js';
+import { loadSae, loadSaeLens, loadsInSaeLens, loadSparsity, saveSae } from '../src/io/saelens.js';
 import { serializeSafetensors } from '../src/io/safetensors.js';
 import { Rng } from '../src/rng.js';
 import { Sae } from '../src/sae.js';
@@ -62,6 +62,22 @@ describe('SAELens layout', () => {
     expect(klCfg).toMatchObject({ format: 'sparse-autoencoder', architecture: 'kl', apply_b_dec_to_input: false, encoder_activation: 'sigmoid', decoder_activation: 'identity' });
     expect(klCfg['note']).toMatch(/SAELens cannot load this folder/);
     expect(klCfg['metadata']).not.toHaveProperty('sae_lens_version');
+  });
+
+  it("folds a finetuning scale saved under the module's own name, and ignores the flag without a tensor, as SAELens does", async () => {
+    const dir = await tmp();
+    const sae = randomSae('standard');
+    await saveSae(dir, sae);
+    const cfg = JSON.parse(await readFile(join(dir, 'cfg.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify({ ...cfg, finetuning_scaling_factor: true }));
+    const plain = await loadSaeLens(dir);
+    expect(plain.folded).toEqual(['finetuning_scaling_factor true but no scaling_factor tensor: no scale, as SAELens does']);
+    expect(plain.sae.params['W_dec']).toEqual(sae.params['W_dec']);
+    const t = Object.fromEntries(Object.entries(sae.params).map(([k, v]) => [k, { dtype: 'F32' as const, shape: k === 'W_enc' ? [13, 37] : k === 'W_dec' ? [37, 13] : [v.length], data: v }]));
+    const s = new Float32Array(37).fill(2);
+    await writeFile(join(dir, 'sae_weights.safetensors'), serializeSafetensors({ ...t, finetuning_scaling_factor: { dtype: 'F32', shape: [37], data: s } }));
+    const scaled = await loadSaeLens(dir);
+    expect(scaled.sae.params['W_dec']).toEqual(sae.params['W_dec']!.map((v) => v * 2));
   });
 
   it('knows which of our architectures SAELens loads', () => {

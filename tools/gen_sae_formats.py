@@ -230,6 +230,7 @@ def bad_cases():
 
     sl("shape-mismatch", saelens_cfg(6, architecture="standard", d_sae=D_SAE + 1))
     sl("topk-without-k", saelens_cfg(6, architecture="topk"))
+    sl("hook-z-mismatch", saelens_cfg(6, architecture="standard", reshape_activations="hook_z"))  # hook_name is not a hook_z
     sl("constant-norm-rescale", saelens_cfg(6, architecture="standard", normalize_activations="constant_norm_rescale"))
     sl("layer-norm", saelens_cfg(6, architecture="standard", normalize_activations="layer_norm"))
     sl("unknown-dtype", saelens_cfg(6, architecture="standard", dtype="float8"))
@@ -251,14 +252,14 @@ def main():
                  {"k": 4, "rescale": True}, seed=3, dec_scale=2.5)
     saelens_case("saelens-v6-topk-no-bdec", 6, "topk", {"architecture": "topk", "k": 3, "apply_b_dec_to_input": False}, {"k": 3, "apply_b_dec": False}, seed=4)
     saelens_case("saelens-v6-jumprelu-negative-threshold", 6, "jumprelu", {"architecture": "jumprelu", "apply_b_dec_to_input": False}, {"apply_b_dec": False}, seed=5)
-    saelens_case("saelens-v6-jumprelu-bdec", 6, "jumprelu", {"architecture": "jumprelu", "reshape_activations": "hook_z"}, {}, seed=6)
+    saelens_case("saelens-v6-jumprelu-bdec", 6, "jumprelu", {"architecture": "jumprelu"}, {}, seed=6)
     saelens_case("saelens-v6-gated-no-bdec", 6, "gated", {"architecture": "gated", "apply_b_dec_to_input": False}, {"apply_b_dec": False}, seed=7)
     g = torch.Generator().manual_seed(70)
     scale = (torch.rand(D_SAE, generator=g) + 0.5)
     saelens_case("saelens-v5-topk-finetuning-scale", 5, "topk",
                  {"activation_fn_str": "topk", "activation_fn_kwargs": {"k": 5}, "finetuning_scaling_factor": True,
                   "normalize_activations": "expected_average_only_in"},
-                 {"k": 5, "scale": rounded(scale)}, extra_tensors={"finetuning_scaling_factor": scale}, seed=8)
+                 {"k": 5, "scale": rounded(scale)}, extra_tensors={"scaling_factor": scale}, seed=8)
     saelens_case("saelens-v5-jumprelu-float16", 5, "jumprelu", {"architecture": "jumprelu", "dtype": "float16", "apply_b_dec_to_input": False},
                  {"apply_b_dec": False}, dtype=torch.float16, seed=9)
     saelens_case("saelens-v3-standard-scaling-factor", 3, "standard", {"normalize_activations": True, "finetuning_scaling_factor": True, "dtype": "float64"},

@@ -165,6 +165,7 @@ export function readSaeLensConfig(cfg: Record<string, unknown>, file: string, fo
   const reshape = cfg['reshape_activations'];
   if (reshape !== undefined && reshape !== 'none' && reshape !== 'hook_z') throw fileError(file, `reshape_activations ${JSON.stringify(reshape)} is not one SAELens knows (none, hook_z)`);
   const hookName = metadata['hook_name'];
+  if (reshape === 'hook_z' && typeof hookName === 'string' && !hookName.endsWith('_z')) throw fileError(file, `reshape_activations 'hook_z' but hook_name '${hookName}' is not a hook_z (SAELens refuses this too)`);
   if (reshape === 'hook_z' || (reshape === undefined && typeof hookName === 'string' && hookName.endsWith('_z'))) metadata['reshape_activations'] = 'hook_z';
   return { arch, kind, dIn, dSae, ...(k !== undefined ? { k } : {}), applyBDec, finetuningScale, rescaleByDecoderNorm: rescale && kind === 'topk', metadata };
 }
@@ -190,19 +191,22 @@ function saeLensParams(c: SaeLensCfg, tensors: Map<string, LoadedTensor>, file: 
     expectShape(file, `tensor '${name}'`, t.shape, shapeOf(name, dIn, dSae), `cfg.json says d_in ${dIn}, d_sae ${dSae}`);
     params[name] = toFloat32(t, file).slice();
   }
-  // SAELens (read_sae_components_from_disk): a 'scaling_factor' of ones is dropped; otherwise it is the finetuning scale.
-  const scaleName = tensors.has('finetuning_scaling_factor') ? 'finetuning_scaling_factor' : tensors.has('scaling_factor') ? 'scaling_factor' : undefined;
+  // SAELens (read_sae_components_from_disk, v3 to v6) reads the scale as tensor 'scaling_factor': allclose
+  // to ones, it is dropped; otherwise cfg.json must say finetuning_scaling_factor and it scales the latents
+  // before the decoder (v3-v5; v6 has no such parameter). Without the tensor the flag is set false. We
+  // also read the module's own name 'finetuning_scaling_factor', which SAELens's loaders reject.
+  const scaleName = tensors.has('scaling_factor') ? 'scaling_factor' : tensors.has('finetuning_scaling_factor') ? 'finetuning_scaling_factor' : undefined;
   if (scaleName) {
     const t = tensors.get(scaleName)!;
     expectShape(file, `tensor '${scaleName}'`, t.shape, [dSae], `cfg.json says d_sae ${dSae}`);
     const s = toFloat32(t, file);
-    if (!s.every((v) => v === 1)) {
+    if (!s.every((v) => Math.abs(v - 1) <= 1e-8 + 1e-5)) {
       if (!c.finetuningScale) throw fileError(file, `tensor '${scaleName}' is not all ones but cfg.json has finetuning_scaling_factor false (SAELens refuses this too)`);
       foldLatentScale(params, s, dSae, dIn);
       folded.push(`${scaleName} folded into W_dec (W_dec[i] *= s_i)`);
     }
   } else if (c.finetuningScale) {
-    throw fileError(file, "cfg.json has finetuning_scaling_factor true but tensor 'finetuning_scaling_factor' is missing");
+    folded.push('finetuning_scaling_factor true but no scaling_factor tensor: no scale, as SAELens does');
   }
   const extra = [...tensors.keys()].filter((n) => !names.includes(n) && n !== scaleName);
   if (extra.length) throw fileError(file, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')} for SAELens architecture '${c.arch}'`);

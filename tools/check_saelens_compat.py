@@ -1,0 +1,131 @@
+"""Runs SAELens's own SAE classes (its source, not an install) on the SAELens-layout fixtures and on
+folders written by convertToSaeLens, and prints how far their latents and reconstructions are from
+the references of tools/gen_sae_formats.py.
+
+  /usr/bin/python3 tools/check_saelens_compat.py SAELENS_SRC [CONVERTED_DIR]
+
+SAELENS_SRC: a folder holding SAELens's sae_lens/ package source (e.g. `git archive v6.18.0 sae_lens`
+of github.com/jbloomAus/SAELens; 5.x works too: its config module is replaced by the constants the
+loaders read, as it imports wandb and datasets). CONVERTED_DIR: what
+`SAE_FORMATS_CONVERTED=DIR npx vitest run test/sae-formats.test.ts` writes (one folder per case).
+SAELens's third-party imports that do I/O or hooks (safetensors, transformer_lens's HookPoint,
+huggingface_hub, jaxtyping, einops, ...) are replaced by small stubs written to a temporary folder;
+its package __init__ (which imports its training stack) by one that registers the four inference SAEs.
+The SAE classes, configs and loaders (saes/*.py, loading/pretrained_sae_loaders.py) run unchanged.
+"""
+import os
+import sys
+import tempfile
+import warnings
+
+STUBS = {
+    "jaxtyping/__init__.py": "class _T:\n    def __getitem__(self, k): return object\nFloat = Int = Bool = _T()\n",
+    "einops/__init__.py": "def rearrange(*a, **k): raise NotImplementedError('hook_z reshaping is not exercised')\n",
+    "transformers/__init__.py": "class PreTrainedTokenizerBase: pass\n",
+    "requests/__init__.py": "",
+    "packaging/__init__.py": "",
+    "packaging/version.py": (
+        "import re\nclass Version:\n    def __init__(self, s):\n        self.t = tuple(int(x) for x in re.findall(r'\\d+', s)[:3]); self.rc = 'rc' in s\n"
+        "    def __lt__(self, o): return (self.t, not self.rc) < (o.t, not o.rc)\n"
+    ),
+    "huggingface_hub/__init__.py": "def hf_hub_download(*a, **k): raise NotImplementedError\nhf_hub_url = snapshot_download = hf_hub_download\n",
+    "huggingface_hub/utils/__init__.py": "class EntryNotFoundError(Exception): pass\n",
+    "transformer_lens/__init__.py": "",
+    "transformer_lens/hook_points.py": (
+        "from torch import nn\nclass HookPoint(nn.Identity): pass\nclass HookedRootModule(nn.Module):\n    def setup(self): pass\n"
+    ),
+    "safetensors/__init__.py": (
+        "import json, struct, numpy as np, torch as _torch\n"
+        "_DT = {'F64': np.float64, 'F32': np.float32, 'F16': np.float16, 'I64': np.int64}\n"
+        "def read(path):\n"
+        "    b = open(path, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); out = {}\n"
+        "    for k, v in h.items():\n"
+        "        if k == '__metadata__': continue\n"
+        "        s, e = v['data_offsets']; raw = b[8 + n + s:8 + n + e]\n"
+        "        t = _torch.from_numpy(np.frombuffer(raw, np.int16).copy()).view(_torch.bfloat16) if v['dtype'] == 'BF16' else _torch.from_numpy(np.frombuffer(raw, _DT[v['dtype']]).copy())\n"
+        "        out[k] = t.reshape(v['shape'])\n"
+        "    return out\n"
+        "class safe_open:\n"
+        "    def __init__(self, path, framework='pt', device='cpu'): self.t = read(path)\n"
+        "    def __enter__(self): return self\n"
+        "    def __exit__(self, *a): pass\n"
+        "    def keys(self): return list(self.t)\n"
+        "    def get_tensor(self, k): return self.t[k]\n"
+    ),
+    "safetensors/torch.py": "from safetensors import read as load_file\ndef save_file(*a, **k): raise NotImplementedError\nsave_model = load_model = save_file\n",
+    "typing_extensions.py": (
+        "import importlib.util as _u, sys as _s\n"
+        "_p = next(p for p in _s.path[1:] if __import__('os').path.exists(p + '/typing_extensions.py'))\n"
+        "_sp = _u.spec_from_file_location('_te', _p + '/typing_extensions.py'); _m = _u.module_from_spec(_sp); _sp.loader.exec_module(_m)\n"
+        "globals().update({k: v for k, v in vars(_m).items() if not k.startswith('__')})\n"
+        "def deprecated(*a, **k): return lambda f: f\n"
+        "def override(f): return f\n"
+    ),
+}
+
+
+def main():
+    src = os.path.abspath(sys.argv[1])
+    converted = sys.argv[2] if len(sys.argv) > 2 else None
+    tmp = tempfile.mkdtemp(prefix="saelens-stubs-")
+    for name, text in STUBS.items():
+        os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
+    v5 = os.path.exists(os.path.join(src, "sae_lens", "sae.py"))
+    os.makedirs(os.path.join(tmp, "sae_lens"))
+    with open(os.path.join(tmp, "sae_lens", "__init__.py"), "w") as f:
+        version = "5.11.0" if v5 else "6.18.0"
+        f.write(f"import logging\n__version__ = {version!r}\nlogger = logging.getLogger('sae_lens')\n__path__.append({os.path.join(src, 'sae_lens')!r})\n")
+    if v5:
+        with open(os.path.join(tmp, "sae_lens", "config.py"), "w") as f:
+            f.write(
+                "import torch\nDTYPE_MAP = {'float32': torch.float32, 'float64': torch.float64, 'float16': torch.float16, 'bfloat16': torch.bfloat16,"
+                " 'torch.float32': torch.float32, 'torch.float64': torch.float64, 'torch.float16': torch.float16, 'torch.bfloat16': torch.bfloat16}\n"
+                "SAE_CFG_FILENAME = 'cfg.json'\nSAE_WEIGHTS_FILENAME = 'sae_weights.safetensors'\nSPARSITY_FILENAME = 'sparsity.safetensors'\nSPARSIFY_WEIGHTS_FILENAME = 'sae.safetensors'\n"
+            )
+    sys.path.insert(0, tmp)
+    warnings.filterwarnings("ignore")
+    import torch
+    from safetensors import read
+
+    if v5:
+        from sae_lens.sae import SAE
+    else:
+        from sae_lens.registry import register_sae_class
+        from sae_lens.saes import GatedSAE, GatedSAEConfig, JumpReLUSAE, JumpReLUSAEConfig, StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
+        from sae_lens.saes.sae import SAE
+
+        for n, cls, cfg in [("standard", StandardSAE, StandardSAEConfig), ("gated", GatedSAE, GatedSAEConfig), ("topk", TopKSAE, TopKSAEConfig), ("jumprelu", JumpReLUSAE, JumpReLUSAEConfig)]:
+            register_sae_class(n, cls, cfg)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "sae-formats")
+
+    def rel(a, b):
+        return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+    def run(label, path, case):
+        ref = read(os.path.join(root, case, "reference.safetensors"))
+        try:
+            sae = SAE.load_from_disk(path, dtype="float64")
+        except Exception as e:  # noqa: BLE001 - report SAELens's refusal as it is
+            print(f"{label:58s} SAELens refuses: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
+            return
+        with torch.no_grad():
+            f = sae.encode(ref["x"])
+            x_hat = sae.decode(f)
+        arch = sae.cfg.architecture() if callable(sae.cfg.architecture) else sae.cfg.architecture
+        print(f"{label:58s} {arch:10s} f {rel(f, ref['f']):.1e}  x_hat {rel(x_hat, ref['x_hat']):.1e}")
+
+    print(f"SAELens {'5.11' if v5 else '6.18'} on the SAELens-layout fixtures (max |SAELens - reference| / max |reference|):")
+    for c in sorted(c for c in os.listdir(root) if c.startswith("saelens")):
+        run(c, os.path.join(root, c, "sae"), c)
+    if converted:
+        print("SAELens on convertToSaeLens outputs:")
+        for dirpath, _dirs, files in sorted(os.walk(converted)):
+            if "cfg.json" in files:
+                case = os.path.relpath(dirpath, converted)
+                run(case, dirpath, case)
+
+
+if __name__ == "__main__":
+    main()
