@@ -158,8 +158,9 @@ describe('convertToSaeLens', () => {
 
 describe('convertToSparsify', () => {
   const topk = CASES.filter((c) => /topk/.test(c) && !c.includes('skip'));
+  const keep = process.env['SAE_FORMATS_CONVERTED'];
   it.each(topk)('%s: written as a sparsify folder, reloads and computes the same', async (dir) => {
-    const out = await tmp();
+    const out = keep ? join(keep, 'sparsify', dir) : await tmp();
     await convertToSparsify((await caseLoad(dir)).path, out);
     const cfg = JSON.parse(await readFile(join(out, 'cfg.json'), 'utf8')) as Record<string, unknown>;
     expect(cfg).toMatchObject({ activation: 'topk', skip_connection: false, transcode: false, d_in: 6, num_latents: 16 });

@@ -15,8 +15,9 @@ The SAE classes, configs and loaders (saes/*.py, loading/pretrained_sae_loaders.
 """
 import os
 import sys
-import tempfile
 import warnings
+
+from compat_stubs import FIXTURES, install_stubs, rel
 
 STUBS = {
     "jaxtyping/__init__.py": "class _T:\n    def __getitem__(self, k): return object\nFloat = Int = Bool = _T()\n",
@@ -34,24 +35,6 @@ STUBS = {
     "transformer_lens/hook_points.py": (
         "from torch import nn\nclass HookPoint(nn.Identity): pass\nclass HookedRootModule(nn.Module):\n    def setup(self): pass\n"
     ),
-    "safetensors/__init__.py": (
-        "import json, struct, numpy as np, torch as _torch\n"
-        "_DT = {'F64': np.float64, 'F32': np.float32, 'F16': np.float16, 'I64': np.int64}\n"
-        "def read(path):\n"
-        "    b = open(path, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); out = {}\n"
-        "    for k, v in h.items():\n"
-        "        if k == '__metadata__': continue\n"
-        "        s, e = v['data_offsets']; raw = b[8 + n + s:8 + n + e]\n"
-        "        t = _torch.from_numpy(np.frombuffer(raw, np.int16).copy()).view(_torch.bfloat16) if v['dtype'] == 'BF16' else _torch.from_numpy(np.frombuffer(raw, _DT[v['dtype']]).copy())\n"
-        "        out[k] = t.reshape(v['shape'])\n"
-        "    return out\n"
-        "class safe_open:\n"
-        "    def __init__(self, path, framework='pt', device='cpu'): self.t = read(path)\n"
-        "    def __enter__(self): return self\n"
-        "    def __exit__(self, *a): pass\n"
-        "    def keys(self): return list(self.t)\n"
-        "    def get_tensor(self, k): return self.t[k]\n"
-    ),
     "safetensors/torch.py": "from safetensors import read as load_file\ndef save_file(*a, **k): raise NotImplementedError\nsave_model = load_model = save_file\n",
     "typing_extensions.py": (
         "import importlib.util as _u, sys as _s\n"
@@ -65,26 +48,17 @@ STUBS = {
 
 
 def main():
-    src = os.path.abspath(sys.argv[1])
+    src = sys.argv[1]
     converted = sys.argv[2] if len(sys.argv) > 2 else None
-    tmp = tempfile.mkdtemp(prefix="saelens-stubs-")
-    for name, text in STUBS.items():
-        os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
-        with open(os.path.join(tmp, name), "w") as f:
-            f.write(text)
     v5 = os.path.exists(os.path.join(src, "sae_lens", "sae.py"))
-    os.makedirs(os.path.join(tmp, "sae_lens"))
-    with open(os.path.join(tmp, "sae_lens", "__init__.py"), "w") as f:
-        version = "5.11.0" if v5 else "6.18.0"
-        f.write(f"import logging\n__version__ = {version!r}\nlogger = logging.getLogger('sae_lens')\n__path__.append({os.path.join(src, 'sae_lens')!r})\n")
+    stubs = {**STUBS, "sae_lens/__init__.py": f"import logging\n__version__ = {'5.11.0' if v5 else '6.18.0'!r}\nlogger = logging.getLogger('sae_lens')\n"}
     if v5:
-        with open(os.path.join(tmp, "sae_lens", "config.py"), "w") as f:
-            f.write(
-                "import torch\nDTYPE_MAP = {'float32': torch.float32, 'float64': torch.float64, 'float16': torch.float16, 'bfloat16': torch.bfloat16,"
-                " 'torch.float32': torch.float32, 'torch.float64': torch.float64, 'torch.float16': torch.float16, 'torch.bfloat16': torch.bfloat16}\n"
-                "SAE_CFG_FILENAME = 'cfg.json'\nSAE_WEIGHTS_FILENAME = 'sae_weights.safetensors'\nSPARSITY_FILENAME = 'sparsity.safetensors'\nSPARSIFY_WEIGHTS_FILENAME = 'sae.safetensors'\n"
-            )
-    sys.path.insert(0, tmp)
+        stubs["sae_lens/config.py"] = (
+            "import torch\nDTYPE_MAP = {'float32': torch.float32, 'float64': torch.float64, 'float16': torch.float16, 'bfloat16': torch.bfloat16,"
+            " 'torch.float32': torch.float32, 'torch.float64': torch.float64, 'torch.float16': torch.float16, 'torch.bfloat16': torch.bfloat16}\n"
+            "SAE_CFG_FILENAME = 'cfg.json'\nSAE_WEIGHTS_FILENAME = 'sae_weights.safetensors'\nSPARSITY_FILENAME = 'sparsity.safetensors'\nSPARSIFY_WEIGHTS_FILENAME = 'sae.safetensors'\n"
+        )
+    install_stubs(stubs, "sae_lens", src)
     warnings.filterwarnings("ignore")
     import torch
     from safetensors import read
@@ -98,10 +72,7 @@ def main():
 
         for n, cls, cfg in [("standard", StandardSAE, StandardSAEConfig), ("gated", GatedSAE, GatedSAEConfig), ("topk", TopKSAE, TopKSAEConfig), ("jumprelu", JumpReLUSAE, JumpReLUSAEConfig)]:
             register_sae_class(n, cls, cfg)
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "sae-formats")
-
-    def rel(a, b):
-        return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+    root = FIXTURES
 
     def run(label, path, case):
         ref = read(os.path.join(root, case, "reference.safetensors"))
