@@ -17,7 +17,7 @@ import os
 import sys
 import warnings
 
-from compat_stubs import FIXTURES, install_stubs, rel
+from compat_stubs import FIXTURES, compare, install_stubs
 
 STUBS = {
     "jaxtyping/__init__.py": "class _T:\n    def __getitem__(self, k): return object\nFloat = Int = Bool = _T()\n",
@@ -60,9 +60,6 @@ def main():
         )
     install_stubs(stubs, "sae_lens", src)
     warnings.filterwarnings("ignore")
-    import torch
-    from safetensors import read
-
     if v5:
         from sae_lens.sae import SAE
     else:
@@ -74,18 +71,13 @@ def main():
             register_sae_class(n, cls, cfg)
     root = FIXTURES
 
-    def run(label, path, case):
-        ref = read(os.path.join(root, case, "reference.safetensors"))
-        try:
-            sae = SAE.load_from_disk(path, dtype="float64")
-        except Exception as e:  # noqa: BLE001 - report SAELens's refusal as it is
-            print(f"{label:58s} SAELens refuses: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
-            return
-        with torch.no_grad():
-            f = sae.encode(ref["x"])
-            x_hat = sae.decode(f)
+    def forward(sae, x):
+        f = sae.encode(x)
         arch = sae.cfg.architecture() if callable(sae.cfg.architecture) else sae.cfg.architecture
-        print(f"{label:58s} {arch:10s} f {rel(f, ref['f']):.1e}  x_hat {rel(x_hat, ref['x_hat']):.1e}")
+        return f, sae.decode(f), arch
+
+    def run(label, path, case):
+        compare("SAELens", label, case, lambda: SAE.load_from_disk(path, dtype="float64"), forward)
 
     print(f"SAELens {'5.11' if v5 else '6.18'} on the SAELens-layout fixtures (max |SAELens - reference| / max |reference|):")
     for c in sorted(c for c in os.listdir(root) if c.startswith("saelens")):

@@ -17,7 +17,7 @@ import os
 import sys
 import warnings
 
-from compat_stubs import FIXTURES, install_stubs, rel
+from compat_stubs import FIXTURES, compare, install_stubs
 
 STUBS = {
     "accelerate/__init__.py": "",
@@ -54,26 +54,20 @@ def main():
     import torch
 
     torch.cuda.is_bf16_supported = lambda: True  # a CPU-only torch asserts here; forward's CUDA autocast does not touch CPU tensors
-    from safetensors import read
     from sparsify.sparse_coder import SparseCoder
 
     root = FIXTURES
 
+    def forward(sae, x):
+        top_acts, top_indices, _pre = sae.encode(x)
+        f = torch.zeros(x.shape[0], sae.num_latents, dtype=x.dtype).scatter(-1, top_indices, top_acts)
+        x_hat = sae.decode(top_acts, top_indices)
+        if sae.W_skip is not None:
+            x_hat = x_hat + x @ sae.W_skip.mT
+        return f, x_hat, f"k {sae.cfg.k}"
+
     def run(label, path, case):
-        ref = read(os.path.join(root, case, "reference.safetensors"))
-        try:
-            sae = SparseCoder.load_from_disk(path).double()
-        except Exception as e:  # noqa: BLE001 - report sparsify's refusal as it is
-            print(f"{label:50s} sparsify refuses: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
-            return
-        x = ref["x"]
-        with torch.no_grad():
-            top_acts, top_indices, _pre = sae.encode(x)
-            f = torch.zeros(x.shape[0], sae.num_latents, dtype=x.dtype).scatter(-1, top_indices, top_acts)
-            x_hat = sae.decode(top_acts, top_indices)
-            if sae.W_skip is not None:
-                x_hat = x_hat + x @ sae.W_skip.mT
-        print(f"{label:50s} k {sae.cfg.k:2d}  f {rel(f, ref['f']):.1e}  x_hat {rel(x_hat, ref['x_hat']):.1e}")
+        compare("sparsify", label, case, lambda: SparseCoder.load_from_disk(path).double(), forward)
 
     print("sparsify on the sparsify fixtures (max |sparsify - reference| / max |reference|):")
     for dirpath, _dirs, files in sorted(os.walk(root)):

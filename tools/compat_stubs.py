@@ -49,3 +49,20 @@ def rel(a, b):
 
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "sae-formats")
+
+
+def compare(library, label, case, load, forward):
+    """Loads a model with `load()` and prints how far forward(model, x) -> (f, x_hat) is from the
+    reference of `case`; a refusal to load is printed as the library gave it."""
+    import torch
+    from safetensors import read
+
+    ref = read(os.path.join(FIXTURES, case, "reference.safetensors"))
+    try:
+        model = load()
+    except Exception as e:  # noqa: BLE001 - report the library's refusal as it is
+        print(f"{label:58s} {library} refuses: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
+        return
+    with torch.no_grad():
+        f, x_hat, what = forward(model, ref["x"])
+    print(f"{label:58s} {what:10s} f {rel(f, ref['f']):.1e}  x_hat {rel(x_hat, ref['x_hat']):.1e}")
