@@ -85,7 +85,7 @@ def main():
     if converted:
         print("SAELens on convertToSaeLens outputs:")
         for dirpath, _dirs, files in sorted(os.walk(converted)):
-            if "cfg.json" in files:
+            if "sae_weights.safetensors" in files:
                 case = os.path.relpath(dirpath, converted)
                 run(case, dirpath, case)
 
