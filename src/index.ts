@@ -9,7 +9,7 @@ export { evaluate, MetricsAccumulator, type Metrics } from './eval.js';
 export { TrainConfig, type TrainConfigInput } from './train/config.js';
 export { runTraining, type RunResult } from './train/run.js';
 export { train, StepRunner, type TrainSettings, type TrainingData } from './train/trainer.js';
-export { openDataset, type DataSpec } from './data/open.js';
+export { openDataset, type DataSpec } from './store/open.js';
 export { memoryDataset } from './data/memory.js';
 export { BatchStream } from './data/batches.js';
 export type { Dataset } from './data/dataset.js';

@@ -76,9 +76,10 @@ export class Sae {
       feeds[input] = { data: x.subarray(start * inWidth, (start + n) * inWidth), dims: [n, inWidth] };
       const out = await graph.run(feeds);
       outs.forEach((o, i) => {
+        // The graphs output float32 and int32 only (encodeTopK casts TopK's int64 indices).
         const data = out[o.name]!.data;
-        if (data instanceof BigInt64Array) results[i]!.set(Int32Array.from(data, Number), start * o.width);
-        else results[i]!.set(data as Float32Array | Int32Array, start * o.width);
+        if (!(data instanceof Float32Array || data instanceof Int32Array)) throw new Error(`${kind} graph: output ${o.name} is neither float32 nor int32`);
+        results[i]!.set(data, start * o.width);
       });
     }
     return results;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Batch, type BatchOptions, BatchStream } from '../src/data/batches.js';
 import { memoryDataset } from '../src/data/memory.js';
-import { openDataset } from '../src/data/open.js';
+import { openDataset } from '../src/store/open.js';
 import { firstAtOrAbove, lastAtOrBelow } from '../src/data/search.js';
 import { makeSplit, mergePieces } from '../src/data/split.js';
 import { Engine } from '../src/engine/index.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Dataset } from '../src/data/dataset.js';
-import { openDataset } from '../src/data/open.js';
+import { openDataset } from '../src/store/open.js';
 import { Engine } from '../src/engine/index.js';
 import { UserError } from '../src/errors.js';
 import { float32ToFloat16 } from '../src/io/float16.js';

@@ -7,7 +7,7 @@ import { demoImagePaths } from '../src/data/demo-images.js';
 import { symmetricEigen } from '../src/data/eigen.js';
 import { imagePatchDataset } from '../src/data/image-dataset.js';
 import { listImages, readGreyImage } from '../src/data/images.js';
-import { openDataset } from '../src/data/open.js';
+import { openDataset } from '../src/store/open.js';
 import { loadImagePreprocess, saveImagePreprocess } from '../src/data/preprocess-file.js';
 import { toPixelSpace } from '../src/data/whitening.js';
 import { Engine } from '../src/engine/index.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BatchStream } from '../src/data/batches.js';
-import { openDataset } from '../src/data/open.js';
+import { openDataset } from '../src/store/open.js';
 import { Engine } from '../src/engine/index.js';
 import { UserError } from '../src/errors.js';
 import { type Context, harvest, type HookedModel } from '../src/lm/harvest.js';

@@ -15,7 +15,7 @@ import { writePng } from '../io/png.js';
 import { Rng } from '../rng.js';
 import type { Sae } from '../sae.js';
 import { TrainConfig } from '../train/config.js';
-import type { OutStream } from '../train/progress.js';
+import type { OutStream } from '../io/terminal.js';
 import { runTraining } from '../train/run.js';
 import { filterGrid } from '../viz/filters.js';
 import { type Detection, detection, writeCalibrationReport } from './detect.js';

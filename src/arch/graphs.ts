@@ -3,8 +3,7 @@
  * terms and batch statistics, nothing bigger than a parameter comes back), inference encode and
  * decode.
  */
-import type { Dim, GraphBuilder, Value } from '../engine/onnx.js';
-import { GraphBuilder as Builder } from '../engine/onnx.js';
+import { type Dim, GraphBuilder, type Value } from '../engine/onnx.js';
 import type { Feeds } from '../engine/ort.js';
 import type { Engine } from '../engine/index.js';
 import type { ArchitectureDef, Dims, ParamValues, TrainContext, TrainGraph, TrainStep } from './types.js';
@@ -36,7 +35,7 @@ export type DenseTrain<H> = (ctx: TrainContext, h: H) => TrainGraph;
  * `debug`, also fwd.<name> for the intermediates the architecture exposes.
  */
 export function buildTrainModel<H>(def: ArchitectureDef<H>, trainGraph: DenseTrain<H>, h: H, d: Dims, debug = false): Uint8Array {
-  const g = new Builder();
+  const g = new GraphBuilder();
   const x = g.input('x', ['batch', d.dIn]);
   const p = paramInputs(g, def, h, d);
   const coef = g.input('coef', []);
@@ -84,7 +83,7 @@ export async function denseStep<H>(def: ArchitectureDef<H>, trainGraph: DenseTra
 
 /** Inference encode: x [batch, dIn] -> f [batch, dSae]. */
 export function buildEncodeModel<H>(def: ArchitectureDef<H>, h: H, d: Dims): Uint8Array {
-  const g = new Builder();
+  const g = new GraphBuilder();
   const x = g.input('x', ['batch', d.dIn]);
   const p = paramInputs(g, def, h, d);
   g.output(def.encode(g, x, p, h, d).f, 'f', ['batch', d.dSae]);
@@ -93,7 +92,7 @@ export function buildEncodeModel<H>(def: ArchitectureDef<H>, h: H, d: Dims): Uin
 
 /** Inference decode: f [batch, dSae] -> x_hat [batch, dIn]. */
 export function buildDecodeModel<H>(def: ArchitectureDef<H>, h: H, d: Dims): Uint8Array {
-  const g = new Builder();
+  const g = new GraphBuilder();
   const f = g.input('f', ['batch', d.dSae]);
   const p = paramInputs(g, def, h, d);
   g.output(def.decode(g, f, p, h, d), 'x_hat', ['batch', d.dIn]);

@@ -1,7 +1,7 @@
 /** What a CLI command is: its declared arguments (see args.ts), its help and a handler that returns an exit code. */
 import { type ArgsSpec, formatHelp, parseArgv, type Parsed } from './args.js';
 
-import type { OutStream } from '../train/progress.js';
+import type { OutStream } from '../io/terminal.js';
 
 export interface CliIO {
   /** Results (tables, paths). */

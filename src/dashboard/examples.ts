@@ -18,7 +18,8 @@ import { ensureWritableDir } from '../io/atomic.js';
 import { writePng } from '../io/png.js';
 import { imageNames, patchInContext, pngDataUrl, shrinkImage } from './images.js';
 import type { DataKind, RenderedExample } from './pages.js';
-import { type ContextOptions, renderTokenExample, tokenContexts, type TokenExample, type TokenRows } from './tokens.js';
+import type { TokenRows } from '../data/token-rows.js';
+import { type ContextOptions, renderTokenExample, tokenContexts, type TokenExample } from './tokens.js';
 
 /** Where the rows of the data come from, for showing them. */
 export type ExampleSource =

@@ -4,7 +4,7 @@
  *
  * The interface for whoever supplies token data (an activation store, a harvest):
  *
- *   TokenRows    one row of the dataset per token position; for each row its token as text and its
+ *   TokenRows    (src/data/token-rows.ts) one row of the dataset per token position; for each row its token as text and its
  *                document id. A document's rows are contiguous and in token order, so the context of
  *                row r is rows [r - before, r + after] clipped to r's document.
  *   TokenExample one example as the dashboard shows it (and exports to Neuronpedia):
@@ -18,20 +18,12 @@
  */
 import type { Dataset } from '../data/dataset.js';
 import { firstAtOrAbove } from '../data/search.js';
+import type { TokenRows } from '../data/token-rows.js';
 import type { Engine } from '../engine/index.js';
 import { fileError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import type { Sae } from '../sae.js';
 import { escapeHtml } from '../viz/report.js';
-
-export interface TokenRows {
-  /** How many rows (token positions) there are: the dataset's row count. */
-  readonly rows: number;
-  /** The token of row r, as text. */
-  token(row: number): string;
-  /** The document row r belongs to. */
-  document(row: number): number;
-}
 
 export interface TokenExample {
   readonly tokens: readonly string[];

@@ -113,16 +113,6 @@ export async function readWholeFile(path: string): Promise<Uint8Array> {
   }
 }
 
-/** Reads the first `length` bytes (fewer if the file is shorter) and the file size. */
-export async function readHead(path: string, length: number): Promise<{ bytes: Uint8Array; size: number }> {
-  const file = await openForReading(path);
-  try {
-    return { bytes: await readExactly(file, 0, Math.min(length, file.size), path), size: file.size };
-  } finally {
-    await file.handle.close();
-  }
-}
-
 /** 'EACCES: permission denied' from a Node fs error (its message without the syscall and path). */
 export function describeFsError(err: unknown): string {
   if (err instanceof Error) return (err.message.split(', ')[0] ?? err.message).replace(/[\r\n]+/g, ' ');

@@ -3,8 +3,7 @@
  * of every (non-padding) token into an activation store, with a progress bar in tokens/s. Resumes
  * from the store's cursor: contexts before it are skipped without running the model.
  */
-import type { OutStream } from '../train/progress.js';
-import { formatDuration } from '../train/progress.js';
+import { formatDuration, type OutStream } from '../io/terminal.js';
 import type { StoreWriter } from '../store/writer.js';
 
 /** A model with a hook chosen, ready to give activations. */

@@ -10,10 +10,9 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { fileError } from '../errors.js';
+import { fileError, formatIssues } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readJsonObject } from '../io/json.js';
-import { formatIssues } from '../train/config.js';
 
 export const MANIFEST_FILENAME = 'manifest.json';
 export const VOCAB_FILENAME = 'vocab.json';

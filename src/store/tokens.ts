@@ -1,9 +1,9 @@
 /**
- * An activation store's rows as the dashboard's token data (src/dashboard/tokens.ts TokenRows):
+ * An activation store's rows as the dashboard's token data (src/data/token-rows.ts TokenRows):
  * row r's token is vocab[token[r]], and its "document" is the context it was harvested in (what the
  * model saw at once), so an example's context is exactly the text the model read.
  */
-import type { TokenRows } from '../dashboard/tokens.js';
+import type { TokenRows } from '../data/token-rows.js';
 import type { StoreDataset } from './dataset.js';
 
 /** Rows read per call while gathering the per-row tokens. */

@@ -18,7 +18,7 @@ import type { Engine } from '../engine/index.js';
 import { evaluate, type Metrics } from '../eval.js';
 import type { Sae } from '../sae.js';
 import { Progress } from '../train/progress.js';
-import type { OutStream } from '../train/progress.js';
+import type { OutStream } from '../io/terminal.js';
 import { train, type TrainSettings } from '../train/trainer.js';
 import { SyntheticData, type SyntheticBatch, type SyntheticSpec } from './generator.js';
 import { maxCosines, recoveryScores } from './recovery.js';

@@ -4,7 +4,6 @@
  */
 import { z } from 'zod';
 import { ARCHITECTURES } from '../arch/index.js';
-import { UserError } from '../errors.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
@@ -121,21 +120,3 @@ export const TrainConfig = z
 
 export type TrainConfig = z.infer<typeof TrainConfig>;
 export type TrainConfigInput = z.input<typeof TrainConfig>;
-
-/** Formats zod's issues as one line: "where: what; where: what". */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], source: string): string {
-  return issues
-    .map((i) => {
-      const path = i.path.map(String).join('.');
-      return `${path ? `${path}: ` : ''}${i.message}`;
-    })
-    .map((m) => `${source ? `${source}: ` : ''}${m}`)
-    .join('; ');
-}
-
-/** Parses with a schema, turning its issues into one UserError line. */
-export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, source: string): z.infer<S> {
-  const r = schema.safeParse(value);
-  if (!r.success) throw new UserError(formatIssues(r.error.issues, source));
-  return r.data;
-}

@@ -3,6 +3,7 @@
  * and the same figures as JSON lines in a log file.
  */
 import { appendFileSync } from 'node:fs';
+import { formatDuration, type OutStream } from '../io/terminal.js';
 
 export interface StepStats {
   readonly step: number; // 1-based: steps done
@@ -16,14 +17,6 @@ export interface StepStats {
   readonly deadFraction: number;
   readonly inputsPerSecond: number;
   readonly elapsedSeconds: number;
-}
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 function compact(x: number): string {
@@ -65,9 +58,6 @@ export function statsRecord(s: StepStats): Record<string, unknown> {
     elapsed_s: s.elapsedSeconds,
   };
 }
-
-/** A stream to write to; a terminal also tells its width. */
-export type OutStream = NodeJS.WritableStream & { readonly isTTY?: boolean; readonly columns?: number };
 
 export interface ProgressOptions {
   /** Where the bar goes (default stderr). */

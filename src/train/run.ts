@@ -14,7 +14,7 @@ import { architecture } from '../arch/index.js';
 import { BatchStream } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import { isImagePatchDataset } from '../data/image-dataset.js';
-import { openDataset, type DataSpec } from '../data/open.js';
+import { openDataset, type DataSpec } from '../store/open.js';
 import { loadImagePreprocess, saveImagePreprocess } from '../data/preprocess-file.js';
 import type { ImagePreprocess } from '../data/whitening.js';
 import { Engine } from '../engine/index.js';
@@ -27,7 +27,8 @@ import { saelensMetadata } from '../store/manifest.js';
 import { Sae } from '../sae.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import { Progress, type OutStream, type StepStats } from './progress.js';
+import type { OutStream } from '../io/terminal.js';
+import { Progress, type StepStats } from './progress.js';
 import { train, type TrainSettings } from './trainer.js';
 
 export const CHECKPOINT_FILENAME = 'checkpoint.safetensors';

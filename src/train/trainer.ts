@@ -3,7 +3,7 @@
  * the decoder constraint in place on the parameters, bookkeeping, progress and checkpoints. Given
  * the same seed and settings the trajectory is the same, also across a resume after a kill.
  */
-import type { Dims, Params, TrainStep } from '../arch/types.js';
+import type { Architecture, Dims, Params, TrainStep } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -14,7 +14,6 @@ import { DeadTracker } from './dead.js';
 import { type BDecInit, geometricMedian, initParams, mean, normScalingFactor } from './init.js';
 import { Progress, type StepStats } from './progress.js';
 import { type ScheduleOptions, learningRate, sparsityCoefficient } from './schedule.js';
-import type { Architecture } from '../arch/types.js';
 import { architecture as architectureDef } from '../arch/index.js';
 
 /** What the trainer reads: batches addressed by step (so a resumed run sees the same data) and a sample. */

@@ -1,6 +1,5 @@
 /** The decoder filters of an image SAE as a PNG, in pixel space (undoing the whitening) or as trained. */
-import type { ImagePreprocess } from '../data/whitening.js';
-import { toPixelSpace } from '../data/whitening.js';
+import { type ImagePreprocess, toPixelSpace } from '../data/whitening.js';
 import type { Engine } from '../engine/index.js';
 import { UserError } from '../errors.js';
 import type { PngImage } from '../io/png.js';

@@ -5,7 +5,7 @@ import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { BENCH_DEFAULTS, type BenchReport, type RecoveryBenchOptions, runRecoveryBench } from '../../synthetic/bench.js';
 import { checkSyntheticSpec, type Magnitude, SYNTHETIC_DEFAULTS, type SyntheticSpec } from '../../synthetic/generator.js';
-import { formatDuration } from '../../train/progress.js';
+import { formatDuration } from '../../io/terminal.js';
 import { kebab, type Parsed } from '../args.js';
 import { defineCommand, print } from '../command.js';
 import { ENGINE_OPTIONS, engineOf } from './inference-data.js';

@@ -5,7 +5,7 @@ import { closeLanguageModel, contextSizeOf, hookedModel, type LanguageModel, mod
 import { readDocuments } from '../../lm/text.js';
 import { STORE_DTYPES, type StoreDtype, type StoreManifest } from '../../store/manifest.js';
 import { StoreWriter } from '../../store/writer.js';
-import type { OutStream } from '../../train/progress.js';
+import type { OutStream } from '../../io/terminal.js';
 import { defineCommand, print } from '../command.js';
 import { engineOf } from './inference-data.js';
 

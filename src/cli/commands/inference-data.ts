@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../../data/dataset.js';
-import { type DataFormat, DATA_FORMATS, openDataset } from '../../data/open.js';
+import { type DataFormat, DATA_FORMATS, openDataset } from '../../store/open.js';
 import { loadImagePreprocess } from '../../data/preprocess-file.js';
 import { Engine, KERNELS_CHOICES, type KernelsChoice } from '../../engine/index.js';
 import { fileError } from '../../errors.js';

@@ -9,7 +9,6 @@
  *   results.json  FVU, L0, dead fraction, spliced-embedding cosine, timings
  */
 import { join } from 'node:path';
-import { isArchitecture } from '../../arch/index.js';
 import { buildDashboard } from '../../dashboard/build.js';
 import type { Engine } from '../../engine/index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
@@ -27,14 +26,11 @@ import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
 
 const HOOK = 'blocks.0.mlp.hook_post';
 
-/** The SAE's training settings: TopK when the architecture is there, else the ReLU SAE. */
+/** The SAE's training settings: a TopK SAE. */
 export function textDemoConfig(store: string, out: string, steps: number, dSae: number, k: number): TrainConfig {
-  const topk = isArchitecture('topk');
   return TrainConfig.parse({
     data: { path: store, format: 'store', batchSize: 1024, heldOut: 0.05 },
-    model: topk
-      ? { architecture: 'topk', dSae, hyper: { k }, normalizeActivations: 'expected_average_only_in' }
-      : { architecture: 'standard', dSae, coefficient: 5, unitNormDecoder: true, normalizeActivations: 'expected_average_only_in' },
+    model: { architecture: 'topk', dSae, hyper: { k }, normalizeActivations: 'expected_average_only_in' },
     optimizer: { lr: 5e-4 },
     schedule: { steps, warmupSteps: Math.floor(steps / 20), decaySteps: Math.floor(steps / 5) },
     logging: { out, logEvery: Math.max(1, Math.floor(steps / 20)), checkpointEvery: Math.max(1, Math.floor(steps / 4)) },

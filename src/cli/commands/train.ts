@@ -1,7 +1,7 @@
 /** sae train: trains an SAE on a data file and writes the output folder (see src/train/run.ts). */
 import { ARCHITECTURES, architecture } from '../../arch/index.js';
-import { UserError } from '../../errors.js';
-import { TrainConfig, formatIssues } from '../../train/config.js';
+import { formatIssues, UserError } from '../../errors.js';
+import { TrainConfig } from '../../train/config.js';
 import { runTraining } from '../../train/run.js';
 import { configObject, kebab, merge, type Option, type Options, type Parsed } from '../args.js';
 import { defineCommand, print } from '../command.js';

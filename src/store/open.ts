@@ -1,19 +1,20 @@
 /**
- * One entry point from a data spec (what the CLI and configs name) to a Dataset.
+ * One entry point from a data spec (what the CLI and configs name) to a Dataset. It opens every
+ * format, the activation store included, so it sits in the store layer, above src/data/.
  */
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { fileError, UserError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
-import type { Dataset } from './dataset.js';
-import { imagePatchDataset, type ImagePatchOptions } from './image-dataset.js';
-import { IMAGE_EXTENSIONS } from './images.js';
-import { npyDataset } from './npy.js';
-import { rawDataset } from './raw.js';
-import { safetensorsDataset } from './safetensors.js';
-import { MANIFEST_FILENAME } from '../store/manifest.js';
-import { openStore } from '../store/dataset.js';
+import type { Dataset } from '../data/dataset.js';
+import { imagePatchDataset, type ImagePatchOptions } from '../data/image-dataset.js';
+import { IMAGE_EXTENSIONS } from '../data/images.js';
+import { npyDataset } from '../data/npy.js';
+import { rawDataset } from '../data/raw.js';
+import { safetensorsDataset } from '../data/safetensors.js';
+import { openStore } from './dataset.js';
+import { MANIFEST_FILENAME } from './manifest.js';
 
 export type DataFormat = 'npy' | 'safetensors' | 'raw' | 'images' | 'store';
 export const DATA_FORMATS: readonly DataFormat[] = ['npy', 'safetensors', 'raw', 'images', 'store'];
