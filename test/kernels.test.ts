@@ -1,13 +1,13 @@
 /**
  * The kernel suite, written once and run on every backend (tfjs's describeWithFlags): each kernel
- * against the TypeScript reference (the oracle) on odd and power-of-two shapes, multi-step Adam, edge
+ * against an independent float64 oracle written below (plain loops, not src/engine/reference.ts) on odd and power-of-two shapes, multi-step Adam, edge
  * cases, and Adam against the float64 PyTorch vectors; the dense helpers of the sparse step and the
  * sparse kernels on CSR codes (fixed and variable row lengths, empty rows, repeated latents in a row,
  * latents with no entry; both scatter layouts, accumulating or not). Then what only the native addon
  * has: bitwise independence from the thread count, argument validation, and the fallback when it is
  * missing.
  *
- * Tolerances against the reference (float64 inside each loop, rounded on store):
+ * Tolerances against the oracle (float64 inside each loop, rounded on store):
  * - scale, nonFiniteRows: exact.
  * - rowNorms, normalizeRows, removeParallelComponent: 1 float32 ulp (row sums in double, another
  *   order), or |diff| <= 1e-12 * the row's scale for removeParallelComponent's cancellations.
@@ -95,7 +95,7 @@ function expectClose(actual: Float32Array, expected: Float32Array, tol: Toleranc
     const e = expected[i]!;
     const abs = typeof tol.abs === 'function' ? tol.abs(i) : (tol.abs ?? 0);
     if (ulps(a, e) <= (tol.ulps ?? 0) || Math.abs(a - e) <= abs) continue;
-    expect.fail(`${what}[${i}]: ${a} vs reference ${e} (${ulps(a, e)} ulps, |diff| ${Math.abs(a - e)})`);
+    expect.fail(`${what}[${i}]: ${a} vs oracle ${e} (${ulps(a, e)} ulps, |diff| ${Math.abs(a - e)})`);
   }
 }
 
@@ -121,6 +121,123 @@ function withZeroRows(w: Float32Array, cols: number, zero: readonly number[]): F
   for (const r of zero) w.fill(0, r * cols, (r + 1) * cols);
   return w;
 }
+
+// ---------------------------------------------------------------- the oracle
+
+/**
+ * The kernels as the plainest float64 loops, written here and independent of src/engine/reference.ts
+ * (which folds Adam's bias corrections, sums four terms per pass, sorts scatters by latent and tiles
+ * them): every backend, the reference included, is checked against these. Each sum runs in the
+ * order the kernel contract fixes (rows in order, entries in order) and is rounded once on store.
+ */
+const oracle = {
+  adam(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamHyper, t: number): void {
+    for (let i = 0; i < p.length; i++) {
+      m[i] = h.beta1 * m[i]! + (1 - h.beta1) * g[i]!;
+      v[i] = h.beta2 * v[i]! + (1 - h.beta2) * g[i]! * g[i]!;
+      const mHat = m[i]! / (1 - h.beta1 ** t);
+      const vHat = v[i]! / (1 - h.beta2 ** t);
+      p[i] = p[i]! - (h.lr * mHat) / (Math.sqrt(vHat) + h.eps);
+    }
+  },
+  /** sum_c w[r, c]^2 for each row r, in float64. */
+  rowSquares(w: Float32Array, rows: number, cols: number): Float64Array {
+    const out = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r]! += w[r * cols + c]! ** 2;
+    return out;
+  },
+  rowNorms(w: Float32Array, rows: number, cols: number, out: Float32Array): void {
+    oracle.rowSquares(w, rows, cols).forEach((s, r) => (out[r] = Math.sqrt(s)));
+  },
+  normalizeRows(w: Float32Array, rows: number, cols: number, target: number): void {
+    oracle.rowSquares(w, rows, cols).forEach((s, r) => {
+      if (s > 0) for (let c = 0; c < cols; c++) w[r * cols + c] = (w[r * cols + c]! * target) / Math.sqrt(s);
+    });
+  },
+  removeParallelComponent(grad: Float32Array, w: Float32Array, rows: number, cols: number): void {
+    const nn = oracle.rowSquares(w, rows, cols);
+    for (let r = 0; r < rows; r++) {
+      if (nn[r] === 0) continue;
+      let dot = 0;
+      for (let c = 0; c < cols; c++) dot += grad[r * cols + c]! * w[r * cols + c]!;
+      for (let c = 0; c < cols; c++) grad[r * cols + c] = grad[r * cols + c]! - (dot / nn[r]!) * w[r * cols + c]!;
+    }
+  },
+  scale(x: Float32Array, s: number): void {
+    for (let i = 0; i < x.length; i++) x[i] = x[i]! * s;
+  },
+  nonFiniteRows(x: Float32Array, rows: number, cols: number, out: Uint8Array): number {
+    for (let r = 0; r < rows; r++) out[r] = x.subarray(r * cols, (r + 1) * cols).every(Number.isFinite) ? 0 : 1;
+    return out.subarray(0, rows).reduce((a, b) => a + b, 0);
+  },
+  subtract(a: Float32Array, b: Float32Array, out: Float32Array): number {
+    let s = 0;
+    for (let i = 0; i < out.length; i++) {
+      out[i] = a[i]! - b[i]!;
+      s += out[i]! ** 2;
+    }
+    return s;
+  },
+  centeredSumSquares(x: Float32Array, rows: number, cols: number): number {
+    let s = 0;
+    for (let c = 0; c < cols; c++) {
+      let mean = 0;
+      for (let r = 0; r < rows; r++) mean += x[r * cols + c]! / rows;
+      for (let r = 0; r < rows; r++) s += (x[r * cols + c]! - mean) ** 2;
+    }
+    return s;
+  },
+  columnSums(x: Float32Array, rows: number, cols: number, out: Float32Array, accumulate: boolean): void {
+    for (let c = 0; c < cols; c++) {
+      let s = 0;
+      for (let r = 0; r < rows; r++) s += x[r * cols + c]!;
+      out[c] = (accumulate ? out[c]! : 0) + s;
+    }
+  },
+  /** out[r, :] = sum over row r's entries e, in order, of val[e] w[idx[e], :]. */
+  sparseDecode(code: CsrRows, val: Float32Array, w: Float32Array, dIn: number, out: Float32Array): void {
+    for (let r = 0; r < code.rows; r++) {
+      for (let j = 0; j < dIn; j++) {
+        let s = 0;
+        for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) s += val[e]! * w[code.idx[e]! * dIn + j]!;
+        out[r * dIn + j] = s;
+      }
+    }
+  },
+  sparseGatherDot(code: CsrRows, w: Float32Array, g: Float32Array, dIn: number, out: Float32Array): void {
+    for (let r = 0; r < code.rows; r++) {
+      for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
+        let s = 0;
+        for (let j = 0; j < dIn; j++) s += g[r * dIn + j]! * w[code.idx[e]! * dIn + j]!;
+        out[e] = s;
+      }
+    }
+  },
+  /** For each latent i with entries: sum over its entries e (rows in order) of coef[e] x[row(e), :]; latents without one: 0, or untouched when accumulating. */
+  sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void {
+    const acc = new Float64Array(dSae * dIn); // [dSae, dIn]
+    const has = new Uint8Array(dSae);
+    for (let r = 0; r < code.rows; r++) {
+      for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
+        const i = code.idx[e]!;
+        has[i] = 1;
+        for (let j = 0; j < dIn; j++) acc[i * dIn + j]! += coef[e]! * x[r * dIn + j]!;
+      }
+    }
+    for (let i = 0; i < dSae; i++) {
+      if (accumulate && has[i] === 0) continue;
+      for (let j = 0; j < dIn; j++) {
+        const at = layout === 'rows' ? i * dIn + j : j * dSae + i;
+        out[at] = (accumulate ? out[at]! : 0) + acc[i * dIn + j]!;
+      }
+    }
+  },
+  sparseScatterSum(code: CsrRows, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void {
+    const acc = new Float64Array(dSae);
+    for (let e = 0; e < code.rowPtr[code.rows]!; e++) acc[code.idx[e]!]! += coef[e]!;
+    for (let i = 0; i < dSae; i++) out[i] = (accumulate ? out[i]! : 0) + acc[i]!;
+  },
+};
 
 // ---------------------------------------------------------------- sparse codes
 
@@ -193,7 +310,7 @@ describe.each(BACKENDS)('$name kernels', (backend) => {
       const g = randn(n, 100 + step, step === 3 ? 1e-3 : 1); // one step with small gradients
       gMax = Math.max(gMax, maxAbs(g));
       k.adam(ours.p, g, ours.m, ours.v, HYPER, step);
-      referenceKernels.adam(ref.p, g, ref.m, ref.v, HYPER, step);
+      oracle.adam(ref.p, g, ref.m, ref.v, HYPER, step);
     }
     expectClose(ours.p, ref.p, { ulps: steps, abs: 1e-6 * HYPER.lr * steps }, 'param');
     expectClose(ours.m, ref.m, { abs: 1e-6 * gMax }, 'm');
@@ -217,35 +334,35 @@ describe.each(BACKENDS)('$name kernels', (backend) => {
     });
   });
 
-  it.each(MATRICES)('rowNorms %ix%i matches the reference', (rows, cols) => {
+  it.each(MATRICES)('rowNorms %ix%i matches the oracle', (rows, cols) => {
     const w = withZeroRows(randn(rows * cols, rows + cols), cols, [rows - 1]);
     const ours = new Float32Array(rows).fill(NaN);
     const ref = new Float32Array(rows);
     k.rowNorms(w, rows, cols, ours);
-    referenceKernels.rowNorms(w, rows, cols, ref);
+    oracle.rowNorms(w, rows, cols, ref);
     expectClose(ours, ref, { ulps: 1 }, 'norms');
     expect(ours[rows - 1]).toBe(0);
   });
 
-  it.each(MATRICES)('normalizeRows %ix%i matches the reference and leaves zero rows alone', (rows, cols) => {
+  it.each(MATRICES)('normalizeRows %ix%i matches the oracle and leaves zero rows alone', (rows, cols) => {
     const zero = rows > 2 ? [0, rows - 2] : [];
     const w = withZeroRows(randn(rows * cols, rows * cols, 3), cols, zero);
     const ref = w.slice();
     k.normalizeRows(w, rows, cols, 0.5);
-    referenceKernels.normalizeRows(ref, rows, cols, 0.5);
+    oracle.normalizeRows(ref, rows, cols, 0.5);
     expectClose(w, ref, { ulps: 1 }, 'w');
     const norms = new Float32Array(rows);
-    referenceKernels.rowNorms(w, rows, cols, norms);
+    oracle.rowNorms(w, rows, cols, norms);
     for (let r = 0; r < rows; r++) expect(norms[r]).toBeCloseTo(zero.includes(r) ? 0 : 0.5, 6);
   });
 
-  it.each(MATRICES)('removeParallelComponent %ix%i matches the reference and leaves rows of zero w alone', (rows, cols) => {
+  it.each(MATRICES)('removeParallelComponent %ix%i matches the oracle and leaves rows of zero w alone', (rows, cols) => {
     const w = withZeroRows(randn(rows * cols, 7 * rows + cols), cols, [rows >> 1]);
     const grad = randn(rows * cols, 11 * rows + cols);
     const before = grad.slice();
     const ref = grad.slice();
     k.removeParallelComponent(grad, w, rows, cols);
-    referenceKernels.removeParallelComponent(ref, w, rows, cols);
+    oracle.removeParallelComponent(ref, w, rows, cols);
     const rowScale = (i: number): number => 1e-12 * maxAbs(before.subarray(i - (i % cols), i - (i % cols) + cols));
     expectClose(grad, ref, { ulps: 1, abs: rowScale }, 'grad');
     const r = rows >> 1;
@@ -258,12 +375,12 @@ describe.each(BACKENDS)('$name kernels', (backend) => {
     }
   });
 
-  it.each(LENGTHS)('scale on %i floats is exactly the reference', (n) => {
+  it.each(LENGTHS)('scale on %i floats is exactly the oracle', (n) => {
     for (const s of [0.1, -3, 0, 1e-30]) {
       const x = randn(n, n);
       const ref = x.slice();
       k.scale(x, s);
-      referenceKernels.scale(ref, s);
+      oracle.scale(ref, s);
       expect(sameBits(x, ref), `s = ${s}`).toBe(true);
     }
   });
@@ -277,7 +394,7 @@ describe.each(BACKENDS)('$name kernels', (backend) => {
     const ours = new Uint8Array(rows).fill(7);
     const ref = new Uint8Array(rows);
     const count = k.nonFiniteRows(x, rows, cols, ours);
-    expect(count).toBe(referenceKernels.nonFiniteRows(x, rows, cols, ref));
+    expect(count).toBe(oracle.nonFiniteRows(x, rows, cols, ref));
     expect(Array.from(ours)).toEqual(Array.from(ref));
     const bad = new Set(at.slice(0, 3).map((i) => Math.floor(i / cols))); // rows of NaN, +Inf, -Inf
     expect(count).toBe(bad.size);
@@ -306,7 +423,7 @@ describe.each(BACKENDS)('$name kernels', (backend) => {
     const view = big.subarray(3, 3 + rows * cols);
     const copy = view.slice();
     k.normalizeRows(view, rows, cols, 1);
-    referenceKernels.normalizeRows(copy, rows, cols, 1);
+    oracle.normalizeRows(copy, rows, cols, 1);
     expectClose(view, copy, { ulps: 1 }, 'view');
     expect(big.subarray(0, 3)).toEqual(randn(rows * cols + 10, 9).subarray(0, 3));
   });
@@ -319,13 +436,13 @@ describe.each(BACKENDS)('$name kernels: dense helpers of the sparse step', (back
   }
   const k = backend.kernels;
 
-  it.each(LENGTHS)('subtract on %i floats: out exactly the reference, sum(out^2) within n 2^-52', (n) => {
+  it.each(LENGTHS)('subtract on %i floats: out exactly the oracle, sum(out^2) within n 2^-52', (n) => {
     const a = randn(n, 31);
     const b = randn(n, 32, 0.5);
     const ours = new Float32Array(n).fill(NaN);
     const ref = new Float32Array(n);
     const s = k.subtract(a, b, ours);
-    const want = referenceKernels.subtract(a, b, ref);
+    const want = oracle.subtract(a, b, ref);
     expect(sameBits(ours, ref)).toBe(true);
     expect(Math.abs(s - want)).toBeLessThanOrEqual(n * 2 ** -52 * want);
     // out may be a or b itself
@@ -337,20 +454,20 @@ describe.each(BACKENDS)('$name kernels: dense helpers of the sparse step', (back
     expect(sameBits(b2, ref)).toBe(true);
   });
 
-  it.each(MATRICES)('centeredSumSquares %ix%i within n 2^-52 of the reference', (rows, cols) => {
+  it.each(MATRICES)('centeredSumSquares %ix%i within n 2^-52 of the oracle', (rows, cols) => {
     const x = randn(rows * cols, rows + 3 * cols, 2);
     for (let i = 0; i < x.length; i++) x[i] = x[i]! + (i % cols); // column means far from 0
-    const want = referenceKernels.centeredSumSquares(x, rows, cols);
+    const want = oracle.centeredSumSquares(x, rows, cols);
     expect(Math.abs(k.centeredSumSquares(x, rows, cols) - want)).toBeLessThanOrEqual(rows * cols * 2 ** -52 * want);
   });
 
-  it.each(MATRICES)('columnSums %ix%i is exactly the reference, overwriting or accumulating', (rows, cols) => {
+  it.each(MATRICES)('columnSums %ix%i is exactly the oracle, overwriting or accumulating', (rows, cols) => {
     const x = randn(rows * cols, rows * cols + 1);
     for (const accumulate of [false, true]) {
       const ours = accumulate ? randn(cols, 41) : new Float32Array(cols).fill(NaN);
       const ref = accumulate ? ours.slice() : new Float32Array(cols);
       k.columnSums(x, rows, cols, ours, accumulate);
-      referenceKernels.columnSums(x, rows, cols, ref, accumulate);
+      oracle.columnSums(x, rows, cols, ref, accumulate);
       expect(sameBits(ours, ref), `accumulate ${accumulate}`).toBe(true);
     }
   });
@@ -375,18 +492,18 @@ describe.each(BACKENDS)('$name kernels: sparse', (backend) => {
   const label = (rows: number, dIn: number, dSae: number, lengths: Lengths): string =>
     `${rows} rows, dIn ${dIn}, dSae ${dSae}, ${lengths === 'variable' ? '0-40' : lengths} per row`;
 
-  it.each(SPARSE)('sparseDecode (%i rows, dIn %i, dSae %i, %s per row) is exactly the reference', (rows, dIn, dSae, lengths) => {
+  it.each(SPARSE)('sparseDecode (%i rows, dIn %i, dSae %i, %s per row) is exactly the oracle', (rows, dIn, dSae, lengths) => {
     const code = makeCode(rows, dSae, lengths, rows + dIn + dSae);
     const val = randn(code.idx.length, 1);
     const w = randn(dSae * dIn, 2);
     const ours = new Float32Array(rows * dIn).fill(NaN);
     const ref = new Float32Array(rows * dIn);
     k.sparseDecode(code, val, w, dIn, ours);
-    referenceKernels.sparseDecode(code, val, w, dIn, ref);
+    oracle.sparseDecode(code, val, w, dIn, ref);
     expectClose(ours, ref, {}, label(rows, dIn, dSae, lengths));
   });
 
-  it.each(SPARSE)('sparseGatherDot (%i rows, dIn %i, dSae %i, %s per row) within 1 ulp of the reference', (rows, dIn, dSae, lengths) => {
+  it.each(SPARSE)('sparseGatherDot (%i rows, dIn %i, dSae %i, %s per row) within 1 ulp of the oracle', (rows, dIn, dSae, lengths) => {
     const code = makeCode(rows, dSae, lengths, 2 * rows + dIn);
     const w = randn(dSae * dIn, 3);
     const g = randn(rows * dIn, 4);
@@ -394,7 +511,7 @@ describe.each(BACKENDS)('$name kernels: sparse', (backend) => {
     const ours = new Float32Array(nnz).fill(NaN);
     const ref = new Float32Array(nnz);
     k.sparseGatherDot(code, w, g, dIn, ours);
-    referenceKernels.sparseGatherDot(code, w, g, dIn, ref);
+    oracle.sparseGatherDot(code, w, g, dIn, ref);
     const bound = new Float64Array(nnz); // dIn 2^-52 sum_j |g_j w_j|
     for (let r = 0; r < rows; r++) {
       for (let e = code.rowPtr[r]!; e < code.rowPtr[r + 1]!; e++) {
@@ -406,7 +523,7 @@ describe.each(BACKENDS)('$name kernels: sparse', (backend) => {
     expectClose(ours, ref, { ulps: 1, abs: (e) => bound[e]! }, label(rows, dIn, dSae, lengths));
   });
 
-  it.each(SPARSE)('sparseScatter (%i rows, dIn %i, dSae %i, %s per row) is exactly the reference', (rows, dIn, dSae, lengths) => {
+  it.each(SPARSE)('sparseScatter (%i rows, dIn %i, dSae %i, %s per row) is exactly the oracle', (rows, dIn, dSae, lengths) => {
     const code = makeCode(rows, dSae, lengths, 3 * rows + dSae);
     const coef = randn(code.idx.length, 5);
     const x = randn(rows * dIn, 6);
@@ -418,7 +535,7 @@ describe.each(BACKENDS)('$name kernels: sparse', (backend) => {
       const ours = before.slice();
       const ref = accumulate ? before.slice() : new Float32Array(dSae * dIn);
       k.sparseScatter(code, coef, x, dIn, dSae, ours, layout, accumulate);
-      referenceKernels.sparseScatter(code, coef, x, dIn, dSae, ref, layout, accumulate);
+      oracle.sparseScatter(code, coef, x, dIn, dSae, ref, layout, accumulate);
       expectClose(ours, ref, {}, what);
       // latents with no entry: zeros, or left as they were
       const wrong = empty.filter((i) => {
@@ -432,14 +549,14 @@ describe.each(BACKENDS)('$name kernels: sparse', (backend) => {
     }
   });
 
-  it.each(SPARSE)('sparseScatterSum (%i rows, dIn %i, dSae %i, %s per row) is exactly the reference', (rows, _dIn, dSae, lengths) => {
+  it.each(SPARSE)('sparseScatterSum (%i rows, dIn %i, dSae %i, %s per row) is exactly the oracle', (rows, _dIn, dSae, lengths) => {
     const code = makeCode(rows, dSae, lengths, 4 * rows + dSae);
     const coef = randn(code.idx.length, 8);
     for (const accumulate of [false, true]) {
       const ours = accumulate ? randn(dSae, 9) : new Float32Array(dSae).fill(NaN);
       const ref = accumulate ? ours.slice() : new Float32Array(dSae);
       k.sparseScatterSum(code, coef, dSae, ours, accumulate);
-      referenceKernels.sparseScatterSum(code, coef, dSae, ref, accumulate);
+      oracle.sparseScatterSum(code, coef, dSae, ref, accumulate);
       expectClose(ours, ref, {}, `accumulate ${accumulate}`);
     }
   });
@@ -502,7 +619,7 @@ describe.each(BACKENDS)('$name kernels: sparse', (backend) => {
     const out = big.subarray(4, 4 + dSae * dIn);
     const ref = new Float32Array(dSae * dIn);
     k.sparseScatter(view, coef, x, dIn, dSae, out, 'columns', false);
-    referenceKernels.sparseScatter(code, coef.slice(), x.slice(), dIn, dSae, ref, 'columns', false);
+    oracle.sparseScatter(code, coef.slice(), x.slice(), dIn, dSae, ref, 'columns', false);
     expectClose(out, ref, {}, 'view');
     expect(Array.from(big.subarray(0, 4))).toEqual([5, 5, 5, 5]);
     expect(Array.from(big.subarray(4 + dSae * dIn))).toEqual([5, 5, 5, 5]);
