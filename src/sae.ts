@@ -3,10 +3,12 @@
  * (encode, decode, sparse top-k encode) on the engine.
  */
 import { architecture as architectureDef } from './arch/index.js';
-import { buildDecodeModel, buildEncodeModel } from './arch/graphs.js';
+import { buildDecodeModel, buildEncodeModel, paramInputs } from './arch/graphs.js';
+import { addRowVector, densify, fixedRows } from './arch/sparse-code.js';
+import { outputTopK } from './arch/sparse-encoder.js';
 import type { Architecture, ArchitectureDef, Dims, Params } from './arch/types.js';
 import type { Engine } from './engine/index.js';
-import { GraphBuilder, type Value } from './engine/onnx.js';
+import { GraphBuilder } from './engine/onnx.js';
 import type { Feeds } from './engine/ort.js';
 
 /** A power of two of rows, within [256, 4096], such that a [rows, dSae] tensor holds about `floats` floats. */
@@ -108,15 +110,11 @@ export class Sae {
     const { dIn, dSae } = this.dims;
     if (!Number.isInteger(k) || k < 1 || k > dSae) throw new RangeError(`k must be an integer in [1, ${dSae}], got ${k}`);
     const build = (): Uint8Array => {
-      const g = new GraphBuilder();
-      const xv = g.input('x', ['batch', dIn]);
-      const p: Record<string, Value> = {};
-      for (const spec of this.def.params(this.dims, this.hyper)) p[spec.name] = g.input(spec.name, spec.shape);
-      const { f } = this.def.encode(g, xv, p, this.hyper, this.dims);
-      const [values, indices] = g.topk(f, g.constant(new BigInt64Array([BigInt(k)]), [1]));
-      g.output(values, 'values', ['batch', k]);
-      g.output(g.cast(indices, 'int32'), 'indices', ['batch', k], 'int32');
-      return g.encode();
+      const builder = new GraphBuilder();
+      const xv = builder.input('x', ['batch', dIn]);
+      const { f } = this.def.encode(builder, xv, paramInputs(builder, this.def, this.hyper, this.dims), this.hyper, this.dims);
+      outputTopK(builder, f, builder.constant(BigInt64Array.of(BigInt(k)), [1]), { values: 'values', indices: 'indices' }, k);
+      return builder.encode();
     };
     const [indices, values] = await this.chunked(engine, `topk${k}`, build, 'x', x, dIn, [
       { name: 'indices', width: k, make: (n) => new Int32Array(n) },
@@ -132,16 +130,11 @@ export class Sae {
   async decodeSparse(engine: Engine, code: SparseCode): Promise<Float32Array> {
     const { dIn, dSae } = this.dims;
     const rows = code.indices.length / code.k;
-    if (this.def.decoder(this.hyper) !== 'affine') {
-      const f = new Float32Array(rows * dSae);
-      for (let r = 0; r < rows; r++) for (let j = 0; j < code.k; j++) f[r * dSae + code.indices[r * code.k + j]!] = code.values[r * code.k + j]!;
-      return this.decode(engine, f);
-    }
+    const csr = fixedRows(rows, code.k, code.indices);
+    if (this.def.decoder(this.hyper) !== 'affine') return this.decode(engine, densify({ code: csr, pre: code.values }, code.values, dSae));
     const out = new Float32Array(rows * dIn);
-    const rowPtr = Int32Array.from({ length: rows + 1 }, (_, r) => r * code.k);
-    engine.kernels.sparseDecode({ rowPtr, idx: code.indices, rows }, code.values, this.params['W_dec']!, dIn, out);
-    const bDec = this.params['b_dec']!;
-    for (let r = 0; r < rows; r++) for (let j = 0; j < dIn; j++) out[r * dIn + j]! += bDec[j]!;
+    engine.kernels.sparseDecode(csr, code.values, this.params['W_dec']!, dIn, out);
+    addRowVector(out, rows, this.params['b_dec']!);
     return out;
   }
 

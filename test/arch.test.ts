@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ARCHITECTURES, architecture } from '../src/arch/index.js';
 import type { Architecture, Params } from '../src/arch/types.js';
-import { ENCODER_CHUNK, runEncoder } from '../src/arch/sparse.js';
+import { ENCODER_CHUNK, runEncoder } from '../src/arch/sparse-encoder.js';
 import { Engine } from '../src/engine/index.js';
 import { referenceGemm } from '../src/engine/reference.js';
 import { loadSae, saveSae } from '../src/io/saelens.js';

@@ -15,8 +15,9 @@ import type { Engine } from '../engine/index.js';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, refNumber, saeParams } from './common.js';
 import { jumpReluEncode } from './jumprelu.js';
-import { batchSelect, deadBias, densify, firesOf, runEncoder, sparsePass, Workspace } from './sparse.js';
-import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, StepResult, TrainStep } from './types.js';
+import { batchSelect } from './sparse-code.js';
+import { topKFamilyStep } from './topk-family.js';
+import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, TrainStep } from './types.js';
 
 export const batchTopKHyper = z
   .object({
@@ -54,48 +55,40 @@ export function asJumpRelu(d: Dims, p: Params): { architecture: 'jumprelu'; hype
   };
 }
 
-/** The training step of batchtopk (prefixes: one) and matryoshka (nested prefixes). */
-export async function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug: boolean, prefixes?: readonly number[]): Promise<TrainStep> {
-  const { dIn, dSae } = d;
-  const auxK = h.auxK ?? Math.max(1, Math.floor(dIn / 2));
+/** The training step of batchtopk (prefixes: one) and matryoshka (nested prefixes); see topk-family.ts. */
+export function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug: boolean, prefixes?: readonly number[]): Promise<TrainStep> {
+  const { dSae } = d;
   let kCand = Math.min(dSae, 4 * h.k);
-  const workspace = debug ? undefined : new Workspace(); // debug results must outlive the step
-  return {
-    async run(params, inp): Promise<StepResult> {
-      const B = inp.rows;
-      const x = inp.x.subarray(0, B * dIn);
-      const { bias, dead } = deadBias(inp.deadMask);
-      const kAux = Math.min(auxK, dead);
-      const aux = kAux > 0 ? { deadBias: bias, kAux } : undefined;
-      for (;;) {
-        const enc = await runEncoder(engine, `batchtopk:${dIn}x${dSae}`, d, { applyBDec: true, aux: aux !== undefined, debug }, params, x, B, kCand, aux);
-        const chosen = batchSelect(enc.main, kCand, h.k * B, dSae);
-        if (chosen.overflow) {
-          kCand = Math.min(dSae, 2 * kCand);
-          continue;
-        }
-        const pass = await sparsePass(engine, d, params, x, B, { ...enc, main: chosen.selection, auxScale: Math.min(dead / auxK, 1) }, {
-          loss: 'mse',
-          auxCoefficient: inp.coef,
-          ...(prefixes ? { prefixes } : {}),
-          ...(workspace ? { workspace } : {}),
-        });
-        await pass.grads.finishBDec(engine, params['W_enc']!);
-        const threshold = params['threshold']!;
-        // the EMA starts at the first batch's value rather than at 0, which would bias it low for ~1/(1 - beta) steps
-        if (chosen.minKept > 0) threshold[0] = threshold[0] === 0 ? chosen.minKept : h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * chosen.minKept;
-        const forward: Record<string, Float32Array> = {};
-        if (debug) {
-          forward['pre'] = enc.pre!;
-          forward['f'] = densify(chosen.selection, pass.f, dSae);
-          forward['x_hat'] = pass.xHat;
-          forward['threshold_after'] = threshold.slice();
-        }
-        const fires = firesOf(engine.kernels, chosen.selection, dSae);
-        return { grads: pass.grads.record(), losses: pass.losses, fires, sse: pass.sse, variance: pass.variance, forward };
-      }
-    },
-  };
+  let minKept = 0;
+  return Promise.resolve(
+    topKFamilyStep(
+      engine,
+      d,
+      {
+        name: 'batchtopk',
+        auxK: h.auxK,
+        loss: 'mse',
+        prefixes,
+        perRow: () => kCand,
+        select: (enc, rows) => {
+          const chosen = batchSelect(enc.main, kCand, h.k * rows, dSae);
+          if (chosen.overflow) {
+            kCand = Math.min(dSae, 2 * kCand);
+            return undefined;
+          }
+          minKept = chosen.minKept;
+          return chosen.selection;
+        },
+        finish: (params, forward) => {
+          const threshold = params['threshold']!;
+          // the EMA starts at the first batch's value rather than at 0, which would bias it low for ~1/(1 - beta) steps
+          if (minKept > 0) threshold[0] = threshold[0] === 0 ? minKept : h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * minKept;
+          if (forward) forward['threshold_after'] = threshold.slice();
+        },
+      },
+      debug,
+    ),
+  );
 }
 
 export const batchtopk: ArchitectureDef<BatchTopKHyper> = {

@@ -8,13 +8,13 @@
  *   e_hat = f_aux @ W_dec (no bias);  auxk = scale * sum (e_hat - stopgrad(e))^2 / T
  *   total = fvu + aux_coefficient * auxk
  * Gradients: g = 2 (x_hat - x) / T into the decode path, h = aux_coefficient * scale * 2 (e_hat - e) / T
- * into the auxiliary one; both flow through the selected entries only (see sparse.ts).
+ * into the auxiliary one; both flow through the selected entries only (see sparse-backward.ts).
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, refNumber, saeParams } from './common.js';
-import { deadBias, densify, firesOf, runEncoder, sparsePass, Workspace } from './sparse.js';
-import type { ArchitectureDef, Dims, Encoded, ParamValues, StepResult, TrainStep } from './types.js';
+import { type TopKFamily, topKFamilyStep } from './topk-family.js';
+import type { ArchitectureDef, Dims, Encoded, ParamValues, TrainStep } from './types.js';
 import type { Engine } from '../engine/index.js';
 
 const hyper = z
@@ -37,31 +37,10 @@ export function topkEncode(g: GraphBuilder, x: Value, p: ParamValues, k: number,
   return { f, active: g.greater(f, g.scalar(0)) };
 }
 
-async function step(engine: Engine, d: Dims, h: TopKHyper, debug: boolean): Promise<TrainStep> {
-  const { dIn, dSae } = d;
-  const auxK = h.auxK ?? Math.max(1, Math.floor(dIn / 2));
-  const workspace = debug ? undefined : new Workspace(); // debug results must outlive the step
-  return {
-    async run(params, inp): Promise<StepResult> {
-      const B = inp.rows;
-      const x = inp.x.subarray(0, B * dIn);
-      const { bias, dead } = deadBias(inp.deadMask);
-      const kAux = Math.min(auxK, dead);
-      const aux = kAux > 0 ? { deadBias: bias, kAux } : undefined;
-      const enc = await runEncoder(engine, `topk:${dIn}x${dSae}`, d, { applyBDec: true, aux: aux !== undefined, debug }, params, x, B, h.k, aux);
-      const pass = await sparsePass(engine, d, params, x, B, { ...enc, auxScale: Math.min(dead / auxK, 1) }, { loss: 'fvu', auxCoefficient: inp.coef, ...(workspace ? { workspace } : {}) });
-      await pass.grads.finishBDec(engine, params['W_enc']!);
-      const forward: Record<string, Float32Array> = {};
-      if (debug) {
-        forward['pre'] = enc.pre!;
-        forward['f'] = densify(enc.main, pass.f, dSae);
-        forward['x_hat'] = pass.xHat;
-        forward['f_aux'] = enc.aux && pass.fAux ? densify(enc.aux, pass.fAux, dSae) : new Float32Array(B * dSae);
-      }
-      const fires = firesOf(engine.kernels, enc.main, dSae);
-      return { grads: pass.grads.record(), losses: pass.losses, fires, sse: pass.sse, variance: pass.variance, forward };
-    },
-  };
+/** The training step: each row's k largest, as the encoder selects them (see topk-family.ts). */
+function step(engine: Engine, d: Dims, h: TopKHyper, debug: boolean): Promise<TrainStep> {
+  const family: TopKFamily = { name: 'topk', auxK: h.auxK, loss: 'fvu', perRow: () => h.k, select: (enc) => enc.main };
+  return Promise.resolve(topKFamilyStep(engine, d, family, debug));
 }
 
 export const topk: ArchitectureDef<TopKHyper> = {
