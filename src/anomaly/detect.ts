@@ -9,7 +9,7 @@ import type { Engine } from '../engine/index.js';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
 import type { Sae } from '../sae.js';
 import { renderReport, type ReportSection } from '../viz/report.js';
-import { histogramSvg, rocSvg, type Series } from './charts.js';
+import { histogramSvg, rocSvg, type Series } from '../viz/charts.js';
 import { type Confusion, confusionAt, rocAuc, rocCurve } from './roc.js';
 import { type Calibration, reconstructionErrors } from './score.js';
 

@@ -12,7 +12,7 @@ import { type GreyImage, type PatchOrigins, readGreyImage } from '../data/images
 import type { Engine } from '../engine/index.js';
 import type { Sae } from '../sae.js';
 import { escapeHtml } from '../viz/report.js';
-import { shortNumber } from './charts.js';
+import { shortNumber } from '../viz/charts.js';
 import type { Example } from './collect.js';
 import { ensureWritableDir } from '../io/atomic.js';
 import { writePng } from '../io/png.js';

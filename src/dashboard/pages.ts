@@ -6,7 +6,7 @@
  */
 import type { FiringRateHistogram, Histogram, Metrics } from '../eval.js';
 import { escapeHtml } from '../viz/report.js';
-import { barChart, rateLabel, shortNumber } from './charts.js';
+import { barChart, rateLabel, shortNumber } from '../viz/charts.js';
 import type { FeatureStats, QuantileBand } from './collect.js';
 import type { FeatureLogits, TokenEffect } from './logit-effects.js';
 import { card, page } from './html.js';
