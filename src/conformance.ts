@@ -26,6 +26,7 @@ interface ReferenceFile {
   grads?: Record<string, Nested>;
 }
 
+/** One compared tensor: its file, name and relative error. */
 export interface ConformanceRow {
   readonly file: string;
   readonly tensor: string;
@@ -33,6 +34,7 @@ export interface ConformanceRow {
   readonly error: number;
 }
 
+/** Every compared tensor, the files skipped and why, and whether all were within tolerance. */
 export interface ConformanceReport {
   readonly rows: ConformanceRow[];
   readonly skipped: { readonly file: string; readonly reason: string }[];
@@ -158,6 +160,7 @@ export async function runConformance(engine: Engine, dir: string): Promise<Confo
   return { rows, skipped, ok };
 }
 
+/** The report as a table, one line per tensor, with a summary line. */
 export function formatConformance(report: ConformanceReport): string {
   const width = Math.max(...report.rows.map((r) => r.file.length + r.tensor.length + 3), 20);
   const lines = report.rows.map((r) => {

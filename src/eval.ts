@@ -80,6 +80,7 @@ export function buildEvalModel<H>(def: ArchitectureDef<H>, h: H, d: Dims, latent
   return g.encode();
 }
 
+/** Evaluation metrics of an SAE over a set of inputs (SAELens's names). */
 export interface Metrics {
   readonly inputs: number;
   readonly mse: number;
@@ -282,11 +283,13 @@ export class MetricsAccumulator {
     this.variance += centred + (shift * this.inputs * rows) / n;
   }
 
+  /** The running sums, to merge accumulators or checkpoint them. */
   sums(): MetricSums {
     const { inputs, sse, l0, l1, l2Ratio, xHatSq, dot, variance, legacySum, legacyRows, fires } = this;
     return { inputs, sse, l0, l1, l2Ratio, xHatSq, dot, variance, legacySum, legacyRows, fires };
   }
 
+  /** The metrics of the inputs added so far. */
   metrics(): Metrics {
     return metricsFromSums(this.sums());
   }
@@ -296,10 +299,12 @@ export class MetricsAccumulator {
     return log10FiringRates(this.fires, this.inputs);
   }
 
+  /** The live latents' firing rates in log10 bins, and the count of dead ones. */
   firingRateHistogram(binsPerDecade?: number): FiringRateHistogram {
     return firingRateHistogram(this.fires, this.inputs, binsPerDecade);
   }
 
+  /** Inputs by how many latents fired on them. */
   l0Histogram(maxBins?: number): Histogram {
     return l0Histogram(this.l0Counts, maxBins);
   }
@@ -317,6 +322,15 @@ export type LatentsSink<B extends EvalBatch> = (latents: Float32Array, batch: B)
 /**
  * Evaluates `sae` on batches of x [rows, dIn]. With `onLatents`, each batch's latents also come
  * back (the dashboard's one pass over the data gathers its examples from them).
+ *
+ * @example
+ * ```ts
+ * async function* batches() {
+ *   yield { x, rows: x.length / sae.dims.dIn };
+ * }
+ * const m = (await evaluate(engine, sae, batches())).metrics();
+ * console.log(m.explained_variance, m.l0);
+ * ```
  */
 export async function evaluate<B extends EvalBatch>(engine: Engine, sae: Sae, batches: AsyncIterable<B>, onLatents?: LatentsSink<B>): Promise<MetricsAccumulator> {
   const withLatents = onLatents !== undefined;

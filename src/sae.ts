@@ -23,6 +23,7 @@ export function rowsFor(dSae: number, floats: number): number {
  */
 const INFERENCE_FLOATS = 2 ** 23;
 
+/** The k largest activations of each row, as (indices, values) pairs. */
 export interface SparseCode {
   /** [rows, k] latent indices, largest activation first. */
   readonly indices: Int32Array;
@@ -36,6 +37,19 @@ export function graphKey(architecture: Architecture, dims: Dims, hyper: unknown)
   return `${architecture}:${dims.dIn}x${dims.dSae}:${JSON.stringify(hyper)}`;
 }
 
+/**
+ * A sparse autoencoder: architecture, sizes, hyper-parameters and parameters, with inference on an
+ * Engine. Load one with loadSae (SAELens folders) or get one from runTraining.
+ *
+ * @example
+ * ```ts
+ * const sae = await loadSae('out/sae');
+ * const f = await sae.encode(engine, x); // [rows, dIn] -> [rows, dSae]
+ * const xHat = await sae.decode(engine, f); // [rows, dSae] -> [rows, dIn]
+ * const code = await sae.encodeTopK(engine, x, 16); // the 16 largest latents of each row
+ * const xHat16 = await sae.decodeSparse(engine, code);
+ * ```
+ */
 export class Sae {
   readonly def: ArchitectureDef<unknown>;
   readonly key: string;

@@ -15,6 +15,7 @@ export const TABLE = { standard, kl, topk, batchtopk, matryoshka, jumprelu, gate
 /** The architectures: the keys of the table. */
 export type Architecture = keyof typeof TABLE;
 
+/** The names of the architectures, in the order of the table. */
 export const ARCHITECTURES = Object.keys(TABLE) as Architecture[];
 
 export function isArchitecture(name: string): name is Architecture {

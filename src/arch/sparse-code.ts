@@ -32,7 +32,13 @@ export function addRowVector(x: Float32Array, rows: number, b: Float32Array): vo
 /** [dSae] inputs on which each latent fired (f > 0). */
 export function firesOf(kernels: Kernels, s: Selection, dSae: number): Float32Array {
   const fires = new Float32Array(dSae);
-  kernels.sparseScatterSum(s.code, s.pre.map((v) => (v > 0 ? 1 : 0)), dSae, fires, false);
+  kernels.sparseScatterSum(
+    s.code,
+    s.pre.map((v) => (v > 0 ? 1 : 0)),
+    dSae,
+    fires,
+    false,
+  );
   return fires;
 }
 
@@ -139,5 +145,8 @@ export function entriesIn(s: Selection, lo: number, hi: number): { sel: Selectio
     ptr[r + 1] = at.length;
   }
   const pos = Int32Array.from(at);
-  return { sel: { code: { rows, rowPtr: ptr, idx: pos.map((e) => idx[e]!) }, pre: pos.length ? Float32Array.from(pos, (e) => s.pre[e]!) : new Float32Array(0) }, at: pos };
+  return {
+    sel: { code: { rows, rowPtr: ptr, idx: pos.map((e) => idx[e]!) }, pre: pos.length ? Float32Array.from(pos, (e) => s.pre[e]!) : new Float32Array(0) },
+    at: pos,
+  };
 }

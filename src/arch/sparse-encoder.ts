@@ -45,7 +45,14 @@ export function encoderGraph(d: Dims, o: EncoderGraphOptions): Uint8Array {
   const xc = o.applyBDec ? builder.sub(x, bDec) : x;
   const pre = builder.gemm(xc, wEnc, { c: bEnc }); // [B, dSae]
   outputTopK(builder, pre, k, { values: 'val', indices: 'idx' }, 'k');
-  if (o.aux) outputTopK(builder, builder.add(pre, builder.input('dead_bias', [d.dSae])), builder.input('k_aux', [1], 'int64'), { values: 'aux_val', indices: 'aux_idx' }, 'k');
+  if (o.aux)
+    outputTopK(
+      builder,
+      builder.add(pre, builder.input('dead_bias', [d.dSae])),
+      builder.input('k_aux', [1], 'int64'),
+      { values: 'aux_val', indices: 'aux_idx' },
+      'k',
+    );
   builder.output(o.applyBDec ? xc : builder.op('Identity', [x]), 'xc', ['batch', d.dIn]);
   if (o.debug) builder.output(pre, 'pre', ['batch', d.dSae]);
   return builder.encode();

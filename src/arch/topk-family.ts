@@ -41,15 +41,33 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
       const kAux = Math.min(auxK, dead);
       const aux = kAux > 0 ? { deadBias: bias, kAux } : undefined;
       for (;;) {
-        const enc = await runEncoder(engine, `${family.name}:${dIn}x${dSae}`, d, { applyBDec: true, aux: aux !== undefined, debug }, params, x, B, family.perRow(), aux);
+        const enc = await runEncoder(
+          engine,
+          `${family.name}:${dIn}x${dSae}`,
+          d,
+          { applyBDec: true, aux: aux !== undefined, debug },
+          params,
+          x,
+          B,
+          family.perRow(),
+          aux,
+        );
         const main = family.select(enc, B);
         if (main === undefined) continue;
-        const pass = await sparsePass(engine, d, params, x, B, { ...enc, main, auxScale: Math.min(dead / auxK, 1) }, {
-          loss: family.loss,
-          auxCoefficient: inp.coef,
-          ...(family.prefixes ? { prefixes: family.prefixes } : {}),
-          ...(workspace ? { workspace } : {}),
-        });
+        const pass = await sparsePass(
+          engine,
+          d,
+          params,
+          x,
+          B,
+          { ...enc, main, auxScale: Math.min(dead / auxK, 1) },
+          {
+            loss: family.loss,
+            auxCoefficient: inp.coef,
+            ...(family.prefixes ? { prefixes: family.prefixes } : {}),
+            ...(workspace ? { workspace } : {}),
+          },
+        );
         await pass.grads.finishBDec(engine, params['W_enc']!);
         const forward: Record<string, Float32Array> = {};
         if (debug) {

@@ -11,6 +11,7 @@ import type { Architecture } from './index.js';
 /** The names of the table in index.ts (derived from its keys). */
 export type { Architecture };
 
+/** The sizes of an SAE: input width and number of latents. */
 export interface Dims {
   readonly dIn: number;
   readonly dSae: number;
@@ -19,6 +20,7 @@ export interface Dims {
 /** Parameters by name (SAELens names: W_enc [dIn, dSae], b_enc [dSae], W_dec [dSae, dIn], b_dec [dIn], ...). */
 export type Params = Record<string, Float32Array>;
 
+/** A parameter of an architecture: its name (as saved) and shape. */
 export interface ParamSpec {
   readonly name: string;
   readonly shape: readonly number[];
@@ -55,6 +57,7 @@ export interface StepResult {
 
 /** The forward and backward pass of one training step (state such as BatchTopK's threshold is updated in place). */
 export interface TrainStep {
+  /** One step on a batch: gradients, loss terms and statistics (state parameters updated in place). */
   run(params: Params, inputs: StepInputs): Promise<StepResult>;
 }
 
@@ -88,6 +91,7 @@ export interface TrainGraph {
   readonly active: Value;
 }
 
+/** What an encoder graph computes: the latent activations f and where they fire. */
 export interface Encoded {
   /** [batch, dSae] latent activations. */
   readonly f: Value;
@@ -117,6 +121,7 @@ export type SparsityKnob =
   /** A hyper-parameter that grows with L0 (a target firing rate), searched below `max`. */
   | { readonly kind: 'rate'; readonly key: string; readonly start: number; readonly max: number };
 
+/** How the ground-truth recovery benchmark trains this architecture at a matched sparsity. */
 export interface RecoverySettings {
   readonly knob: SparsityKnob;
   /** Keep decoder rows at unit norm while training in the benchmark. */
@@ -136,12 +141,20 @@ export interface ReferenceCase<H> {
   readonly extra?: Readonly<Record<string, Float32Array>>;
 }
 
+/** How `sae conformance` reads this architecture's PyTorch reference vectors. */
 export interface ReferenceMapping<H> {
   /** The `architecture` names of the reference files this architecture checks against. */
   readonly files: readonly string[];
+  /** The reference file's hyper-parameters as ours (with the coefficient and extra parameters). */
   map(h: ReferenceHyper): ReferenceCase<H>;
 }
 
+/**
+ * Everything the library knows about one architecture, in one object of the table (src/arch/index.ts):
+ * its formulas, hyper-parameters (schema and CLI options), parameters, encoder and decoder as graph
+ * builders, training step, saved form and SAELens cfg mapping. Adding an architecture is one such
+ * object and one line in the table.
+ */
 export interface ArchitectureDef<H> {
   readonly name: Architecture;
   /** The forward pass and loss, in one line, for --help and docs. */
@@ -164,6 +177,7 @@ export interface ArchitectureDef<H> {
   applyBDecToInput(h: H): boolean;
   /** b_dec at initialisation from the centre of a data sample (default: the centre itself). */
   initBDec?(center: Float32Array, h: H): Float32Array;
+  /** Its parameters (names and shapes) at these sizes. */
   params(d: Dims, h: H): readonly ParamSpec[];
   /** Initial values of the parameters beyond the four common ones (which init.ts sets). */
   initExtra?(d: Dims, h: H): Params;
@@ -172,7 +186,9 @@ export interface ArchitectureDef<H> {
    * JumpReLU with its threshold, a log-threshold as the threshold).
    */
   exportForm?(h: H, d: Dims, p: Params): { architecture: Architecture; hyper: unknown; params: Params };
+  /** Adds the encoder to a graph: x [batch, dIn] -> f [batch, dSae]. */
   encode(g: GraphBuilder, x: Value, p: ParamValues, h: H, d: Dims): Encoded;
+  /** Adds the decoder to a graph: f [batch, dSae] -> x_hat [batch, dIn]. */
   decode(g: GraphBuilder, f: Value, p: ParamValues, h: H, d: Dims): Value;
   /**
    * Builds the training step; `debug` also reports the intermediates the reference vectors hold.

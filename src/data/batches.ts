@@ -14,9 +14,11 @@ import type { Dataset } from './dataset.js';
 import { blockPieces, type EpochOrder, epochOrder, makeSplit, mergePieces, type Piece, piecesOf, type Split, STREAM } from './split.js';
 import { firstAtOrAbove } from './search.js';
 
+/** What to do with rows holding NaN or Inf: refuse the dataset, or drop them. */
 export type NonFinitePolicy = 'error' | 'skip';
 export const NON_FINITE_POLICIES: readonly NonFinitePolicy[] = ['error', 'skip'];
 
+/** How a BatchStream splits, shuffles and batches a dataset. */
 export interface BatchOptions {
   /** Rows per batch (B). */
   readonly batchSize: number;
@@ -42,6 +44,7 @@ export const BATCH_DEFAULTS = {
   nonFinite: 'error',
 } as const;
 
+/** One batch of rows. */
 export interface Batch {
   /** [rows, dIn] */
   readonly x: Float32Array;
@@ -73,6 +76,17 @@ const EPOCH_CACHE = 3;
 /** Bytes per read of the NaN/Inf scan. */
 const SCAN_BYTES = 8 * 2 ** 20;
 
+/**
+ * Seeded batches of a Dataset: a held-out split, then shuffled windows of blocks, so that
+ * batchAt(step) depends on (seed, step) only and a resumed run sees the batches it would have seen.
+ *
+ * @example
+ * ```ts
+ * const stream = await BatchStream.open(await openDataset({ path: 'acts.npy' }, engine), { batchSize: 1024, seed: 1 }, engine);
+ * const { x, rows } = await stream.batchAt(42); // the same rows for step 42 on every run
+ * const heldOut = await stream.heldOut(10_000);
+ * ```
+ */
 export class BatchStream {
   readonly dIn: number;
   readonly batchSize: number;

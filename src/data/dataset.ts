@@ -15,6 +15,7 @@ export interface Dataset {
    * scratch buffers. A range outside [0, rows) is a RangeError (a bug, not a user error).
    */
   read(start: number, count: number, out: Float32Array): Promise<void>;
+  /** Closes its files; reads after close fail. */
   close(): Promise<void>;
   /** What the data is and how it was made (format, tensor, preprocessing), saved in cfg.json metadata. */
   readonly description: Readonly<Record<string, unknown>>;

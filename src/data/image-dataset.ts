@@ -11,6 +11,7 @@ import { cutPatches, type GreyImage, listImages, type PatchOrigins, readGreyImag
 import { memoryDataset } from './memory.js';
 import { fitPreprocess, type ImagePreprocess, preprocessPatches, removePatchMeans, type Whitening, WHITENINGS, type WhiteningSettings } from './whitening.js';
 
+/** How patches are cut from images and preprocessed. */
 export interface ImagePatchOptions {
   /** Patch side in pixels (default 12, or the preprocess's). */
   readonly patchSize?: number;

@@ -21,6 +21,7 @@ export interface SplitOptions {
   readonly heldOutMaxRows: number;
 }
 
+/** A dataset's rows split in blocks: the training blocks and the held-out ones. */
 export interface Split {
   readonly rows: number;
   /** K: rows per block. */

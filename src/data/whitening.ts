@@ -14,6 +14,7 @@ import { UserError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import { symmetricEigen } from './eigen.js';
 
+/** How image patches are whitened: not at all, PCA or ZCA. */
 export type Whitening = 'none' | 'pca' | 'zca';
 export const WHITENINGS: readonly Whitening[] = ['none', 'pca', 'zca'];
 
@@ -26,13 +27,13 @@ export interface ImagePreprocess {
   readonly whitening: Whitening;
   /** Added to every covariance eigenvalue before the inverse square root. */
   readonly eps: number;
-  /** [d]: mu, the mean of the fitting sample after mean removal (zeros for 'none'). */
+  /** mu [d]: the mean of the fitting sample after mean removal (zeros for 'none'). */
   readonly mean: Float32Array;
-  /** [d, d]: W, y = W (x - mu) (the identity for 'none'). */
+  /** W [d, d]: y = W (x - mu) (the identity for 'none'). */
   readonly matrix: Float32Array;
-  /** [d, d]: W^-1, x = mu + W^-1 y. */
+  /** W^-1 [d, d]: x = mu + W^-1 y. */
   readonly inverse: Float32Array;
-  /** [d]: l, the covariance eigenvalues of the fitting sample, descending. */
+  /** l [d]: the covariance eigenvalues of the fitting sample, descending. */
   readonly eigenvalues: Float32Array;
 }
 

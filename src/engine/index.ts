@@ -11,9 +11,11 @@ import { GraphBuilder } from './onnx.js';
 import { compileGraph, type Graph, type OrtApi } from './ort.js';
 import { referenceKernels } from './reference.js';
 
+/** Which kernels an Engine runs: the native addon, the TypeScript reference, or auto (native when it loads). */
 export type KernelsChoice = KernelsName | 'auto';
 export const KERNELS_CHOICES: readonly KernelsChoice[] = ['auto', 'native', 'reference'];
 
+/** Options of an Engine. */
 export interface EngineOptions {
   /** Threads for onnxruntime and the native kernels; default: every core. */
   readonly threads?: number;
@@ -51,6 +53,21 @@ export function selectKernels(choice: KernelsChoice, threads: number, warn: (m: 
   return referenceKernels;
 }
 
+/**
+ * Where everything runs: onnxruntime sessions for the dense products (compiled once per graph and
+ * kept), the kernels for the rest (the native addon, or the TypeScript reference), and the threads
+ * both use. Make one per process and release it at the end.
+ *
+ * @example
+ * ```ts
+ * import { Engine, loadSae } from 'sparse-autoencoder';
+ *
+ * const engine = new Engine({ threads: 4, kernels: 'auto' }); // 'native' refuses to fall back
+ * const sae = await loadSae('out/sae');
+ * const f = await sae.encode(engine, x); // x: [rows, dIn] -> f: [rows, dSae]
+ * await engine.release();
+ * ```
+ */
 export class Engine {
   readonly threads: number;
   readonly kernels: Kernels;
@@ -86,6 +103,7 @@ export class Engine {
     return out['y']!.data as Float32Array;
   }
 
+  /** Releases every compiled graph (onnxruntime sessions); the engine compiles again if used after. */
   async release(): Promise<void> {
     const graphs = await Promise.all(this.cache.values());
     this.cache.clear();

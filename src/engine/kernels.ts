@@ -9,6 +9,7 @@
 
 import type { DequantType } from './dequant.js';
 
+/** Adam's hyper-parameters. */
 export interface AdamHyper {
   readonly lr: number;
   readonly beta1: number;
@@ -16,6 +17,7 @@ export interface AdamHyper {
   readonly eps: number;
 }
 
+/** The kernel implementations: the native addon and the TypeScript reference. */
 export type KernelsName = 'native' | 'reference';
 
 /**
@@ -32,6 +34,7 @@ export interface CsrRows {
 /** Where a scatter writes: rows of a [dSae, dIn] matrix (W_dec's layout) or columns of a [dIn, dSae] one (W_enc's). */
 export type ScatterLayout = 'rows' | 'columns';
 
+/** The non-matrix-product kernels of training and inference, implemented by the native addon and by the TypeScript reference. */
 export interface Kernels {
   readonly name: KernelsName;
 

@@ -61,6 +61,7 @@ class ProtoWriter {
   }
 }
 
+/** An ONNX node attribute: an integer, a float, a list of integers or a string. */
 export type AttrValue = number | { float: number } | readonly number[] | string;
 
 function attribute(name: string, value: AttrValue): ProtoWriter {
@@ -83,7 +84,8 @@ function valueInfo(name: string, type: ElemType, shape: readonly Dim[]): ProtoWr
   return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
 }
 
-type ConstData = Float32Array | Int32Array | BigInt64Array;
+/** The data of a constant tensor in a graph. */
+export type ConstData = Float32Array | Int32Array | BigInt64Array;
 
 function tensorProto(name: string, type: ElemType, dims: readonly number[], data: ConstData): ProtoWriter {
   const t = new ProtoWriter();
@@ -109,6 +111,7 @@ export class GraphBuilder {
 
   constructor(private readonly opset = 17) {}
 
+  /** A graph input of this shape and element type. */
   input(name: string, shape: readonly Dim[], type: ElemType = 'float32'): Value {
     this.inputs.push(valueInfo(name, type, shape));
     return name as Value;
@@ -132,18 +135,22 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A float32 scalar constant. */
   scalar(x: number): Value {
     return this.constant(new Float32Array([x]));
   }
 
+  /** An int64 [n] constant of axes, for the reductions and Unsqueeze. */
   axes(...axes: number[]): Value {
     return this.constant(BigInt64Array.from(axes.map(BigInt)), [axes.length]);
   }
 
+  /** A node of any ONNX operator with one output. */
   op(type: string, inputs: readonly (Value | '')[], attrs: Record<string, AttrValue> = {}, name?: string): Value {
     return this.opN(type, inputs, 1, attrs, name ? [name] : undefined)[0]!;
   }
 
+  /** A node of any ONNX operator with nOut outputs. */
   opN(type: string, inputs: readonly (Value | '')[], nOut: number, attrs: Record<string, AttrValue> = {}, names?: string[]): Value[] {
     const id = this.counter++;
     const outs = (names ?? Array.from({ length: nOut }, (_, i) => `${type}_${id}_${i}`)) as Value[];
@@ -157,22 +164,39 @@ export class GraphBuilder {
   }
 
   // --- the operators we use ---
+  /** a + b, broadcasting. */
   add(a: Value, b: Value): Value { return this.op('Add', [a, b]); }
+  /** a - b, broadcasting. */
   sub(a: Value, b: Value): Value { return this.op('Sub', [a, b]); }
+  /** a * b, broadcasting. */
   mul(a: Value, b: Value): Value { return this.op('Mul', [a, b]); }
+  /** a / b, broadcasting. */
   div(a: Value, b: Value): Value { return this.op('Div', [a, b]); }
+  /** -a. */
   neg(a: Value): Value { return this.op('Neg', [a]); }
+  /** max(a, 0). */
   relu(a: Value): Value { return this.op('Relu', [a]); }
+  /** 1 / (1 + exp(-a)). */
   sigmoid(a: Value): Value { return this.op('Sigmoid', [a]); }
+  /** sqrt(a). */
   sqrt(a: Value): Value { return this.op('Sqrt', [a]); }
+  /** exp(a). */
   exp(a: Value): Value { return this.op('Exp', [a]); }
+  /** ln(a). */
   log(a: Value): Value { return this.op('Log', [a]); }
+  /** a * a. */
   square(a: Value): Value { return this.op('Mul', [a, a]); }
+  /** a > b (boolean). */
   greater(a: Value, b: Value): Value { return this.op('Greater', [a, b]); }
+  /** a < b (boolean). */
   less(a: Value, b: Value): Value { return this.op('Less', [a, b]); }
+  /** a and b (booleans). */
   and(a: Value, b: Value): Value { return this.op('And', [a, b]); }
+  /** a where cond, else b. */
   where(cond: Value, a: Value, b: Value): Value { return this.op('Where', [cond, a, b]); }
+  /** a converted to another element type. */
   cast(a: Value, to: ElemType): Value { return this.op('Cast', [a], { to: DataType[to] }); }
+  /** a @ b. */
   matmul(a: Value, b: Value): Value { return this.op('MatMul', [a, b]); }
   /** Gemm: op(a) @ op(b) (+ c, broadcast), op = transpose when asked. */
   gemm(a: Value, b: Value, opts: { c?: Value; transA?: boolean; transB?: boolean } = {}): Value {
@@ -182,12 +206,15 @@ export class GraphBuilder {
   sum(a: Value, axes: number[] = [], keepdims = false): Value {
     return this.op('ReduceSum', axes.length ? [a, this.axes(...axes)] : [a], { keepdims: keepdims ? 1 : 0 });
   }
+  /** a with size-1 axes inserted. */
   unsqueeze(a: Value, ...axes: number[]): Value { return this.op('Unsqueeze', [a, this.axes(...axes)]); }
+  /** The k largest (or smallest) along an axis, sorted: values and int64 indices. */
   topk(a: Value, k: Value, axis = -1, largest = true): [values: Value, indices: Value] {
     const [v, i] = this.opN('TopK', [a, k], 2, { axis, largest: largest ? 1 : 0, sorted: 1 });
     return [v!, i!];
   }
 
+  /** The serialised ONNX ModelProto. */
   encode(): Uint8Array {
     const graph = new ProtoWriter();
     for (const n of this.nodes) graph.message(1, n);

@@ -7,10 +7,15 @@ import type { InferenceSession, Tensor } from 'onnxruntime-node';
 
 /** The part of onnxruntime's JS API we use: onnxruntime-node in Node, onnxruntime-web in a browser. */
 export interface OrtApi {
-  readonly InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  /** onnxruntime's session factory (onnxruntime-node's, or a test's stand-in). */
+  readonly InferenceSession: {
+    /** Compiles a serialised ONNX model into a session. */
+    create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession>;
+  };
   readonly Tensor: typeof Tensor;
 }
 
+/** The element arrays a graph takes and returns. */
 export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
 
 /** A typed array and its dims, the engine's tensor. */
@@ -19,6 +24,7 @@ export interface HostTensor<T extends TensorData = TensorData> {
   readonly dims: readonly number[];
 }
 
+/** A graph's inputs by name. */
 export type Feeds = Record<string, HostTensor>;
 
 /** A compiled graph: run it with host tensors, get its outputs back as typed arrays. */
@@ -42,6 +48,7 @@ export class Graph {
     return result;
   }
 
+  /** Releases the onnxruntime session. */
   async release(): Promise<void> {
     await this.session.release();
   }

@@ -33,6 +33,7 @@ const PACKAGE = 'sparse-autoencoder@0.1.0';
 /** cfg.json's `format` for SAEs SAELens cannot load (kl): our own layout, saying so. */
 export const OWN_FORMAT = 'sparse-autoencoder';
 
+/** Options of saveSae. */
 export interface SaveOptions {
   /** [dSae] log10 firing rate of each latent. */
   readonly log10FiringRates?: Float32Array | undefined;
@@ -262,7 +263,21 @@ export async function loadSaeLens(dir: string): Promise<LoadedSae> {
   return { sae, format: 'saelens', folded };
 }
 
-/** Loads a SAELens folder as SAELens computes it (see loadSaeLens for what was folded). */
+/**
+ * Loads a SAELens folder (cfg.json and sae_weights.safetensors, as SAELens saves them or as saveSae
+ * does) as the SAE SAELens would compute: architecture, sizes and parameters checked against each
+ * other, the file named in one line when something does not fit.
+ *
+ * @example
+ * ```ts
+ * import { Engine, loadSae, saveSae } from 'sparse-autoencoder';
+ *
+ * const engine = new Engine();
+ * const sae = await loadSae('gemma-2b-res-jb/blocks.6.hook_resid_post');
+ * console.log(sae.architecture, sae.dims); // e.g. 'standard' { dIn: 2048, dSae: 16384 }
+ * await saveSae('copy', sae); // a folder SAELens loads
+ * ```
+ */
 export async function loadSae(dir: string): Promise<Sae> {
   return (await loadSaeLens(dir)).sae;
 }

@@ -16,9 +16,11 @@ import { safetensorsDataset } from '../data/safetensors.js';
 import { openStore } from './dataset.js';
 import { MANIFEST_FILENAME } from './manifest.js';
 
+/** The data formats openDataset reads. */
 export type DataFormat = 'npy' | 'safetensors' | 'raw' | 'images' | 'store';
 export const DATA_FORMATS: readonly DataFormat[] = ['npy', 'safetensors', 'raw', 'images', 'store'];
 
+/** A data file (or folder) and how to read it: what the CLI's data flags and a config's `data` name. */
 export interface DataSpec {
   /** A file, or a folder of images; several paths for images only. */
   readonly path: string | readonly string[];
@@ -41,6 +43,20 @@ const EXTENSIONS: Readonly<Record<string, DataFormat>> = {
   ...Object.fromEntries(IMAGE_EXTENSIONS.map((e) => [e, 'images'])),
 };
 
+/**
+ * Opens a data spec as a Dataset of rows: .npy, .safetensors, raw float32, images (patches), or an
+ * activation store folder, by its extension or `format`. Nothing is read until rows are asked for.
+ *
+ * @example
+ * ```ts
+ * import { BatchStream, Engine, openDataset } from 'sparse-autoencoder';
+ *
+ * const engine = new Engine();
+ * const ds = await openDataset({ path: 'activations.npy' }, engine);
+ * const stream = await BatchStream.open(ds, { batchSize: 4096, seed: 0 }, engine);
+ * const batch = await stream.batchAt(0); // batch.x: [batch.rows, ds.dIn]
+ * ```
+ */
 export async function openDataset(spec: DataSpec, engine: Engine): Promise<Dataset> {
   const paths = typeof spec.path === 'string' ? [spec.path] : spec.path;
   const [first, ...others] = paths;

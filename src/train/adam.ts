@@ -2,6 +2,7 @@
 import type { Params } from '../arch/types.js';
 import type { AdamHyper, Kernels } from '../engine/kernels.js';
 
+/** Adam over an SAE's parameters: moments per parameter, updated by the kernels. */
 export class Adam {
   readonly m: Params = {};
   readonly v: Params = {};

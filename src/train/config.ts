@@ -96,6 +96,22 @@ export const LoggingConfig = z
   })
   .strict();
 
+/**
+ * The training configuration (the schema; the type of the same name is a parsed one): data, model,
+ * optimiser, schedule and logging, each option with its default. `TrainConfig.parse` fills in the
+ * defaults and throws on a bad field; `sae train --config` reads the same object from JSON.
+ *
+ * @example
+ * ```ts
+ * const config = TrainConfig.parse({
+ *   data: { path: 'activations.npy', batchSize: 4096 },
+ *   model: { architecture: 'topk', dSae: 16384, hyper: { k: 32 } },
+ *   optimizer: { lr: 4e-4 },
+ *   schedule: { steps: 10_000 },
+ *   logging: { out: 'out/topk' },
+ * });
+ * ```
+ */
 export const TrainConfig = z
   .object({
     data: DataConfig,
@@ -118,5 +134,7 @@ export const TrainConfig = z
     }
   });
 
+/** A parsed training configuration (every default filled in). */
 export type TrainConfig = z.infer<typeof TrainConfig>;
+/** A training configuration as written (a JSON file, CLI flags): defaults may be left out. */
 export type TrainConfigInput = z.input<typeof TrainConfig>;

@@ -6,6 +6,7 @@ import type { ArchitectureDef, Dims, Params } from '../arch/types.js';
 import type { Kernels } from '../engine/kernels.js';
 import type { Rng } from '../rng.js';
 
+/** How b_dec starts: the geometric median or the mean of a data sample, or zeros. */
 export type BDecInit = 'geometric_median' | 'mean' | 'zeros';
 
 export function initParams<H>(def: ArchitectureDef<H>, h: H, d: Dims, rng: Rng, decoderNorm: number, kernels: Kernels): Params {

@@ -5,6 +5,7 @@
 import { appendFileSync } from 'node:fs';
 import { formatDuration, type OutStream } from '../io/terminal.js';
 
+/** The figures of one step that the progress bar and the JSON log show. */
 export interface StepStats {
   readonly step: number; // 1-based: steps done
   readonly steps: number;

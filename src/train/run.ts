@@ -36,6 +36,7 @@ export const LOG_FILENAME = 'train_log.jsonl';
 export const METRICS_FILENAME = 'metrics.json';
 export const PREPROCESS_FILENAME = 'preprocess.safetensors';
 
+/** How runTraining reports and treats an existing output folder. */
 export interface RunOptions {
   readonly stderr: OutStream;
   /** Continue from the output folder's checkpoint. */
@@ -46,6 +47,7 @@ export interface RunOptions {
   readonly flags?: ReadonlyMap<string, string>;
 }
 
+/** What runTraining made: the SAE, its folder and its held-out metrics. */
 export interface RunResult {
   readonly sae: Sae;
   readonly out: string;
@@ -158,6 +160,19 @@ export function settingsOf(c: TrainConfig, dataset: Dataset, hyper: unknown): Tr
   };
 }
 
+/**
+ * Trains an SAE as `c` says: opens the data, holds some out, trains with checkpoints in the output
+ * folder (resumable), evaluates on the held-out rows and saves the SAE there as a SAELens folder.
+ *
+ * @example
+ * ```ts
+ * import { runTraining, TrainConfig } from 'sparse-autoencoder';
+ *
+ * const config = TrainConfig.parse({ data: { path: 'activations.npy' }, model: { architecture: 'standard', dSae: 4096 }, logging: { out: 'out/run' } });
+ * const result = await runTraining(config, { stderr: process.stderr });
+ * console.log(result.out, result.metrics.explained_variance, result.metrics.l0);
+ * ```
+ */
 export async function runTraining(c: TrainConfig, o: RunOptions, engine?: Engine): Promise<RunResult> {
   const flags = o.flags ?? new Map<string, string>();
   const hyper = parseHyper(c, flags);

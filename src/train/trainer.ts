@@ -18,11 +18,13 @@ import { architecture as architectureDef } from '../arch/index.js';
 
 /** What the trainer reads: batches addressed by step (so a resumed run sees the same data) and a sample. */
 export interface TrainingData {
+  /** The batch of a step: x [rows, dIn]; the same step gives the same batch. */
   batchAt(step: number): Promise<{ readonly x: Float32Array; readonly rows: number }>;
   /** A seeded sample of training rows: [rows, dIn]. */
   sample(rows: number): Promise<Float32Array>;
 }
 
+/** What train() needs: architecture, sizes, schedule, optimiser settings. */
 export interface TrainSettings {
   readonly architecture: Architecture;
   readonly dims: Dims;
@@ -40,6 +42,7 @@ export interface TrainSettings {
   readonly seed: number;
 }
 
+/** Progress, checkpoints and resumption of a train() call. */
 export interface TrainRunOptions {
   /** Checkpoint file; none: no checkpoints. */
   readonly checkpointPath?: string | undefined;
@@ -53,6 +56,7 @@ export interface TrainRunOptions {
   readonly sampleRows?: number;
 }
 
+/** The trained parameters and the last step's figures. */
 export interface TrainResult {
   /** The trained SAE, for raw inputs (the normalisation factor folded in). */
   readonly sae: Sae;
@@ -117,6 +121,7 @@ export class StepRunner {
     this.adam = new Adam(this.trainable, s.adam);
   }
 
+  /** A runner for these settings, starting from `params`. */
   static async create(engine: Engine, s: TrainSettings, params: Params): Promise<StepRunner> {
     const def = architectureDef(s.architecture);
     return new StepRunner(engine, s, params, await def.step(engine, s.dims, s.hyper, false));
@@ -141,6 +146,9 @@ export class StepRunner {
   }
 }
 
+/**
+ * The training loop on any batch source: steps, schedule, dead-latent bookkeeping and checkpoints (runTraining wraps it with data, evaluation and saving).
+ */
 export async function train(engine: Engine, s: TrainSettings, data: TrainingData, run: TrainRunOptions): Promise<TrainResult> {
   const state = run.resumeFrom ?? (await initialState(engine, s, data, run.sampleRows ?? 8192, run.key));
   if (state.key !== run.key) {

@@ -75,13 +75,22 @@ class Frame {
   }
 
   /** Grid lines and labels at yTicks, the x axis with its ticks, and both axis titles. */
-  axes(xLabel: string, yLabel: string, xTicks: readonly number[], yTicks: readonly number[], xFormat: (v: number) => string, yFormat: (v: number) => string): string[] {
+  axes(
+    xLabel: string,
+    yLabel: string,
+    xTicks: readonly number[],
+    yTicks: readonly number[],
+    xFormat: (v: number) => string,
+    yFormat: (v: number) => string,
+  ): string[] {
     const { margin: m, width, height, base } = this;
     const parts: string[] = [];
     for (const t of yTicks) {
       const y = this.y(t).toFixed(1);
       parts.push(`<line class="grid" x1="${m.left}" x2="${width - m.right}" y1="${y}" y2="${y}" stroke="#edf0f3"/>`);
-      parts.push(`<text class="tick" x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="10.5" fill="#5d6775">${escapeHtml(yFormat(t))}</text>`);
+      parts.push(
+        `<text class="tick" x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="10.5" fill="#5d6775">${escapeHtml(yFormat(t))}</text>`,
+      );
     }
     parts.push(`<line class="axis" x1="${m.left}" x2="${width - m.right}" y1="${base}" y2="${base}" stroke="#9aa4b1"/>`);
     for (const t of xTicks) {
@@ -89,8 +98,12 @@ class Frame {
       parts.push(`<line class="axis" x1="${x}" x2="${x}" y1="${base}" y2="${base + 4}" stroke="#9aa4b1"/>`);
       parts.push(`<text class="tick" x="${x}" y="${base + 15}" text-anchor="middle" font-size="10.5" fill="#5d6775">${escapeHtml(xFormat(t))}</text>`);
     }
-    parts.push(`<text class="label" x="${m.left + this.plotW / 2}" y="${height - 6}" text-anchor="middle" font-size="11.5" fill="#364150">${escapeHtml(xLabel)}</text>`);
-    parts.push(`<text class="label" transform="translate(13 ${m.top + this.plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11.5" fill="#364150">${escapeHtml(yLabel)}</text>`);
+    parts.push(
+      `<text class="label" x="${m.left + this.plotW / 2}" y="${height - 6}" text-anchor="middle" font-size="11.5" fill="#364150">${escapeHtml(xLabel)}</text>`,
+    );
+    parts.push(
+      `<text class="label" transform="translate(13 ${m.top + this.plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11.5" fill="#364150">${escapeHtml(yLabel)}</text>`,
+    );
     return parts;
   }
 
@@ -168,7 +181,10 @@ export function barChart(h: Histogram, o: ChartOptions): string {
   const fmt = o.xFormat ?? shortNumber;
   const xTicks = (o.xTicks ?? (n > 0 ? niceTicks(lo, hi, 5) : [])).filter((t) => t >= lo - 1e-9 && t <= hi + 1e-9);
   const parts = [...frame.axes(o.xLabel, o.yLabel, xTicks, yTicks, fmt, shortNumber), ...frame.bars(h, h.counts, BAR_COLOUR, fmt)];
-  if (n === 0) parts.push(`<text class="empty" x="${frame.margin.left + frame.plotW / 2}" y="${frame.margin.top + frame.plotH / 2}" text-anchor="middle" fill="#9aa4b1">no data</text>`);
+  if (n === 0)
+    parts.push(
+      `<text class="empty" x="${frame.margin.left + frame.plotW / 2}" y="${frame.margin.top + frame.plotH / 2}" text-anchor="middle" fill="#9aa4b1">no data</text>`,
+    );
   return frame.svg(o.title, parts, false);
 }
 
