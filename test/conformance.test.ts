@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CONFORMANCE_TOLERANCE, formatConformance, runConformance } from '../src/conformance.js';
@@ -35,9 +38,6 @@ describe.each([
 
 describe('conformance runner', () => {
   it('fails when a reference value is off, and skips architectures it does not know', async () => {
-    const { mkdtemp, readFile, writeFile } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const dir = await mkdtemp(join(tmpdir(), 'sae-conf-'));
     const ref = JSON.parse(await readFile(join(FIXTURES, 'standard.json'), 'utf8')) as { grads: { b_enc: number[] } };
     ref.grads.b_enc[3]! += 1e-2;

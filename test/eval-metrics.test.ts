@@ -24,6 +24,7 @@ const sae = new Sae('standard', { dIn: 2, dSae: 4 }, {}, {
 });
 const X = Float32Array.from([1, 2, 3, 0, -2, 1]); // [3, 2]
 
+// eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable of data already in memory
 async function* batchesOf(x: Float32Array, sizes: readonly number[]): AsyncGenerator<EvalBatch & { start: number }> {
   let start = 0;
   for (const rows of sizes) {

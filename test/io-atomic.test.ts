@@ -36,6 +36,7 @@ describe('writeFileAtomic', () => {
     expect(await readFile(f, 'utf8')).toBe('héllo');
     await writeFileAtomic(f, [new Uint8Array([4]), new Uint8Array(0), new Uint8Array([5, 6])]);
     expect([...(await readFile(f))]).toEqual([4, 5, 6]);
+    // eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable of data already in memory
     async function* chunks(): AsyncGenerator<Uint8Array> {
       for (let i = 0; i < 5; i++) yield new Uint8Array(70000).fill(i);
     }
@@ -49,6 +50,7 @@ describe('writeFileAtomic', () => {
   it('leaves the old file and no temp file when the data generator throws', async () => {
     const f = join(dir, 'good.json');
     await writeFile(f, '{"good": true}');
+    // eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable of data already in memory
     async function* broken(): AsyncGenerator<Uint8Array> {
       yield new TextEncoder().encode('{"half');
       throw new Error('generator broke');

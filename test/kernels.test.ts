@@ -713,19 +713,20 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
   });
 
   /** Calls fn with arguments the type system would refuse, to reach the addon's own checks. */
-  const callUntyped = (fn: (...args: never[]) => unknown, ...args: unknown[]): unknown => Reflect.apply(fn, undefined, args);
+  /** Calls kernel `name` with arguments its TypeScript signature would refuse (what plain JavaScript callers can pass). */
+  const callUntyped = (name: keyof Kernels, ...args: unknown[]): unknown => Reflect.apply(k[name] as (...a: unknown[]) => unknown, k, args);
 
   it('throws TypeError for a wrong buffer type, naming the kernel and the argument', () => {
     const out = new Float32Array(2);
-    expect(() => callUntyped(k.rowNorms, new Float64Array(4), 2, 2, out)).toThrow(
+    expect(() => callUntyped('rowNorms', new Float64Array(4), 2, 2, out)).toThrow(
       new TypeError('rowNorms: w must be a Float32Array, got a Float64Array'),
     );
-    expect(() => callUntyped(k.rowNorms, [1, 2, 3, 4], 2, 2, out)).toThrow(/w must be a Float32Array, got an Array/);
-    expect(() => callUntyped(k.nonFiniteRows, new Float32Array(4), 2, 2, new Int8Array(2))).toThrow(
+    expect(() => callUntyped('rowNorms', [1, 2, 3, 4], 2, 2, out)).toThrow(/w must be a Float32Array, got an Array/);
+    expect(() => callUntyped('nonFiniteRows', new Float32Array(4), 2, 2, new Int8Array(2))).toThrow(
       /nonFiniteRows: out must be a Uint8Array, got an Int8Array/,
     );
-    expect(() => callUntyped(k.scale, new Float32Array(4), '2')).toThrow(new TypeError('scale: s must be a number, got a string'));
-    expect(() => callUntyped(k.normalizeRows, new Float32Array(4), 2, undefined, 1)).toThrow(TypeError);
+    expect(() => callUntyped('scale', new Float32Array(4), '2')).toThrow(new TypeError('scale: s must be a number, got a string'));
+    expect(() => callUntyped('normalizeRows', new Float32Array(4), 2, undefined, 1)).toThrow(TypeError);
   });
 
   it('throws RangeError for wrong lengths, shapes, overlapping buffers and out-of-range values', () => {
@@ -816,25 +817,25 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
     expect(() => k.centeredSumSquares(f(6), 4, 2)).toThrow(/centeredSumSquares: x has 6 elements, expected rows \* cols/);
 
     // types
-    expect(() => callUntyped(k.sparseDecode, { ...good, idx: Uint32Array.from(good.idx) }, f(3), w, dIn, out)).toThrow(
+    expect(() => callUntyped('sparseDecode', { ...good, idx: Uint32Array.from(good.idx) }, f(3), w, dIn, out)).toThrow(
       new TypeError('sparseDecode: idx must be an Int32Array, got a Uint32Array'),
     );
-    expect(() => callUntyped(k.sparseScatterSum, { ...good, rowPtr: [0, 2, 2, 3] }, f(3), dSae, f(dSae), false)).toThrow(
+    expect(() => callUntyped('sparseScatterSum', { ...good, rowPtr: [0, 2, 2, 3] }, f(3), dSae, f(dSae), false)).toThrow(
       new TypeError('sparseScatterSum: rowPtr must be an Int32Array, got an Array'),
     );
-    expect(() => callUntyped(k.sparseScatter, good, f(3), f(6), dIn, dSae, f(10), 'cols', false)).toThrow(
+    expect(() => callUntyped('sparseScatter', good, f(3), f(6), dIn, dSae, f(10), 'cols', false)).toThrow(
       new RangeError("sparseScatter: layout must be 'rows' or 'columns', got 'cols'"),
     );
-    expect(() => callUntyped(k.sparseScatter, good, f(3), f(6), dIn, dSae, f(10), 1, false)).toThrow(
+    expect(() => callUntyped('sparseScatter', good, f(3), f(6), dIn, dSae, f(10), 1, false)).toThrow(
       new TypeError('sparseScatter: layout must be a string, got a number'),
     );
-    expect(() => callUntyped(k.sparseScatter, good, f(3), f(6), dIn, dSae, f(10), 'rows', 0)).toThrow(
+    expect(() => callUntyped('sparseScatter', good, f(3), f(6), dIn, dSae, f(10), 'rows', 0)).toThrow(
       new TypeError('sparseScatter: accumulate must be a boolean, got a number'),
     );
-    expect(() => callUntyped(k.columnSums, f(6), 2, 3, f(3), undefined)).toThrow(
+    expect(() => callUntyped('columnSums', f(6), 2, 3, f(3), undefined)).toThrow(
       new TypeError('columnSums: accumulate must be a boolean, got undefined'),
     );
-    expect(() => callUntyped(k.sparseDecode, { ...good, rows: 2.5 }, f(3), w, dIn, out)).toThrow(/sparseDecode: rows must be an integer/);
+    expect(() => callUntyped('sparseDecode', { ...good, rows: 2.5 }, f(3), w, dIn, out)).toThrow(/sparseDecode: rows must be an integer/);
 
     // nothing was written by a failed call
     const untouched = f(10).fill(3);

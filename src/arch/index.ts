@@ -28,5 +28,5 @@ export function isArchitecture(name: string): name is Architecture {
  */
 export function architecture(name: string): ArchitectureDef<unknown> {
   if (!isArchitecture(name)) throw new UserError(`unknown architecture '${name}': choose one of ${ARCHITECTURES.join(', ')}`);
-  return TABLE[name] as ArchitectureDef<unknown>;
+  return TABLE[name];
 }

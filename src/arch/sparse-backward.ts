@@ -104,7 +104,7 @@ export interface SparsePass {
  *   g_l = 2 (x_hat_l - x) / N; an entry in prefix group j gets the upstream sum_{l >= j} g_l
  *   AuxK as in topk.ts, on the full reconstruction's residual.
  */
-export async function sparsePass(
+export function sparsePass(
   engine: Engine,
   d: Dims,
   params: Params,
@@ -112,7 +112,7 @@ export async function sparsePass(
   rows: number,
   enc: { main: Selection; xc: Float32Array; aux?: Selection | undefined; auxScale?: number },
   o: SparsePassOptions,
-): Promise<SparsePass> {
+): SparsePass {
   const kernels = engine.kernels;
   const { dIn, dSae } = d;
   const wDec = params['W_dec']!;

@@ -128,8 +128,8 @@ export function batchSelect(cand: Selection, kCand: number, total: number, dSae:
   let overflow = false;
   for (let r = 0; r < rows; r++) {
     const c = counts[r]!;
-    idx.set(cand.code.idx.subarray(r * kCand, r * kCand + c), rowPtr[r]!);
-    pre.set(cand.pre.subarray(r * kCand, r * kCand + c), rowPtr[r]!);
+    idx.set(cand.code.idx.subarray(r * kCand, r * kCand + c), rowPtr[r]);
+    pre.set(cand.pre.subarray(r * kCand, r * kCand + c), rowPtr[r]);
     if (c === kCand && kCand < dSae) overflow = true;
   }
   return { selection: { code: { rowPtr, idx, rows }, pre }, minKept, overflow };

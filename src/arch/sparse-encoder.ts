@@ -105,14 +105,14 @@ export async function runEncoder(
     const n = Math.min(ENCODER_CHUNK, rows - r0);
     const out = await graph.run({ ...feeds, x: { data: x.subarray(r0 * dIn, (r0 + n) * dIn), dims: [n, dIn] } });
     const take = (name: string): Float32Array | Int32Array => (out[name] as HostTensor<Float32Array | Int32Array>).data;
-    xc.set(take('xc') as Float32Array, r0 * dIn);
-    main.idx.set(take('idx') as Int32Array, r0 * k);
-    main.pre.set(take('val') as Float32Array, r0 * k);
+    xc.set(take('xc'), r0 * dIn);
+    main.idx.set(take('idx'), r0 * k);
+    main.pre.set(take('val'), r0 * k);
     if (aux) {
-      auxOut.idx.set(take('aux_idx') as Int32Array, r0 * kAux);
-      auxOut.pre.set(take('aux_val') as Float32Array, r0 * kAux);
+      auxOut.idx.set(take('aux_idx'), r0 * kAux);
+      auxOut.pre.set(take('aux_val'), r0 * kAux);
     }
-    if (pre) pre.set(take('pre') as Float32Array, r0 * dSae);
+    if (pre) pre.set(take('pre'), r0 * dSae);
   }
   return {
     xc,

@@ -54,7 +54,7 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
         );
         const main = family.select(enc, B);
         if (main === undefined) continue;
-        const pass = await sparsePass(
+        const pass = sparsePass(
           engine,
           d,
           params,

@@ -199,7 +199,7 @@ export function parseArgv(spec: ArgsSpec, argv: readonly string[], as: string = 
   const positionals = takePositionals({ ...spec, name: as }, rest);
   for (const [key, o] of entries) {
     if (values[key] !== undefined) continue;
-    if (o.default !== undefined) values[key] = Array.isArray(o.default) ? [...o.default] : o.default;
+    if (o.default !== undefined) values[key] = typeof o.default === 'object' ? [...o.default] : o.default;
     else if (o.required && spec.configOption === undefined) throw new UserError(`--${flagOf(key, o)} is required: ${o.help}`);
   }
   return Object.assign(values, { positionals, given });

@@ -194,11 +194,11 @@ function parsePyLiteral(text: string, file: string): PyValue {
     const out = new Map<string, PyValue>();
     items('}', () => {
       const key = value(depth + 1);
-      if (typeof key !== 'string') fail('a dict key that is not a string');
+      if (typeof key !== 'string') return fail('a dict key that is not a string');
       skip();
       if (text[i] !== ':') fail("expected ':'");
       i++;
-      out.set(String(key), value(depth + 1));
+      out.set(key, value(depth + 1));
     });
     return out;
   };

@@ -129,7 +129,7 @@ export function readSaeLensConfig(cfg: Record<string, unknown>, file: string, fo
   const kwargs = isRecord(cfg['activation_fn_kwargs']) ? cfg['activation_fn_kwargs'] : {};
   let arch = cfg['architecture'] ?? 'standard';
   if (activation === 'topk') arch = 'topk';
-  else if (activation !== 'relu') throw fileError(file, `activation_fn '${String(activation)}' is not supported (SAELens SAEs use relu or topk)`);
+  else if (activation !== 'relu') throw fileError(file, `activation_fn ${JSON.stringify(activation)} is not supported (SAELens SAEs use relu or topk)`);
   if (typeof arch !== 'string') throw fileError(file, 'architecture is not a string');
   const kind = SAELENS_KINDS[arch];
   if (!kind) throw fileError(file, `architecture '${arch}' is not an SAE SAELens loads (one of ${Object.keys(SAELENS_KINDS).join(', ')})`);

@@ -126,6 +126,7 @@ async function trimLog(path: string, step: number): Promise<void> {
   await writeFileAtomic(path, lines.map((l) => `${l}\n`).join(''));
 }
 
+// eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable (what evaluate takes) of rows already in memory
 async function* rowBatches(x: Float32Array, rows: number, dIn: number, batch: number): AsyncGenerator<{ x: Float32Array; rows: number }> {
   for (let r = 0; r < rows; r += batch) {
     const n = Math.min(batch, rows - r);
@@ -183,7 +184,9 @@ export async function runTraining(c: TrainConfig, o: RunOptions, engine?: Engine
   const out = c.logging.out;
   const checkpointPath = await prepareOutput(out, o);
   const eng = engine ?? new Engine({ ...(c.threads !== undefined ? { threads: c.threads } : {}), kernels: c.kernels, warn: (m) => o.stderr.write(`${m}\n`) });
-  const say = (m: string): void => void (c.logging.quiet || o.stderr.write(`${m}\n`));
+  const say = (m: string): void => {
+    if (!c.logging.quiet) o.stderr.write(`${m}\n`);
+  };
 
   const dataset = await openDataset(await dataSpec(c.data, c.seed), eng);
   try {

@@ -111,7 +111,9 @@ export const textDemoCommand = defineCommand(
   },
   async (v, io) => {
     const { out, tokens, steps, dSae, k, spliceSentences: nSplice, quiet } = v;
-    const say = (m: string): void => void (quiet || print(io.stderr, m));
+    const say = (m: string): void => {
+      if (!quiet) print(io.stderr, m);
+    };
     const engine = engineOf(v, io);
     const started = performance.now();
     const model = await openLanguageModel('use-lite', engine);
