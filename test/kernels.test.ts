@@ -714,6 +714,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
 
   /** Calls fn with arguments the type system would refuse, to reach the addon's own checks. */
   /** Calls kernel `name` with arguments its TypeScript signature would refuse (what plain JavaScript callers can pass). */
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the kernels object as `this`
   const callUntyped = (name: keyof Kernels, ...args: unknown[]): unknown => Reflect.apply(k[name] as (...a: unknown[]) => unknown, k, args);
 
   it('throws TypeError for a wrong buffer type, naming the kernel and the argument', () => {

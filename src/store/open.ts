@@ -62,7 +62,7 @@ export async function openDataset(spec: DataSpec, engine: Engine): Promise<Datas
   const [first, ...others] = paths;
   if (first === undefined) throw new UserError('no data path given');
   const format = spec.format ?? (await inferFormat(first, others.length > 0));
-  if (!DATA_FORMATS.includes(format)) throw new UserError(`unknown data format '${String(format)}': choose one of ${DATA_FORMATS.join(', ')}`);
+  if (!DATA_FORMATS.includes(format)) throw new UserError(`unknown data format '${format}': choose one of ${DATA_FORMATS.join(', ')}`);
   if (format !== 'images' && others.length > 0) throw new UserError(`several data paths are only allowed for images, not ${format}`);
   const ds = await openFormat(format, first, paths, spec, engine);
   if (ds.rows === 0 || ds.dIn === 0) {
