@@ -15,6 +15,7 @@ import type { ArchitectureDef, Dims } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { GraphBuilder } from '../engine/onnx.js';
 import type { Feeds } from '../engine/ort.js';
+import { concatArrays } from '../io/atomic.js';
 import type { Sae } from '../sae.js';
 import { quantile } from './roc.js';
 
@@ -50,13 +51,7 @@ export async function reconstructionErrors(engine: Engine, sae: Sae, chunks: Asy
     if (c.mask) for (let r = 0; r < c.rows; r++) if (c.mask[r]) err[r] = NaN;
     parts.push(err);
   }
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatArrays(parts, (n) => new Float32Array(n));
 }
 
 /** What `sae calibrate` stores and `sae score` reads. */

@@ -158,7 +158,12 @@ export function byteSizeOf(shape: readonly number[], itemSize: number): number |
 
 /** The chunks one after another in one buffer. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+  return concatArrays(chunks, (n) => new Uint8Array(n));
+}
+
+/** Typed arrays one after another in one array of their kind, made by `make(total length)`. */
+export function concatArrays<T extends Uint8Array | Float32Array>(chunks: readonly T[], make: (n: number) => T): T {
+  const out = make(chunks.reduce((s, c) => s + c.length, 0));
   let at = 0;
   for (const c of chunks) {
     out.set(c, at);
