@@ -74,6 +74,11 @@ export class Engine {
     return g;
   }
 
+  /** A session the caller owns and releases (not cached); external data locations are relative to `externalDataFolder`. */
+  session(model: Uint8Array, externalDataFolder?: string): Promise<Graph> {
+    return compileGraph(this.ort, model, this.threads, externalDataFolder);
+  }
+
   /** a: [m, k] @ b: [k, n] -> [m, n] on onnxruntime (never a TypeScript loop). */
   async matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
     if (a.length !== m * k || b.length !== k * n) throw new Error(`matmul: sizes ${a.length}, ${b.length} do not fit [${m}, ${k}] @ [${k}, ${n}]`);

@@ -1,8 +1,10 @@
 /**
  * Builds ONNX models in TypeScript: a small protobuf writer for the few messages of onnx.proto we
  * emit (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto), and a
- * GraphBuilder with one method per operator we use. Field numbers follow onnx/onnx.proto3.
+ * GraphBuilder with one method per operator we use. Field numbers follow onnx/onnx.proto3; the
+ * protobuf encoding itself is src/engine/protobuf.ts.
  */
+import { ProtoWriter } from './protobuf.js';
 
 /** ONNX TensorProto.DataType values. */
 export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
@@ -10,56 +12,6 @@ export type ElemType = keyof typeof DataType;
 
 /** A dimension: a fixed size, or a symbolic name such as 'batch'. */
 export type Dim = number | string;
-
-class ProtoWriter {
-  private chunks: number[] = [];
-
-  varint(value: number | bigint): this {
-    let v = BigInt(value);
-    if (v < 0n) v += 1n << 64n;
-    while (v >= 0x80n) {
-      this.chunks.push(Number(v & 0x7fn) | 0x80);
-      v >>= 7n;
-    }
-    this.chunks.push(Number(v));
-    return this;
-  }
-
-  private key(field: number, wireType: 0 | 2 | 5): void {
-    this.varint(field * 8 + wireType);
-  }
-
-  int(field: number, value: number | bigint): this {
-    this.key(field, 0);
-    return this.varint(value);
-  }
-
-  float(field: number, value: number): this {
-    this.key(field, 5);
-    for (const b of new Uint8Array(new Float32Array([value]).buffer)) this.chunks.push(b);
-    return this;
-  }
-
-  bytes(field: number, data: Uint8Array): this {
-    this.key(field, 2);
-    this.varint(data.length);
-    // push in slices: spreading a large array into push() overflows the stack
-    for (let i = 0; i < data.length; i += 8192) this.chunks.push(...data.subarray(i, i + 8192));
-    return this;
-  }
-
-  string(field: number, s: string): this {
-    return this.bytes(field, new TextEncoder().encode(s));
-  }
-
-  message(field: number, m: ProtoWriter): this {
-    return this.bytes(field, m.finish());
-  }
-
-  finish(): Uint8Array {
-    return Uint8Array.from(this.chunks);
-  }
-}
 
 export type AttrValue = number | { float: number } | readonly number[] | string;
 
@@ -89,7 +41,7 @@ function tensorProto(name: string, type: ElemType, dims: readonly number[], data
   const t = new ProtoWriter();
   for (const d of dims) t.int(1, d);
   t.int(2, DataType[type]).string(8, name);
-  return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice()); // copied: the writer keeps views
 }
 
 /** A value in the graph under construction: its name. */

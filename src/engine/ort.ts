@@ -7,11 +7,14 @@ import type { InferenceSession, Tensor } from 'onnxruntime-node';
 
 /** The part of onnxruntime's JS API we use: onnxruntime-node in Node, onnxruntime-web in a browser. */
 export interface OrtApi {
-  readonly InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  readonly InferenceSession: {
+    create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession>;
+  };
   readonly Tensor: typeof Tensor;
 }
 
-export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+/** Uint8Array is bool, Uint16Array is float16 (bit patterns). */
+export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
 
 /** A typed array and its dims, the engine's tensor. */
 export interface HostTensor<T extends TensorData = TensorData> {
@@ -53,6 +56,7 @@ function toOrt(ort: OrtApi, t: HostTensor): Tensor {
   if (d instanceof Float32Array) return new ort.Tensor('float32', d, dims);
   if (d instanceof Int32Array) return new ort.Tensor('int32', d, dims);
   if (d instanceof BigInt64Array) return new ort.Tensor('int64', d, dims);
+  if (d instanceof Uint16Array) return new ort.Tensor('float16', d, dims);
   return new ort.Tensor('bool', d, dims);
 }
 
@@ -67,10 +71,13 @@ function disableOrtTelemetry(): void {
   if (process.env['SAE_ORT_TELEMETRY'] !== '1') process.env['ORT_DISABLE_TELEMETRY'] ||= '1';
 }
 
-/** Compiles ONNX model bytes into a Graph with `threads` intra-op threads. */
-export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number): Promise<Graph> {
+/**
+ * Compiles ONNX model bytes into a Graph with `threads` intra-op threads. `externalDataFolder`: the
+ * folder that external data locations of the model are relative to (weights read from files).
+ */
+export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number, externalDataFolder?: string): Promise<Graph> {
   disableOrtTelemetry();
-  const session = await ort.InferenceSession.create(model, {
+  const options: InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -78,6 +85,8 @@ export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: numb
     // A memory pattern plans one block for all intermediates: measured 30-60% more peak memory
     // for the training graphs, and no faster.
     enableMemPattern: false,
-  });
+    ...(externalDataFolder === undefined ? {} : { extra: { session: { model_external_initializers_file_folder_path: externalDataFolder } } }),
+  };
+  const session = await ort.InferenceSession.create(model, options);
   return new Graph(ort, session);
 }
