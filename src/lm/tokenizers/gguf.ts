@@ -169,9 +169,7 @@ export class SpmTokenizer implements Tokenizer {
     readonly addBos: boolean,
     private readonly addSpacePrefix: boolean,
   ) {
-    pieces.forEach((p, i) => {
-      if (!this.ids.has(p)) this.ids.set(p, i);
-    });
+    pieces.forEach((p, i) => this.ids.set(p, i)); // a repeated piece means its last id, as in llama.cpp
     this.byteIds = Array.from({ length: 256 }, (_, b) => this.ids.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`));
     this.vocabSize = pieces.length;
   }
