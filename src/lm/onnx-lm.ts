@@ -24,7 +24,7 @@ import { repad, unpad } from './rows.js';
 import { onnxHookTensor } from './hooks.js';
 import { isMergedDecoder, ONNX_TYPE, OnnxModel, type OnnxGraphInfo, type OnnxValueInfo } from './onnx-proto.js';
 import { SESSION, type SessionKind, sessionPlan, type SessionPlan } from './onnx-session.js';
-import { BpeTokenizer } from './tokenizer.js';
+import { displayVocab, loadTokenizer, type Tokenizer } from './tokenizers/index.js';
 import { findUnembedding, logitsOutput, type UnembeddingLookup } from './unembedding.js';
 import type { RowEdit } from './use-lite.js';
 
@@ -78,7 +78,7 @@ export class OnnxLm {
     readonly name: string,
     readonly path: string,
     readonly model: OnnxModel,
-    readonly tokenizer: BpeTokenizer,
+    readonly tokenizer: Tokenizer,
     /** Prepended to every context when the config names one. */
     readonly bosId: number | undefined,
   ) {}
@@ -97,15 +97,17 @@ export class OnnxLm {
     const configPath = join(root, 'config.json');
     const config = existsSync(configPath) ? await readJsonObject(configPath) : {};
     const bos = config['bos_token_id'];
-    return new OnnxLm(engine, basename(root), file, model, await BpeTokenizer.fromFile(tokenizerPath), typeof bos === 'number' ? bos : undefined);
+    return new OnnxLm(engine, basename(root), file, model, await loadTokenizer(tokenizerPath), typeof bos === 'number' ? bos : undefined);
   }
 
   get graph(): OnnxGraphInfo {
     return this.model.info;
   }
 
+  private displayed: readonly string[] | undefined;
+  /** Every token's display string (index = id). */
   get vocab(): readonly string[] {
-    return this.tokenizer.vocab;
+    return (this.displayed ??= displayVocab(this.tokenizer));
   }
 
   /** The context prefix: [BOS] when the model has one. */
