@@ -12,7 +12,7 @@ import { OnnxLm } from '../src/lm/onnx-lm.js';
 import { sessionPlan } from '../src/lm/onnx-session.js';
 import { causalSplice, reconstructEdit, steerEdit } from '../src/lm/splice.js';
 import { logitsOutput, type Unembedding } from '../src/lm/unembedding.js';
-import { asMergedDecoder, toExternalData, toFloat16, toMatMulNBits } from './helpers/onnx-layouts.js';
+import { asMergedDecoder, quantize8, toDynamicUint8, toExternalData, toFloat16, toMatMulNBits } from './helpers/onnx-layouts.js';
 import { perfectSae } from './helpers/perfect-sae.js';
 import { TINY, writeTinyGpt2 } from './helpers/tiny-gpt2.js';
 import { LLAMA, writeTinyLlama } from './helpers/tiny-llama.js';
@@ -195,6 +195,26 @@ describe('4-bit MatMulNBits (model_q4.onnx)', () => {
         expect(f.logits[p * f.vocabSize + v]).toBeCloseTo(s, 3);
       }
     }
+    await lm.dispose();
+  });
+});
+
+describe('dynamic uint8 quantisation (model_quantized.onnx)', () => {
+  it('harvests near float32, splices exactly, and dequantises the unembedding (W_q - 128) * scale', async () => {
+    const root = await folder('q8', { 'model_quantized.onnx': toDynamicUint8(plain) });
+    const lm = await OnnxLm.load(root, engine, { dtype: 'q8' });
+    expect(lm.graph.nodes.filter((n) => n.opType === 'MatMulInteger').length).toBe(TINY.layers * 4 + 1);
+    const got = await (await lm.hooked('blocks.0.hook_resid_post')).activations(contexts);
+    expect(maxRelDiff(got, (await harvestAll(fp32))[0]!)).toBeLessThan(0.1);
+    const m = await causalSplice(engine, lm, lm.hookTensor('blocks.0.mlp.hook_post'), reconstructEdit(engine, perfectSae(TINY.mlp)), contexts);
+    expect(m.ce_spliced).toBeCloseTo(m.ce_clean, 5);
+    const found = lm.unembedding();
+    const u32 = fp32.unembedding();
+    if (!found.found || !u32.found) throw new Error('no unembedding');
+    const w = u32.unembedding; // W_U^T [V, d] (tied)
+    const plainW = Float32Array.from({ length: w.data.length }, (_, i) => wU(w, Math.floor(i / w.vocab), i % w.vocab)); // [d, V]
+    expect(found.unembedding).toMatchObject({ dModel: TINY.d, vocab: w.vocab, transposed: false });
+    expect(Array.from(found.unembedding.data)).toEqual(Array.from(quantize8(plainW).dequantized));
     await lm.dispose();
   });
 });

@@ -10,6 +10,8 @@
  *   MatMulNBits (4 or 8 bits, blocks of block_size along K, stored per output column n):
  *     W^T[n, k] = (q[n, k] - z[n, k / block_size]) * scale[n, k / block_size],  z = 2^(bits-1) by default
  *   DequantizeLinear of a stored int8/uint8 weight: W = (q - z) * scale (per tensor or per axis)
+ *   dynamic quantisation (onnxruntime's quantize_dynamic, transformers.js model_quantized.onnx):
+ *     logits = Cast(MatMulInteger(x_q, W_q, x_z, W_z)) * (x_scale * W_scale), so W = (W_q - W_z) * W_scale
  * When the graph is not of that shape, the reason is returned instead, in words.
  */
 import { fileError } from '../errors.js';
@@ -54,8 +56,7 @@ export function findUnembedding(model: OnnxModel): UnembeddingLookup {
     if (n.opType === 'MatMul' || n.opType === 'Gemm' || n.opType === 'MatMulNBits') product = n;
     else if (PASS_THROUGH.has(n.opType) && n.inputs[0]) t = n.inputs[0];
     else if (n.opType === 'Add' && n.inputs.length === 2 && n.inputs.some((i) => graph.initializers.has(i))) t = n.inputs.find((i) => !graph.initializers.has(i)) ?? '';
-    else if (n.opType === 'Mul' && n.inputs.some((i) => producer.get(i)?.opType === 'Cast' && producer.get(producer.get(i)!.inputs[0] ?? '')?.opType === 'MatMulInteger'))
-      return none(`the logits come from a dynamically quantised product (MatMulInteger, '${n.name}'), whose unembedding is not dequantised here; use the fp32 or fp16 variant (--dtype fp32) for logit effects`);
+    else if (n.opType === 'Mul' && n.inputs.some((i) => producer.get(i)?.opType === 'Cast' && producer.get(producer.get(i)!.inputs[0] ?? '')?.opType === 'MatMulInteger')) return matMulInteger(model, n, producer);
     else return none(`the logits come from a ${n.opType} node ('${n.name}'), not from a MatMul or Gemm with a stored weight`);
   }
   if (product === undefined) return none(`no MatMul or Gemm within ${MAX_HOPS} nodes of the logits '${logits}'`);
@@ -143,4 +144,28 @@ function matMulNBits(model: OnnxModel, n: OnnxNode): UnembeddingLookup {
     }
   }
   return { found: true, unembedding: { tensor: n.inputs[1]!, dModel: K, vocab: N, transposed: true, data } };
+}
+
+/** The weight of a dynamically quantised product Mul(Cast(MatMulInteger(x_q, W_q, x_z, W_z)), x_scale * W_scale): W [K, N]. */
+function matMulInteger(model: OnnxModel, mul: OnnxNode, producer: ReadonlyMap<string, OnnxNode>): UnembeddingLookup {
+  const graph = model.info;
+  const none = (why: string): UnembeddingLookup => ({ found: false, reason: `the logits come from a dynamically quantised product (MatMulInteger, '${mul.name}') whose ${why}` });
+  const castOut = mul.inputs.find((i) => producer.get(i)?.opType === 'Cast')!;
+  const mmi = producer.get(producer.get(castOut)!.inputs[0]!)!;
+  const scaleMul = producer.get(mul.inputs.find((i) => i !== castOut) ?? '');
+  const wScale = scaleMul?.opType === 'Mul' ? scaleMul.inputs.find((i) => graph.initializers.has(i)) : undefined;
+  const [wq, wz] = [mmi.inputs[1] ?? '', mmi.inputs[3] ?? ''];
+  if (!graph.initializers.has(wq) || wScale === undefined) return none('weight or weight scale is not a stored initializer');
+  const q = int8s(model, wq);
+  const scale = model.readTensor(wScale)!.data;
+  const zero = wz ? int8s(model, wz).values : new Uint8Array(1);
+  if (q.dims.length !== 2) return none(`weight has shape [${q.dims.join(', ')}], not a matrix`);
+  const [K, N] = [q.dims[0]!, q.dims[1]!];
+  if ((scale.length !== 1 && scale.length !== N) || (zero.length !== 1 && zero.length !== N)) return none('scales are neither per tensor nor per column');
+  const data = new Float32Array(K * N); // W [K, N]
+  for (let i = 0; i < data.length; i++) {
+    const c = i % N;
+    data[i] = (q.values[i]! - zero[zero.length === 1 ? 0 : c]!) * scale[scale.length === 1 ? 0 : c]!;
+  }
+  return { found: true, unembedding: { tensor: wq, dModel: K, vocab: N, transposed: false, data } };
 }

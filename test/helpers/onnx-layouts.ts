@@ -8,6 +8,9 @@
  *                    com.microsoft MatMulNBits with 4-bit blocks of 16, symmetric (zero point 8),
  *                    as onnxruntime's matmul_4bits_quantizer writes model_q4.onnx:
  *                    scale = max|W[:, n] in block| / 7,  q = clamp(round(W / scale) + 8, 0, 15)
+ *   toDynamicUint8   every such MatMul made dynamically quantised, as onnxruntime's quantize_dynamic
+ *                    writes model_quantized.onnx: DynamicQuantizeLinear(x) -> MatMulInteger by a uint8
+ *                    weight (per tensor: scale = max|W| / 127, zero point 128) -> Cast -> Mul by x_scale * W_scale
  *   withMsDomain     nodes of the given op types put in the com.microsoft domain (fused ops)
  */
 import { writeFileSync } from 'node:fs';
@@ -148,8 +151,8 @@ export function quantize4(w: Float32Array, K: number, N: number): { q: Uint8Arra
   return { q, scales, dequantized };
 }
 
-/** The model with its MatMuls by stored weights made 4-bit MatMulNBits. */
-export function toMatMulNBits(model: Uint8Array): Uint8Array {
+/** MatMul nodes by a stored [K, N] weight (or a 2-D Transpose of one) replaced by what `replace` returns (nodes and new initializers). */
+function replaceMatMuls(model: Uint8Array, replace: (a: string, out: string, w: Float32Array, K: number, N: number, id: number) => { nodes: Uint8Array[]; inits: Uint8Array[] } | undefined, extraModel: Uint8Array[]): Uint8Array {
   const graph = fields(fields(model).find((f) => f.field === 7)!.payload);
   const inits = new Map<string, { dims: number[]; data: Float32Array }>();
   for (const f of graph) {
@@ -167,7 +170,7 @@ export function toMatMulNBits(model: Uint8Array): Uint8Array {
   }
   const added: Uint8Array[] = [];
   let count = 0;
-  const out = rewrite(
+  return rewrite(
     model,
     (f) => {
       if (f.field === 11 && added.length > 0) return [...added.splice(0), f.raw]; // new initializers before the inputs
@@ -175,6 +178,7 @@ export function toMatMulNBits(model: Uint8Array): Uint8Array {
       const n = fields(f.payload);
       if (text(n.find((x) => x.field === 4)!.payload) !== 'MatMul') return [f.raw];
       const [a, b] = n.filter((x) => x.field === 1).map((x) => text(x.payload));
+      const out = text(n.find((x) => x.field === 2)!.payload);
       const stored = inits.get(b!);
       const viaT = transposeOf.get(b!);
       let w: Float32Array;
@@ -187,19 +191,71 @@ export function toMatMulNBits(model: Uint8Array): Uint8Array {
         w = new Float32Array(K * N);
         for (let k = 0; k < K; k++) for (let c = 0; c < N; c++) w[k * N + c] = t.data[c * K + k]!;
       } else return [f.raw];
-      if (K % 16 !== 0) return [f.raw];
+      const r = replace(a!, out, w, K, N, count);
+      if (r === undefined) return [f.raw];
+      count++;
+      added.push(...r.inits);
+      return r.nodes;
+    },
+    extraModel,
+  );
+}
+
+/** A NodeProto graph field, in `domain` when given, with integer attributes. */
+function node(op: string, inputs: readonly string[], outputs: readonly string[], ints: Record<string, number> = {}, domain?: string): Uint8Array {
+  const n = new ProtoWriter();
+  for (const i of inputs) n.string(1, i);
+  for (const o of outputs) n.string(2, o);
+  n.string(3, `${op}_${outputs[0]}`).string(4, op);
+  if (domain !== undefined) n.string(7, domain);
+  for (const [k, v] of Object.entries(ints)) n.message(5, new ProtoWriter().string(1, k).int(20, 2).int(3, v));
+  return new ProtoWriter().message(1, n).finish();
+}
+
+/** The model with its MatMuls by stored weights made 4-bit MatMulNBits. */
+export function toMatMulNBits(model: Uint8Array): Uint8Array {
+  return replaceMatMuls(
+    model,
+    (a, out, w, K, N, id) => {
+      if (K % 16 !== 0) return undefined;
       const { q, scales } = quantize4(w, K, N);
-      const name = `q4_${count++}`;
-      added.push(initializer(`${name}.q`, 2, [N, K / 16, 8], q), initializer(`${name}.scales`, 1, [N * (K / 16)], new Uint8Array(scales.buffer)));
-      const node = new ProtoWriter().string(1, a!).string(1, `${name}.q`).string(1, `${name}.scales`);
-      for (const x of n) if (x.field === 2 || x.field === 3) node.raw(x.raw);
-      node.string(4, 'MatMulNBits').string(7, 'com.microsoft');
-      for (const [k, v] of Object.entries({ K, N, bits: 4, block_size: 16 })) node.message(5, new ProtoWriter().string(1, k).int(20, 2).int(3, v));
-      return [new ProtoWriter().message(1, node).finish()];
+      const name = `q4_${id}`;
+      return {
+        nodes: [node('MatMulNBits', [a, `${name}.q`, `${name}.scales`], [out], { K, N, bits: 4, block_size: 16 }, 'com.microsoft')],
+        inits: [initializer(`${name}.q`, 2, [N, K / 16, 8], q), initializer(`${name}.scales`, 1, [N * (K / 16)], new Uint8Array(scales.buffer))],
+      };
     },
     [MS_OPSET],
   );
-  return out;
+}
+
+/** W [K, N] quantised to uint8 per tensor: q = clamp(round(W / scale) + 128, 0, 255), scale = max|W| / 127; and dequantised. */
+export function quantize8(w: Float32Array): { q: Uint8Array; scale: number; dequantized: Float32Array } {
+  const scale = Math.fround(w.reduce((m, x) => Math.max(m, Math.abs(x)), 0) / 127 || 1);
+  const q = Uint8Array.from(w, (x) => Math.min(255, Math.max(0, Math.round(x / scale) + 128)));
+  return { q, scale, dequantized: Float32Array.from(q, (v) => (v - 128) * scale) };
+}
+
+/** The model with its MatMuls by stored weights dynamically quantised (uint8 activations and weights). */
+export function toDynamicUint8(model: Uint8Array): Uint8Array {
+  return replaceMatMuls(
+    model,
+    (a, out, w, K, N, id) => {
+      const { q, scale } = quantize8(w);
+      const p = `dq_${id}`;
+      return {
+        nodes: [
+          node('DynamicQuantizeLinear', [a], [`${p}.xq`, `${p}.xs`, `${p}.xz`]),
+          node('MatMulInteger', [`${p}.xq`, `${p}.w`, `${p}.xz`, `${p}.wz`], [`${p}.acc`]),
+          node('Cast', [`${p}.acc`], [`${p}.accf`], { to: 1 }),
+          node('Mul', [`${p}.xs`, `${p}.ws`], [`${p}.s`]),
+          node('Mul', [`${p}.accf`, `${p}.s`], [out]),
+        ],
+        inits: [initializer(`${p}.w`, 2, [K, N], q), initializer(`${p}.wz`, 2, [], Uint8Array.of(128)), initializer(`${p}.ws`, 1, [], new Uint8Array(Float32Array.of(scale).buffer))],
+      };
+    },
+    [],
+  );
 }
 
 /** The model with an extra bool input use_cache_branch, as merged decoders have (their layers in an If). */
