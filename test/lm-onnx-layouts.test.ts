@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Engine } from '../src/engine/index.js';
+import { GraphBuilder } from '../src/engine/onnx.js';
+import { fields, ProtoWriter, text, varints } from '../src/engine/protobuf.js';
 import { OnnxLm } from '../src/lm/onnx-lm.js';
+import { OnnxModel } from '../src/lm/onnx-proto.js';
 import { sessionPlan } from '../src/lm/onnx-session.js';
 import { causalSplice, reconstructEdit, steerEdit } from '../src/lm/splice.js';
 import { logitsOutput, type Unembedding } from '../src/lm/unembedding.js';
@@ -250,5 +253,27 @@ describe("onnxruntime-genai's fused norms", () => {
     expect(maxRelDiff(cf.logits, (await unfused.forward(contexts)).logits)).toBeLessThan(1e-5);
     await unfused.dispose();
     await fused.dispose();
+  });
+});
+
+describe('the protobuf codec', () => {
+  it('round-trips varints (negative int64 included), nested messages and weights held or located', async () => {
+    const inner = new ProtoWriter().int(1, -5).int(2, 2 ** 40).string(3, 'é');
+    const bytes = new ProtoWriter().message(7, inner).bytes(9, Uint8Array.of(1, 2, 3)).finish();
+    const [m, b] = fields(bytes);
+    expect(varints(fields(m!.payload), 1)).toEqual([-5]);
+    expect(varints(fields(m!.payload), 2)).toEqual([2 ** 40]);
+    expect(text(fields(m!.payload)[2]!.payload)).toBe('é');
+    expect(Array.from(b!.payload)).toEqual([1, 2, 3]);
+    const g = new GraphBuilder();
+    const w = Float32Array.from({ length: 3000 }, (_, i) => i / 7); // 12 kB: located, not held
+    g.output(g.add(g.input('x', [3000]), g.constant(w, [3000])), 'y', [3000]);
+    const file = join(dir, 'codec.onnx');
+    await writeFile(file, g.encode());
+    const model = OnnxModel.open(file);
+    const init = [...model.initializers.values()].find((i) => i.dims[0] === 3000)!;
+    expect(init.data).toMatchObject({ file, length: 12000 });
+    expect(init.proto).toBeUndefined();
+    expect(model.readTensor(init.name)!.data).toEqual(w);
   });
 });

@@ -168,7 +168,7 @@ const residPost: Rule = (nodes, l) => residualAdd('last')(nodes, l) ?? skipSum(I
 
 /** How to find each hook point in an ONNX export of a pre-LN transformer (GPT-2, Llama, NeoX naming; fused norms). */
 export const ONNX_RULES: Readonly<Record<HookPoint, Rule>> = {
-  hook_embed: (nodes) => nodes.find((n) => n.opType === 'Gather' && /(wte|embed_tokens|word_embeddings|embed_in)\//.test(scoped(n)))?.outputs[0],
+  hook_embed: (nodes) => nodes.find((n) => (n.opType === 'Gather' || n.opType === 'GatherBlockQuantized') && /(wte|embed_tokens|word_embeddings|embed_in)\//.test(scoped(n)))?.outputs[0],
   hook_resid_pre: (nodes, l) => (l === 0 ? firstInputOf(INPUT_NORM)(nodes, l) : residPost(nodes, l - 1)),
   'ln1.hook_normalized': (nodes, l) => inBlock(nodes, l, INPUT_NORM).find((n) => /LayerNorm/.test(n.opType))?.outputs[0] ?? lastIn(INPUT_NORM)(nodes, l),
   hook_attn_out: lastIn(/^(attn|self_attn|attention)\/(c_proj|o_proj|dense|out_proj)\//),

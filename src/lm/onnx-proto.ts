@@ -69,7 +69,8 @@ interface ByteSource {
   close(): void;
 }
 
-const WINDOW = 1 << 22;
+/** Bytes read at once around a small field; larger fields are read on their own (a weight's head is ~100 bytes). */
+const WINDOW = 1 << 16;
 
 function fileSource(path: string): ByteSource {
   const fd = openSync(path, 'r');
@@ -340,7 +341,7 @@ export class OnnxModel {
     } else {
       const t = fields(init.proto!);
       const raw = t.find((x) => x.field === 9)?.payload;
-      if (raw !== undefined) bytes = raw.slice();
+      if (raw !== undefined) bytes = new Uint8Array(raw); // a copy (Buffer.slice would be a view)
       else if (init.dataType === ONNX_TYPE.float) bytes = floatData(t);
       else if (init.dataType === ONNX_TYPE.int32 || init.dataType === ONNX_TYPE.uint8 || init.dataType === ONNX_TYPE.int8) bytes = Uint8Array.from(varints(t, 5)); // int32_data holds the 8-bit types too
       else throw bad(`has data type ${init.dataType} stored in a way not read here`);
@@ -354,7 +355,7 @@ export class OnnxModel {
   readTensor(name: string): OnnxTensor | undefined {
     const t = this.tensorBytes(name);
     if (t === undefined) return undefined;
-    const aligned = t.bytes.byteOffset % 4 === 0 ? t.bytes : t.bytes.slice();
+    const aligned = t.bytes.byteOffset % 4 === 0 ? t.bytes : new Uint8Array(t.bytes);
     let data: Float32Array;
     if (t.dataType === ONNX_TYPE.float) data = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.length / 4);
     else if (t.dataType === ONNX_TYPE.float16) data = float16ToFloat32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2));
