@@ -20,7 +20,7 @@ import type { HookedModel } from './harvest.js';
 import { repad, unpad } from './rows.js';
 import { onnxHookTensor } from './hooks.js';
 import { cutAt, exposeOutputs, type OnnxGraphInfo, type OnnxValueInfo, readGraph } from './onnx-proto.js';
-import { BpeTokenizer } from './tokenizer.js';
+import { displayVocab, loadTokenizer, type Tokenizer } from './tokenizers/index.js';
 import { findUnembedding, type UnembeddingLookup } from './unembedding.js';
 import type { RowEdit } from './use-lite.js';
 
@@ -41,7 +41,7 @@ export class OnnxLm {
     readonly path: string,
     private readonly bytes: Uint8Array,
     readonly graph: OnnxGraphInfo,
-    readonly tokenizer: BpeTokenizer,
+    readonly tokenizer: Tokenizer,
     /** Prepended to every context when the config names one. */
     readonly bosId: number | undefined,
   ) {}
@@ -61,11 +61,13 @@ export class OnnxLm {
     const configPath = join(root, 'config.json');
     const config = existsSync(configPath) ? await readJsonObject(configPath) : {};
     const bos = config['bos_token_id'];
-    return new OnnxLm(engine, basename(root), file, bytes, graph, await BpeTokenizer.fromFile(tokenizerPath), typeof bos === 'number' ? bos : undefined);
+    return new OnnxLm(engine, basename(root), file, bytes, graph, await loadTokenizer(tokenizerPath), typeof bos === 'number' ? bos : undefined);
   }
 
+  private displayed: readonly string[] | undefined;
+  /** Every token's display string (index = id). */
   get vocab(): readonly string[] {
-    return this.tokenizer.vocab;
+    return (this.displayed ??= displayVocab(this.tokenizer));
   }
 
   /** The context prefix: [BOS] when the model has one. */

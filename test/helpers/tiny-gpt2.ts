@@ -7,25 +7,33 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphBuilder, type Value } from '../../src/engine/onnx.js';
+import { BYTE_LEVEL } from '../../src/lm/tokenizers/index.js';
 import { Rng } from '../../src/rng.js';
 
 export const TINY = { d: 16, heads: 2, layers: 2, mlp: 48, maxLen: 64 } as const;
 
-/** Byte-level vocabulary: GPT-2's 256 byte characters, a few merges, and <|endoftext|>. */
+/**
+ * A GPT-2-style tokenizer.json in the layout Hugging Face writes: byte-level BPE over GPT-2's 256 byte
+ * characters, a few merges, and <|endoftext|> as a special added token.
+ */
 function tokenizerJson(): { json: object; vocabSize: number; bos: number } {
-  const keep: number[] = [];
-  for (let b = 33; b <= 126; b++) keep.push(b);
-  for (let b = 161; b <= 172; b++) keep.push(b);
-  for (let b = 174; b <= 255; b++) keep.push(b);
-  const chars: string[] = [];
-  let extra = 0;
-  for (let b = 0; b < 256; b++) chars.push(String.fromCodePoint(keep.includes(b) ? b : 256 + extra++));
-  const vocab: Record<string, number> = Object.fromEntries(chars.map((c, i) => [c, i]));
+  const vocab: Record<string, number> = Object.fromEntries(BYTE_LEVEL.toChar.map((c, i) => [c, i]));
   const merges = ['Ġ t', 'h e', 'Ġt he', 'Ġ a', 'i n', 'Ġ w'];
   merges.forEach((m, i) => (vocab[m.replace(' ', '')] = 256 + i));
   const bos = 256 + merges.length;
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
   return {
-    json: { version: '1.0', added_tokens: [{ id: bos, content: '<|endoftext|>', special: true }], model: { type: 'BPE', vocab, merges } },
+    json: {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: [{ id: bos, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+      normalizer: null,
+      pre_tokenizer: byteLevel,
+      post_processor: byteLevel,
+      decoder: byteLevel,
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    },
     vocabSize: bos + 1,
     bos,
   };
