@@ -54,3 +54,19 @@ describe('7. safetensors headers as strict as the Rust reader', () => {
     expect([...decodeSafetensors(file, 'f').tensors.keys()]).toEqual(['a"{', 'e', 'b']);
   });
 });
+
+describe('7. one rule for arrays of more than 2 dimensions: refused in every data format', () => {
+  it('npy and safetensors give the same reason', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const { serializeNpy } = await import('../src/io/npy.js');
+    const { serializeSafetensors } = await import('../src/io/safetensors.js');
+    const { openDataset } = await import('../src/data/open.js');
+    const { Engine } = await import('../src/engine/index.js');
+    const engine = new Engine({ kernels: 'reference' });
+    await writeFile(join(dir, 'x3.npy'), serializeNpy(new Float32Array(24), [2, 3, 4]));
+    await writeFile(join(dir, 'x3.safetensors'), serializeSafetensors({ x: { dtype: 'F32', shape: [2, 3, 4], data: new Float32Array(24) } }));
+    for (const f of ['x3.npy', 'x3.safetensors']) {
+      await expect(openDataset({ path: join(dir, f) }, engine)).rejects.toThrow(/shape \[2, 3, 4\]; data must be 2-D, \[rows, width\]: reshape it first/);
+    }
+  });
+});
