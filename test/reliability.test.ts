@@ -70,3 +70,19 @@ describe('7. one rule for arrays of more than 2 dimensions: refused in every dat
     }
   });
 });
+
+describe('6. --data must be a regular file or a folder', () => {
+  it('refuses a FIFO at once, without waiting for a writer', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { openDataset } = await import('../src/data/open.js');
+    const { openForReading } = await import('../src/io/atomic.js');
+    const { Engine } = await import('../src/engine/index.js');
+    const fifo = join(dir, 'pipe.npy');
+    execFileSync('mkfifo', [fifo]);
+    const engine = new Engine({ kernels: 'reference' });
+    const within = <T>(p: Promise<T>): Promise<T | 'hung'> => Promise.race([p, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 3000))]);
+    await expect(within(openDataset({ path: fifo }, engine))).rejects.toThrow(`${fifo}: is a FIFO (named pipe); data must be a regular file or a folder`);
+    await expect(within(openDataset({ path: fifo, format: 'npy' }, engine))).rejects.toThrow('is a FIFO (named pipe)');
+    await expect(within(openForReading(fifo))).rejects.toThrow(`${fifo}: is not a regular file`);
+  });
+});

@@ -44,6 +44,7 @@ export async function openDataset(spec: DataSpec, engine: Engine): Promise<Datas
   const paths = typeof spec.path === 'string' ? [spec.path] : spec.path;
   const [first, ...others] = paths;
   if (first === undefined) throw new UserError('no data path given');
+  for (const p of paths) await checkDataPath(p);
   const format = spec.format ?? (await inferFormat(first, others.length > 0));
   if (!DATA_FORMATS.includes(format)) throw new UserError(`unknown data format '${String(format)}': choose one of ${DATA_FORMATS.join(', ')}`);
   if (format !== 'images' && others.length > 0) throw new UserError(`several data paths are only allowed for images, not ${format}`);
@@ -68,6 +69,18 @@ function openFormat(format: DataFormat, path: string, paths: readonly string[], 
     case 'store':
       return openStore(path);
   }
+}
+
+/**
+ * Data is a regular file or a folder: a FIFO, socket or device is refused at once, from its stat
+ * (opening a FIFO for reading would wait for a writer).
+ */
+async function checkDataPath(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) throw fileError(path, 'no such file');
+  if (info.isFile() || info.isDirectory()) return;
+  const kind = info.isFIFO() ? 'a FIFO (named pipe)' : info.isSocket() ? 'a socket' : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : 'not a regular file';
+  throw fileError(path, `is ${kind}; data must be a regular file or a folder`);
 }
 
 async function inferFormat(path: string, several: boolean): Promise<DataFormat> {

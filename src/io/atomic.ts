@@ -75,9 +75,12 @@ export interface OpenedFile {
   readonly size: number;
 }
 
-/** Opens a regular file for reading: "path: no such file", "path: is a folder, not a file". */
+/**
+ * Opens a regular file for reading: "path: no such file", "path: is a folder, not a file". Opened
+ * non-blocking, so that a FIFO is refused at once instead of waiting for a writer.
+ */
 export async function openForReading(path: string): Promise<OpenedFile> {
-  const handle = await open(path, 'r').catch(rethrowAs(path, 'cannot read'));
+  const handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)).catch(rethrowAs(path, 'cannot read'));
   try {
     const info = await handle.stat();
     if (info.isDirectory()) throw fileError(path, 'is a folder, not a file');
