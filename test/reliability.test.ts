@@ -86,3 +86,54 @@ describe('6. --data must be a regular file or a folder', () => {
     await expect(within(openForReading(fifo))).rejects.toThrow(`${fifo}: is not a regular file`);
   });
 });
+
+describe('4. activation store manifests are checked, not trusted', () => {
+  /** A store of one shard of `rows` rows of width 2 in `at`; the manifest's shards as given. */
+  async function store(at: string, shards?: { file: string; rows: number }[], shardRows = 3): Promise<void> {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { serializeSafetensors } = await import('../src/io/safetensors.js');
+    await mkdir(at, { recursive: true });
+    const col = { dtype: 'I32', shape: [shardRows], data: new Int32Array(shardRows) } as const;
+    await writeFile(
+      join(at, 'shard-00000.safetensors'),
+      serializeSafetensors({ activations: { dtype: 'F32', shape: [shardRows, 2], data: new Float32Array(shardRows * 2).fill(1) }, doc: col, ctx: col, pos: col, token: col }),
+    );
+    await writeFile(join(at, 'vocab.json'), '["a"]');
+    const list = shards ?? [{ file: 'shard-00000.safetensors', rows: shardRows }];
+    const rows = list.reduce((n, s) => n + s.rows, 0);
+    const manifest = {
+      format: 'sae-activation-store', version: 1, model: 'm', hook_name: 'h', hook_tensor: 't', dtype: 'float32', d_in: 2, rows_per_shard: 3,
+      context_size: 4, source: {}, shards: list, rows, documents: 1, contexts: 1, next: { context: 1, row: 0 }, complete: true, vocab: 'vocab.json',
+    };
+    await writeFile(join(at, 'manifest.json'), JSON.stringify(manifest));
+  }
+  const open = async (at: string): Promise<unknown> => {
+    const { openDataset } = await import('../src/data/open.js');
+    const { Engine } = await import('../src/engine/index.js');
+    return openDataset({ path: at }, new Engine({ kernels: 'reference' }));
+  };
+
+  it('refuses a shard path that leaves the store folder', async () => {
+    await store(join(dir, 'elsewhere'));
+    const at = join(dir, 'stores', 'a');
+    await store(at, [{ file: '../../elsewhere/shard-00000.safetensors', rows: 3 }]);
+    await expect(open(at)).rejects.toThrow("manifest.json: '../../elsewhere/shard-00000.safetensors' is not a file name inside the store folder");
+  });
+  it('refuses a shard listed twice', async () => {
+    const at = join(dir, 'stores', 'b');
+    await store(at, [1, 2, 3, 4].map(() => ({ file: 'shard-00000.safetensors', rows: 3 })));
+    await expect(open(at)).rejects.toThrow("manifest.json: shard 'shard-00000.safetensors' is listed twice");
+  });
+  it('checks every shard header against the manifest at open', async () => {
+    const at = join(dir, 'stores', 'c');
+    await store(at, [{ file: 'shard-00000.safetensors', rows: 2 }]);
+    await expect(open(at)).rejects.toThrow("shard-00000.safetensors: tensor 'activations' should be F32 [2, 2] as the manifest says, but it is F32 [3, 2]");
+  });
+  it('says what a folder that is neither a store nor images should hold', async () => {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const at = join(dir, 'stores', 'd');
+    await mkdir(at, { recursive: true });
+    await writeFile(join(at, 'notes.txt'), 'x');
+    await expect(open(at)).rejects.toThrow(`${at}: is neither an activation store (no manifest.json) nor a folder of images (no .jpg, .jpeg, .png file in it)`);
+  });
+});

@@ -8,7 +8,7 @@ import { fileError, UserError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Dataset } from './dataset.js';
 import { imagePatchDataset, type ImagePatchOptions } from './image-dataset.js';
-import { IMAGE_EXTENSIONS } from './images.js';
+import { IMAGE_EXTENSIONS, listImages } from './images.js';
 import { npyDataset } from './npy.js';
 import { rawDataset } from './raw.js';
 import { safetensorsDataset } from './safetensors.js';
@@ -87,7 +87,11 @@ async function inferFormat(path: string, several: boolean): Promise<DataFormat> 
   if (several) return 'images';
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw fileError(path, 'no such file');
-  if (info.isDirectory()) return existsSync(join(path, MANIFEST_FILENAME)) ? 'store' : 'images';
+  if (info.isDirectory()) {
+    if (existsSync(join(path, MANIFEST_FILENAME))) return 'store';
+    if ((await listImages([path])).length > 0) return 'images';
+    throw fileError(path, `is neither an activation store (no ${MANIFEST_FILENAME}) nor a folder of images (no ${IMAGE_EXTENSIONS.join(', ')} file in it)`);
+  }
   const ext = extname(path).toLowerCase();
   const format = EXTENSIONS[ext];
   if (format === undefined) {
