@@ -137,3 +137,50 @@ describe('4. activation store manifests are checked, not trusted', () => {
     await expect(open(at)).rejects.toThrow(`${at}: is neither an activation store (no manifest.json) nor a folder of images (no .jpg, .jpeg, .png file in it)`);
   });
 });
+
+/** Rows of noise: [rows, d] float32, as a .npy file in dir. */
+async function noiseNpy(name: string, rows: number, d: number, scale = 1): Promise<string> {
+  const { writeNpy } = await import('../src/io/npy.js');
+  const { Rng } = await import('../src/rng.js');
+  const rng = new Rng(7);
+  const path = join(dir, name);
+  await writeNpy(path, Float32Array.from({ length: rows * d }, () => rng.normal() * scale), [rows, d]);
+  return path;
+}
+
+const tinyTrain = (data: string, out: string, extra: string[] = []): string[] => [
+  'train', '--data', data, '--out', out, '--d-sae', '16', '--batch-size', '64', '--steps', '20', '--lr', '3e-3', '--log-every', '5', '--kernels', 'reference', ...extra,
+];
+
+describe('5. crash leftovers and resuming a finished run', () => {
+  it('removes the temporary files of dead writers in the output folder, not those of live ones', async () => {
+    const { mkdir, readdir, writeFile } = await import('node:fs/promises');
+    const { spawnSync } = await import('node:child_process');
+    const { runCli } = await import('./helpers/cli.js');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const out = join(dir, 'leftovers');
+    await mkdir(out, { recursive: true });
+    const stale = [`checkpoint.safetensors.tmp-${dead}-0123456789ab`, `metrics.json.tmp-${dead}-ba9876543210`];
+    const live = `train_log.jsonl.tmp-${process.pid}-aaaaaaaaaaaa`;
+    for (const f of [...stale, live]) await writeFile(join(out, f), 'partial');
+    const data = await noiseNpy('leftovers.npy', 400, 8);
+    const r = await runCli(...tinyTrain(data, out, ['--quiet']));
+    expect(r.stderr).toBe('');
+    const names = await readdir(out);
+    for (const f of stale) expect(names).not.toContain(f);
+    expect(names).toContain(live);
+  });
+
+  it('--resume of a finished run says it is finished and keeps last_step in metrics.json', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { runCli } = await import('./helpers/cli.js');
+    const data = await noiseNpy('finished.npy', 400, 8);
+    const out = join(dir, 'finished');
+    expect((await runCli(...tinyTrain(data, out, ['--quiet']))).code).toBe(0);
+    const again = await runCli(...tinyTrain(data, out, ['--resume']));
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain('the run is already finished (step 20 of 20)');
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as { last_step: { step: number } | null };
+    expect(metrics.last_step?.step).toBe(20);
+  });
+});

@@ -68,6 +68,7 @@ const PREFETCH = 16 * GROUP;
 
 export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, source: ExampleSource, o: DashboardOptions): Promise<DashboardResult> {
   if (ds.dIn !== sae.dims.dIn) throw new RangeError(`buildDashboard: data rows of ${ds.dIn} for an SAE of d_in ${sae.dims.dIn}`);
+  await ensureWritableDir(o.out);
   await ensureWritableDir(join(o.out, 'features'));
   await ensureWritableDir(join(o.out, 'neuronpedia'));
   const log = o.log ?? (() => undefined);
