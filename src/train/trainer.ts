@@ -156,8 +156,11 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
   const start = performance.now();
   let windowStart = start;
   let windowInputs = 0;
-  let lastStats: StepStats | undefined;
+  let lastStats: StepStats | undefined = state.lastStats;
   let lastCheckpoint = state.step;
+  if (run.resumeFrom && state.step >= s.schedule.steps) {
+    run.progress.message(`the run is already finished (step ${state.step} of ${s.schedule.steps}): nothing to train; its outputs are written again`);
+  }
 
   let next = state.step < s.schedule.steps ? data.batchAt(state.step) : undefined;
   for (let step = state.step; step < s.schedule.steps; step++) {
@@ -199,7 +202,7 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
     const done = step + 1 === s.schedule.steps;
     if (run.checkpointPath && ((run.checkpointEvery > 0 && (step + 1) % run.checkpointEvery === 0) || done)) {
       assertFinite(engine, params, step + 1);
-      await saveCheckpoint(run.checkpointPath, { ...state, step: step + 1, m: runner.adam.m, v: runner.adam.v });
+      await saveCheckpoint(run.checkpointPath, { ...state, step: step + 1, m: runner.adam.m, v: runner.adam.v, lastStats });
       lastCheckpoint = step + 1;
     }
   }
