@@ -184,3 +184,30 @@ describe('5. crash leftovers and resuming a finished run', () => {
     expect(metrics.last_step?.step).toBe(20);
   });
 });
+
+describe('2. divergence stops the run whatever the schedule', () => {
+  it('a warm-up to lr 1e6 fails with a non-zero exit, no weights saved, no checkpoint claimed', async () => {
+    const { existsSync } = await import('node:fs');
+    const { runCli } = await import('./helpers/cli.js');
+    const data = await noiseNpy('diverge.npy', 400, 8);
+    const out = join(dir, 'diverge-warmup');
+    const r = await runCli(...tinyTrain(data, out, ['--lr', '1e6', '--warmup-steps', '10', '--steps', '40', '--quiet']));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^sae: step \d+: .*(diverged|not finite).*; the run stopped and no checkpoint was saved before it\. Try a lower learning rate/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(join(out, 'sae_weights.safetensors'))).toBe(false);
+    expect(existsSync(join(out, 'checkpoint.safetensors'))).toBe(false);
+  });
+  it('names the last checkpoint only when one was written', async () => {
+    const { existsSync } = await import('node:fs');
+    const { runCli } = await import('./helpers/cli.js');
+    const data = await noiseNpy('diverge.npy', 400, 8);
+    const out = join(dir, 'diverge-checkpoint');
+    const r = await runCli(...tinyTrain(data, out, ['--lr', '1e6', '--checkpoint-every', '1', '--steps', '40', '--quiet']));
+    expect(r.code).not.toBe(0);
+    const m = /the last good checkpoint \(step (\d+)\) is kept in (\S+)\./.exec(r.stderr);
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(0);
+    expect(existsSync(m![2]!)).toBe(true);
+  });
+});
