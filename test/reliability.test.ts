@@ -211,3 +211,106 @@ describe('2. divergence stops the run whatever the schedule', () => {
     expect(existsSync(m![2]!)).toBe(true);
   });
 });
+
+describe('1 and 3. non-finite and overflowing numbers: float64 sums, errors instead of Inf', () => {
+  /** A standard SAE 2 -> 4 in dir/name whose encoder is scaled by `scale`. */
+  async function saeDir(name: string, scale: number): Promise<string> {
+    const { saveSae } = await import('../src/io/saelens.js');
+    const { Sae } = await import('../src/sae.js');
+    const sae = new Sae('standard', { dIn: 2, dSae: 4 }, {}, {
+      W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0], (v) => v * scale),
+      b_enc: Float32Array.from([0, 0, 0, -1]),
+      W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
+      b_dec: Float32Array.from([0, 0]),
+    });
+    await saveSae(join(dir, name), sae);
+    return join(dir, name);
+  }
+  async function npy(name: string, values: number[]): Promise<string> {
+    const { writeNpy } = await import('../src/io/npy.js');
+    await writeNpy(join(dir, name), Float32Array.from(values), [values.length / 2, 2]);
+    return join(dir, name);
+  }
+
+  it('3. eval of data at 1e30 gives finite metrics (sums in float64)', async () => {
+    const { runCli } = await import('./helpers/cli.js');
+    const sae = await saeDir('sae-plain', 1);
+    const data = await npy('huge.npy', [1e30, 2e30, 3e30, 0, -2e30, 1e30]);
+    const out = join(dir, 'huge-metrics.json');
+    const r = await runCli('eval', sae, '--data', data, '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const { readFile } = await import('node:fs/promises');
+    const m = JSON.parse(await readFile(out, 'utf8')) as { mse: number; fvu: number };
+    expect(m.mse).toBeGreaterThan(1e59);
+    expect(Number.isFinite(m.mse) && Number.isFinite(m.fvu)).toBe(true);
+  });
+
+  it('3. training on data at 1e30 never exits 0 with Inf or null metrics', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { runCli } = await import('./helpers/cli.js');
+    const data = await noiseNpy('train-huge.npy', 400, 8, 1e30);
+    for (const normalize of ['none', 'expected_average_only_in']) {
+      const out = join(dir, `train-huge-${normalize}`);
+      const r = await runCli(...tinyTrain(data, out, ['--quiet', '--normalize-activations', normalize]));
+      if (r.code === 0) {
+        const text = await readFile(join(out, 'metrics.json'), 'utf8');
+        expect(text).not.toMatch(/null|Infinity|NaN/);
+      } else expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('1. eval and encode refuse latents that overflow to Inf, and write nothing', async () => {
+    const { existsSync } = await import('node:fs');
+    const { runCli } = await import('./helpers/cli.js');
+    const sae = await saeDir('sae-overflow', 1e20);
+    const data = await npy('big.npy', [1e20, 2e20, 3e20, 0]);
+    const ev = await runCli('eval', sae, '--data', data, '--out', join(dir, 'overflow.json'));
+    expect(ev.code).not.toBe(0);
+    expect(ev.stderr).toMatch(/^sae: input 0: the SAE's latents or reconstruction hold NaN or Inf \(the input is finite\)/);
+    expect(existsSync(join(dir, 'overflow.json'))).toBe(false);
+    const en = await runCli('encode', sae, '--data', data, '--out', join(dir, 'overflow.npy'));
+    expect(en.code).not.toBe(0);
+    expect(en.stderr).toMatch(/latents hold NaN or Inf/);
+    expect(existsSync(join(dir, 'overflow.npy'))).toBe(false);
+  });
+
+  it('1. the dashboard ends with an error on an Inf activation (it spun forever)', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const { startSae } = await import('./helpers/spawn.js');
+    const sae = await saeDir('sae-overflow-dash', 1e20);
+    const data = await npy('big-dash.npy', [1e20, 2e20, 3e20, 0]);
+    const out = join(dir, 'dash-overflow');
+    const { child, done } = startSae(['dashboard', sae, '--data', data, '--out', out]);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const r = await done;
+    clearTimeout(timer);
+    expect(r.signal).toBeNull();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/NaN or Inf/);
+    expect(await readdir(out).catch(() => [])).not.toContain('index.html');
+  }, 60_000);
+
+  it('1. the feature collector refuses an infinite activation instead of doubling its bins forever', async () => {
+    const { FeatureCollector } = await import('../src/dashboard/collect.js');
+    const c = new FeatureCollector(2);
+    expect(() => c.add(Float32Array.from([1, Infinity]), 1, [0])).toThrow(/latent 1 .* Inf/);
+  });
+});
+
+describe('1. anomaly scores: float64 error sums, Inf refused', () => {
+  it('scores data at 1e15 (squares beyond float32) and refuses an SAE that overflows', async () => {
+    const { reconstructionErrors } = await import('../src/anomaly/score.js');
+    const { Engine } = await import('../src/engine/index.js');
+    const { Sae } = await import('../src/sae.js');
+    const engine = new Engine({ kernels: 'reference' });
+    const make = (scale: number): InstanceType<typeof Sae> =>
+      new Sae('standard', { dIn: 2, dSae: 2 }, {}, { W_enc: Float32Array.from([scale, 0, 0, scale]), b_enc: new Float32Array(2), W_dec: Float32Array.from([0.5, 0, 0, 0.5]), b_dec: new Float32Array(2) });
+    const chunk = async function* (x: number[]) {
+      yield { x: Float32Array.from(x), rows: x.length / 2 };
+    };
+    const errors = await reconstructionErrors(engine, make(1), chunk([1e15, 2e15]));
+    expect(errors[0]).toBeCloseTo(1.25e30, -26);
+    await expect(reconstructionErrors(engine, make(1e10), chunk([1, 0, 1e20, 0]))).rejects.toThrow(/^input 1: its reconstruction error is 2.5\d*e\+59 \(NaN, Inf or beyond float32\)/);
+  });
+});
