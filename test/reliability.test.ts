@@ -314,3 +314,24 @@ describe('1. anomaly scores: float64 error sums, Inf refused', () => {
     await expect(reconstructionErrors(engine, make(1e10), chunk([1, 0, 1e20, 0]))).rejects.toThrow(/^input 1: its reconstruction error is 2.5\d*e\+59 \(NaN, Inf or beyond float32\)/);
   });
 });
+
+describe('8. hostile dashboard tokens', () => {
+  it('isolates every token, shows control characters as escapes and cuts long tokens with their length', async () => {
+    const { renderTokenExample } = await import('../src/dashboard/tokens.js');
+    const tokens = ['a\u202Eb', '\0', 'x\u2028y', '\u200F', 'A'.repeat(100_000), 'تست', '👨\u200D👩'];
+    const html = renderTokenExample({ tokens, activations: tokens.map(() => 1), highlight: 0 }, 1);
+    expect(html).not.toMatch(/[\u202E\u0000\u2028\u200F]/);
+    expect(html).toContain('a&lt;U+202E&gt;b');
+    expect(html).toContain('&lt;U+0000&gt;');
+    expect(html).toContain('x&lt;U+2028&gt;y');
+    expect(html).toContain('…(100000 chars)');
+    expect(html).toContain('👨\u200D👩');
+    expect(html.match(/<bdi>/g)).toHaveLength(tokens.length);
+    expect(html.length).toBeLessThan(3000);
+  });
+  it('cuts tokens for the Neuronpedia export at a larger limit, never inside a surrogate pair', async () => {
+    const { cutToken, MAX_EXPORT_TOKEN_CHARS } = await import('../src/dashboard/tokens.js');
+    expect(cutToken('x'.repeat(1000), MAX_EXPORT_TOKEN_CHARS)).toHaveLength(MAX_EXPORT_TOKEN_CHARS + '…(1000 chars)'.length);
+    expect(cutToken(`${'x'.repeat(63)}😀`, 64)).toBe(`${'x'.repeat(63)}…(65 chars)`);
+  });
+});
