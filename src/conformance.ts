@@ -5,8 +5,9 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { architecture } from './arch/index.js';
-import type { ArchitectureDef, Dims, Params } from './arch/types.js';
+import { refNumber } from './arch/common.js';
+import { architecture, ARCHITECTURES } from './arch/index.js';
+import type { ArchitectureDef, Dims, Params, ReferenceCase, ReferenceHyper } from './arch/types.js';
 import type { Engine } from './engine/index.js';
 import type { HostTensor } from './engine/ort.js';
 import { UserError, fileError } from './errors.js';
@@ -38,52 +39,18 @@ export interface ConformanceReport {
   readonly ok: boolean;
 }
 
-/** A reference architecture mapped to ours: the definition, its hyper-parameters and the coefficient. */
-interface Case {
+/** A reference file's architecture mapped to ours (the `reference` field of the table's entries). */
+interface Case extends ReferenceCase<unknown> {
   readonly def: ArchitectureDef<unknown>;
-  readonly hyper: unknown;
-  readonly coef: number;
-  /** Reference parameter names that we call otherwise (reference -> ours). */
-  readonly rename?: Readonly<Record<string, string>>;
-  /** Parameters of ours that the reference gives as hyper-parameters. */
-  readonly extra?: Readonly<Record<string, Float32Array>>;
 }
 
-const num = (v: number | string | number[] | undefined): number => (typeof v === 'number' ? v : NaN);
-
-/** How each reference file's `architecture` maps to ours; absent names are skipped. */
-const CASES: Record<string, (h: ReferenceFile['hyper']) => Case> = {
-  standard: (h) => ({ def: architecture('standard'), hyper: {}, coef: num(h['l1_coefficient']) }),
-  kl_identity: (h) => klCase(h),
-  kl_sigmoid: (h) => klCase(h),
-  jumprelu: (h) => ({
-    def: architecture('jumprelu'),
-    hyper: architecture('jumprelu').hyper.parse({ bandwidth: h['bandwidth'], thresholdParam: 'log' }),
-    coef: num(h['l0_coefficient']),
-  }),
-  gated: (h) => ({ def: architecture('gated'), hyper: {}, coef: num(h['l1_coefficient']), rename: { b_enc: 'b_gate' } }),
-  batchtopk: (h) => ({
-    def: architecture('batchtopk'),
-    hyper: architecture('batchtopk').hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'] }),
-    coef: 0,
-    extra: { threshold: Float32Array.of(num(h['threshold'])) },
-  }),
-  matryoshka: (h) => ({
-    def: architecture('matryoshka'),
-    hyper: architecture('matryoshka').hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], prefixes: h['prefixes'] }),
-    coef: 0,
-    extra: { threshold: Float32Array.of(num(h['threshold'])) },
-  }),
-  topk: (h) => ({ def: architecture('topk'), hyper: { k: num(h['k']), auxK: num(h['aux_k']) }, coef: num(h['aux_coefficient']) }),
-};
-
-function klCase(h: ReferenceFile['hyper']): Case {
-  const def = architecture('kl');
-  return {
-    def,
-    hyper: def.hyper.parse({ rho: h['rho'], weightDecay: h['lambda'], decoderActivation: h['decoder_activation'] }),
-    coef: num(h['beta']),
-  };
+/** The architecture whose reference mapping lists this file's `architecture`; undefined when none does. */
+function caseFor(refArchitecture: string, h: ReferenceHyper): Case | undefined {
+  for (const name of ARCHITECTURES) {
+    const def = architecture(name);
+    if (def.reference?.files.includes(refArchitecture)) return { def, ...def.reference.map(h) };
+  }
+  return undefined;
 }
 
 function shapeOf(a: Nested): number[] {
@@ -138,7 +105,7 @@ async function checkArchitecture(engine: Engine, file: string, ref: ReferenceFil
 }
 
 function checkAdam(engine: Engine, file: string, ref: ReferenceFile & { forward: { params_after: Nested } }): ConformanceRow[] {
-  const h = { lr: num(ref.hyper['lr']), beta1: num(ref.hyper['beta1']), beta2: num(ref.hyper['beta2']), eps: num(ref.hyper['eps']) };
+  const h = { lr: refNumber(ref.hyper['lr']), beta1: refNumber(ref.hyper['beta1']), beta2: refNumber(ref.hyper['beta2']), eps: refNumber(ref.hyper['eps']) };
   const param = tensor(ref.inputs['param'] ?? []).data;
   const grads = Array.isArray(ref.inputs['grads']) ? ref.inputs['grads'] : [];
   const after = Array.isArray(ref.forward.params_after) ? ref.forward.params_after : [];
@@ -180,12 +147,12 @@ export async function runConformance(engine: Engine, dir: string): Promise<Confo
       rows.push(...checkAdam(engine, name, ref as ReferenceFile & { forward: { params_after: Nested } }));
       continue;
     }
-    const make = CASES[ref.architecture];
-    if (!make) {
+    const c = caseFor(ref.architecture, ref.hyper);
+    if (!c) {
       skipped.push({ file: name, reason: `architecture '${ref.architecture}' is not implemented` });
       continue;
     }
-    rows.push(...(await checkArchitecture(engine, name, ref, make(ref.hyper))));
+    rows.push(...(await checkArchitecture(engine, name, ref, c)));
   }
   const ok = rows.every((r) => r.error <= CONFORMANCE_TOLERANCE);
   return { rows, skipped, ok };

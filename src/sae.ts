@@ -131,7 +131,7 @@ export class Sae {
   async decodeSparse(engine: Engine, code: SparseCode): Promise<Float32Array> {
     const { dIn, dSae } = this.dims;
     const rows = code.indices.length / code.k;
-    if (this.architecture === 'kl') {
+    if (this.def.decoder(this.hyper) !== 'affine') {
       const f = new Float32Array(rows * dSae);
       for (let r = 0; r < rows; r++) for (let j = 0; j < code.k; j++) f[r * dSae + code.indices[r * code.k + j]!] = code.values[r * code.k + j]!;
       return this.decode(engine, f);

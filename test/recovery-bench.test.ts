@@ -58,7 +58,7 @@ describe('sae bench-recovery', () => {
       [['--magnitude', 'gauss:1'], /--magnitude: expected constant:V/],
       [['--architectures', 'standard,nope'], /unknown architecture 'nope'/],
       [['--firing-probability', '2'], /--firing-probability must be in \(0, 1\]/],
-      [['--steps', '0'], /--steps must be positive/],
+      [['--steps', '0'], /--steps must be a positive integer/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli('bench-recovery', ...args);

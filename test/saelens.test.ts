@@ -2,10 +2,11 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { architecture } from '../src/arch/index.js';
+import { ARCHITECTURES, architecture } from '../src/arch/index.js';
+import { loadAnySae } from '../src/formats/index.js';
 import { Engine } from '../src/engine/index.js';
 import { UserError } from '../src/errors.js';
-import { loadSae, loadSparsity, saveSae } from '../src/io/saelens.js';
+import { loadSae, loadSaeLens, loadsInSaeLens, loadSparsity, saveSae } from '../src/io/saelens.js';
 import { serializeSafetensors } from '../src/io/safetensors.js';
 import { Rng } from '../src/rng.js';
 import { Sae } from '../src/sae.js';
@@ -30,6 +31,19 @@ function randomX(rows: number, dIn: number): Float32Array {
 const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'sae-io-'));
 
 describe('SAELens layout', () => {
+  it.each(['standard', 'kl'] as const)('%s: a truncated or mis-shaped sparsity.safetensors is refused at load, in one line', async (arch) => {
+    const sae = randomSae(arch, 13, 37, arch === 'kl' ? { decoderActivation: 'sigmoid', rho: 0.1 } : {});
+    const dir = await tmp();
+    await saveSae(dir, sae, { log10FiringRates: new Float32Array(37) });
+    const path = join(dir, 'sparsity.safetensors');
+    const whole = await readFile(path);
+    await writeFile(path, whole.subarray(0, whole.length - 5));
+    await expect(loadSae(dir)).rejects.toThrow(new RegExp(`^${path}: .*`));
+    await expect(loadSae(dir)).rejects.toBeInstanceOf(UserError);
+    await writeFile(path, serializeSafetensors({ sparsity: { dtype: 'F32', shape: [36], data: new Float32Array(36) } }));
+    await expect(loadSae(dir)).rejects.toThrow(`${path}: tensor 'sparsity' has shape [36], expected [37] (d_sae)`);
+  });
+
   it.each([
     ['standard', {}],
     ['kl', { decoderActivation: 'sigmoid', rho: 0.1 }],
@@ -58,7 +72,40 @@ describe('SAELens layout', () => {
     const kl = await tmp();
     await saveSae(kl, randomSae('kl'));
     const klCfg = JSON.parse(await readFile(join(kl, 'cfg.json'), 'utf8')) as Record<string, unknown>;
-    expect(klCfg).toMatchObject({ architecture: 'kl', apply_b_dec_to_input: false, encoder_activation: 'sigmoid', decoder_activation: 'identity' });
+    expect(klCfg).toMatchObject({ format: 'sparse-autoencoder', architecture: 'kl', apply_b_dec_to_input: false, encoder_activation: 'sigmoid', decoder_activation: 'identity' });
+    expect(klCfg['note']).toMatch(/SAELens cannot load this folder/);
+    expect(klCfg['metadata']).not.toHaveProperty('sae_lens_version');
+  });
+
+  it("folds a finetuning scale saved under the module's own name, and ignores the flag without a tensor, as SAELens does", async () => {
+    const dir = await tmp();
+    const sae = randomSae('standard');
+    await saveSae(dir, sae);
+    const cfg = JSON.parse(await readFile(join(dir, 'cfg.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify({ ...cfg, finetuning_scaling_factor: true }));
+    const plain = await loadSaeLens(dir);
+    expect(plain.folded).toEqual(['finetuning_scaling_factor true but no scaling_factor tensor: no scale, as SAELens does']);
+    expect(plain.sae.params['W_dec']).toEqual(sae.params['W_dec']);
+    const t = Object.fromEntries(Object.entries(sae.params).map(([k, v]) => [k, { dtype: 'F32' as const, shape: k === 'W_enc' ? [13, 37] : k === 'W_dec' ? [37, 13] : [v.length], data: v }]));
+    const s = new Float32Array(37).fill(2);
+    await writeFile(join(dir, 'sae_weights.safetensors'), serializeSafetensors({ ...t, finetuning_scaling_factor: { dtype: 'F32', shape: [37], data: s } }));
+    const scaled = await loadSaeLens(dir);
+    expect(scaled.sae.params['W_dec']).toEqual(sae.params['W_dec']!.map((v) => v * 2));
+  });
+
+  it('knows which of our architectures SAELens loads', () => {
+    expect(ARCHITECTURES.filter((a) => loadsInSaeLens(a))).toEqual(['standard', 'topk', 'jumprelu', 'gated']);
+  });
+
+  it('a jumprelu cfg.json without apply_b_dec_to_input subtracts b_dec, as SAELens (default true) does', async () => {
+    const dir = await tmp();
+    const { sae: gemma } = await loadAnySae(join(import.meta.dirname, 'fixtures', 'sae-formats', 'saelens-v6-jumprelu-bdec', 'sae'));
+    await saveSae(dir, gemma);
+    const cfg = JSON.parse(await readFile(join(dir, 'cfg.json'), 'utf8')) as Record<string, unknown>;
+    expect(cfg['apply_b_dec_to_input']).toBe(true);
+    delete cfg['apply_b_dec_to_input'];
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify(cfg));
+    expect(architecture('jumprelu').applyBDecToInput((await loadSae(dir)).hyper)).toBe(true);
   });
 
   it('encodeTopK returns the k largest activations of each row, largest first', async () => {
@@ -118,7 +165,7 @@ describe('SAELens layout', () => {
     const good = { W_enc: { shape: [13, 37] }, b_enc: { shape: [37] }, W_dec: { shape: [37, 13] }, b_dec: { shape: [13] } };
 
     it('unknown architecture', async () => {
-      expect(await broken((_d, c) => void (c['architecture'] = 'mystery'))).toMatch(/cfg\.json: architecture 'mystery' is not supported/);
+      expect(await broken((_d, c) => void (c['architecture'] = 'mystery'))).toMatch(/cfg\.json: architecture 'mystery' is not an SAE SAELens loads/);
     });
     it('bad d_in', async () => {
       expect(await broken((_d, c) => void (c['d_in'] = -3))).toMatch(/cfg\.json: d_in must be a positive integer/);
@@ -131,10 +178,10 @@ describe('SAELens layout', () => {
       expect(await broken((d) => weights(d, { ...good, W_enc: { shape: [37, 13] } }))).toMatch(/tensor 'W_enc' has shape \[37, 13\], expected \[13, 37\]/);
     });
     it('a tensor it would ignore', async () => {
-      expect(await broken((d) => weights(d, { ...good, threshold: { shape: [37] } }))).toMatch(/unexpected tensor 'threshold' for architecture 'standard'/);
+      expect(await broken((d) => weights(d, { ...good, threshold: { shape: [37] } }))).toMatch(/unexpected tensor 'threshold' for SAELens architecture 'standard'/);
     });
     it('unsupported normalisation', async () => {
-      expect(await broken((_d, c) => void (c['normalize_activations'] = 'layer_norm'))).toMatch(/normalize_activations 'layer_norm' is not supported/);
+      expect(await broken((_d, c) => void (c['normalize_activations'] = 'layer_norm'))).toMatch(/normalize_activations 'layer_norm' normalises each input by its own statistics/);
     });
     it('missing folder', async () => {
       await expect(loadSae('/nonexistent/sae')).rejects.toThrow(/\/nonexistent\/sae\/cfg\.json: no such file/);

@@ -199,8 +199,10 @@ describe('GGUF vocabularies', () => {
         }),
       );
     const tok = tokenizerFromGguf(meta('gpt-2'), 'g.gguf');
-    expect(tok.encode('the the<|endoftext|>')).toEqual([116, 257, 258, 259]);
+    const endText = [...'<|endoftext|>'].map((c) => c.charCodeAt(0)); // a control token written in a text is text
+    expect(tok.encode('the the<|endoftext|>')).toEqual([116, 257, 258, ...endText]);
     expect(tok.decode([116, 257, 258, 259])).toBe('the the');
+    expect(tok.token(259)).toBe('<|endoftext|>');
     expect(tok).toMatchObject({ eosId: 259, addBos: false, vocabSize: 260 });
     // the same vocabulary as the tiny GPT-2's tokenizer.json (ByteLevel with its own regex) splits text the same way
     await writeTinyGpt2(join(dir, 'gpt2-same'));
@@ -236,6 +238,7 @@ if (!haveModel) console.warn(`tokenizer.test.ts: TinyLlama checks skipped (no ${
 interface Fixture {
   readonly tokens: Record<string, { readonly text: string; readonly ids: number[] }>;
   readonly continuation: { readonly promptIds: number[]; readonly ids: number[]; readonly text: string };
+  readonly crossEntropy: { readonly ids: number[] };
 }
 
 describe.skipIf(!haveModel)('TinyLlama GGUF against llama.cpp (test/fixtures/tinyllama/llama-cpp.json)', () => {
@@ -259,6 +262,12 @@ describe.skipIf(!haveModel)('TinyLlama GGUF against llama.cpp (test/fixtures/tin
       expect(tok.decode(ids)).toBe(text);
     }
     expect(tok.decode(fixture.continuation.ids)).toBe(fixture.continuation.text);
+  });
+
+  it("gives llama.cpp's 2000 Moby-Dick tokens of the cross-entropy fixture", async () => {
+    const tok = tokenizerFromGguf(metadata, MODEL);
+    const chapter = await readFile(join(import.meta.dirname, '..', 'node_modules', '@stdlib', 'datasets-moby-dick', 'data', 'chapter_1.txt'), 'utf8');
+    expect([1, ...tok.encode(chapter).slice(0, 2000)]).toEqual(fixture.crossEntropy.ids);
   });
 
   it('a Llama-2 tokenizer.json built from the same vocabulary (merges from scores) gives the same ids through the library', () => {

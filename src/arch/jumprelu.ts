@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, saeParams } from './common.js';
+import { decodeAffine, refNumber, saeParams } from './common.js';
 import { denseStep } from './graphs.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, TrainContext, TrainGraph } from './types.js';
 
@@ -111,6 +111,10 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
     { key: 'initThreshold', kind: 'number', help: 'threshold at initialisation (default 0.001, as SAELens; it moves about lr per step, so short runs want one near the pre-activations\' scale)' },
     { key: 'thresholdParam', kind: 'string', help: "train the threshold as 'linear' (default) or 'log'" },
   ],
+  unitNormDecoder: false,
+  decoder: () => 'affine',
+  recovery: { knob: { kind: 'coefficient' }, unitNormDecoder: true },
+  reference: { files: ['jumprelu'], map: (h) => ({ hyper: hyper.parse({ bandwidth: h['bandwidth'], thresholdParam: 'log' }), coef: refNumber(h['l0_coefficient']) }) },
   applyBDecToInput: (h) => h.applyBDec,
   params,
   initExtra,

@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { denseStep } from './graphs.js';
-import { saeParams } from './common.js';
+import { refNumber, saeParams } from './common.js';
 import type { ArchitectureDef, Encoded, ParamValues, TrainContext, TrainGraph } from './types.js';
 
 const hyper = z
@@ -93,6 +93,14 @@ export const kl: ArchitectureDef<KlHyper> = {
     { key: 'weightDecay', kind: 'number', help: 'weight decay lambda on W_enc and W_dec (default 3e-3)' },
     { key: 'decoderActivation', kind: 'string', help: 'identity | sigmoid (for data in [0, 1]); default identity' },
   ],
+  unitNormDecoder: false,
+  decoder: (h) => (h.decoderActivation === 'sigmoid' ? 'sigmoid' : 'affine'),
+  // A latent counts as firing where a > 0.5; the target rate rho sets L0.
+  recovery: { knob: { kind: 'rate', key: 'rho', start: 0.02, max: 0.5 }, unitNormDecoder: false },
+  reference: {
+    files: ['kl_identity', 'kl_sigmoid'],
+    map: (h) => ({ hyper: hyper.parse({ rho: h['rho'], weightDecay: h['lambda'], decoderActivation: h['decoder_activation'] }), coef: refNumber(h['beta']) }),
+  },
   applyBDecToInput: () => false,
   // a sigmoid decoder's bias lives before the sigmoid: start it at the logit of the data's centre
   initBDec: (center, h) => (h.decoderActivation === 'sigmoid' ? center.map(logit) : center),

@@ -7,7 +7,7 @@
  * Inference and saved form as batchtopk (JumpReLU at the EMA threshold).
  */
 import { z } from 'zod';
-import { decodeAffine } from './common.js';
+import { decodeAffine, refNumber } from './common.js';
 import { asJumpRelu, batchtopk, batchTopKEncode, batchTopKHyper, batchTopKParams, batchTopKStep } from './batchtopk.js';
 import type { ArchitectureDef, Dims } from './types.js';
 
@@ -38,6 +38,12 @@ export const matryoshka: ArchitectureDef<MatryoshkaHyper> = {
   coefficient: { name: 'aux_coefficient', default: 1 / 32 },
   hyper,
   options: [...batchtopk.options, { key: 'prefixes', kind: 'list', help: 'nested prefix widths (default d_sae/8,d_sae/4,d_sae/2,d_sae)' }],
+  decoder: () => 'affine',
+  recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },
+  reference: {
+    files: ['matryoshka'],
+    map: (h) => ({ hyper: hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], prefixes: h['prefixes'] }), coef: 0, extra: { threshold: Float32Array.of(refNumber(h['threshold'])) } }),
+  },
   unitNormDecoder: true,
   applyBDecToInput: () => true,
   params: batchTopKParams,

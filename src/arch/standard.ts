@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { denseStep } from './graphs.js';
 import type { ArchitectureDef, Encoded, ParamValues, TrainContext, TrainGraph } from './types.js';
-import { decodeAffine, rowNormsOf, saeParams } from './common.js';
+import { decodeAffine, refNumber, rowNormsOf, saeParams } from './common.js';
 
 const hyper = z.object({}).strict();
 export type StandardHyper = z.infer<typeof hyper>;
@@ -59,6 +59,10 @@ export const standard: ArchitectureDef<StandardHyper> = {
   coefficient: { name: 'l1_coefficient', default: 5 },
   hyper,
   options: [],
+  unitNormDecoder: false,
+  decoder: () => 'affine',
+  recovery: { knob: { kind: 'coefficient' }, unitNormDecoder: true },
+  reference: { files: ['standard'], map: (h) => ({ hyper: {}, coef: refNumber(h['l1_coefficient']) }) },
   applyBDecToInput: () => true,
   params: saeParams,
   encode: (g, x, p) => encode(g, x, p),

@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, saeParams } from './common.js';
+import { decodeAffine, refNumber, saeParams } from './common.js';
 import { deadBias, densify, firesOf, runEncoder, sparsePass, Workspace } from './sparse.js';
 import type { ArchitectureDef, Dims, Encoded, ParamValues, StepResult, TrainStep } from './types.js';
 import type { Engine } from '../engine/index.js';
@@ -73,6 +73,9 @@ export const topk: ArchitectureDef<TopKHyper> = {
     { key: 'k', kind: 'integer', help: 'latents kept per input (default 32)' },
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
   ],
+  decoder: () => 'affine',
+  recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },
+  reference: { files: ['topk'], map: (h) => ({ hyper: { k: refNumber(h['k']), auxK: refNumber(h['aux_k']) }, coef: refNumber(h['aux_coefficient']) }) },
   unitNormDecoder: true,
   applyBDecToInput: () => true,
   params: saeParams,

@@ -6,8 +6,10 @@
 import type { z } from 'zod';
 import type { Engine } from '../engine/index.js';
 import type { Dim, GraphBuilder, Value } from '../engine/onnx.js';
+import type { Architecture } from './index.js';
 
-export type Architecture = 'standard' | 'kl' | 'topk' | 'batchtopk' | 'matryoshka' | 'jumprelu' | 'gated';
+/** The names of the table in index.ts (derived from its keys). */
+export type { Architecture };
 
 export interface Dims {
   readonly dIn: number;
@@ -100,6 +102,46 @@ export interface HyperOption {
   readonly help: string;
 }
 
+/**
+ * What the decoder computes from the latents: 'affine' is f W_dec + b_dec (a sparse code decodes
+ * in O(k dIn) on the kernels, input scaling folds into the weights); 'sigmoid' is sigmoid of that.
+ */
+export type DecoderKind = 'affine' | 'sigmoid';
+
+/** How the recovery benchmark (src/synthetic/bench.ts) brings an architecture to a target L0. */
+export type SparsityKnob =
+  /** A hyper-parameter equal to the target L0 (top-k's k): set, not searched. */
+  | { readonly kind: 'l0'; readonly key: string }
+  /** The architecture's sparsity coefficient (larger is sparser), searched from its default. */
+  | { readonly kind: 'coefficient' }
+  /** A hyper-parameter that grows with L0 (a target firing rate), searched below `max`. */
+  | { readonly kind: 'rate'; readonly key: string; readonly start: number; readonly max: number };
+
+export interface RecoverySettings {
+  readonly knob: SparsityKnob;
+  /** Keep decoder rows at unit norm while training in the benchmark. */
+  readonly unitNormDecoder: boolean;
+}
+
+/** The hyper-parameters of a reference vector file (tools/, float64 PyTorch), by their names there. */
+export type ReferenceHyper = Readonly<Record<string, number | string | number[] | undefined>>;
+
+/** A reference vector file's architecture mapped to ours (src/conformance.ts). */
+export interface ReferenceCase<H> {
+  readonly hyper: H;
+  readonly coef: number;
+  /** Reference parameter names that we call otherwise (reference -> ours). */
+  readonly rename?: Readonly<Record<string, string>>;
+  /** Parameters of ours that the reference gives as hyper-parameters. */
+  readonly extra?: Readonly<Record<string, Float32Array>>;
+}
+
+export interface ReferenceMapping<H> {
+  /** The `architecture` names of the reference files this architecture checks against. */
+  readonly files: readonly string[];
+  map(h: ReferenceHyper): ReferenceCase<H>;
+}
+
 export interface ArchitectureDef<H> {
   readonly name: Architecture;
   /** The forward pass and loss, in one line, for --help and docs. */
@@ -111,7 +153,13 @@ export interface ArchitectureDef<H> {
   /** The same hyper-parameters described for the CLI (flags are the keys in kebab-case). */
   readonly options: readonly HyperOption[];
   /** Whether decoder rows are kept at unit norm unless the user says otherwise. */
-  readonly unitNormDecoder?: boolean;
+  readonly unitNormDecoder: boolean;
+  /** What its decoder computes (see DecoderKind). */
+  decoder(h: H): DecoderKind;
+  /** How the recovery benchmark sets its sparsity. */
+  readonly recovery: RecoverySettings;
+  /** Its reference vector files, for `sae conformance` (none: not checked there). */
+  readonly reference?: ReferenceMapping<H>;
   /** Whether the encoder sees x - b_dec (SAELens's apply_b_dec_to_input). */
   applyBDecToInput(h: H): boolean;
   /** b_dec at initialisation from the centre of a data sample (default: the centre itself). */

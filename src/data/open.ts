@@ -8,7 +8,7 @@ import { fileError, UserError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Dataset } from './dataset.js';
 import { imagePatchDataset, type ImagePatchOptions } from './image-dataset.js';
-import { IMAGE_EXTENSIONS } from './images.js';
+import { IMAGE_EXTENSIONS, listImages } from './images.js';
 import { npyDataset } from './npy.js';
 import { rawDataset } from './raw.js';
 import { safetensorsDataset } from './safetensors.js';
@@ -44,6 +44,7 @@ export async function openDataset(spec: DataSpec, engine: Engine): Promise<Datas
   const paths = typeof spec.path === 'string' ? [spec.path] : spec.path;
   const [first, ...others] = paths;
   if (first === undefined) throw new UserError('no data path given');
+  for (const p of paths) await checkDataPath(p);
   const format = spec.format ?? (await inferFormat(first, others.length > 0));
   if (!DATA_FORMATS.includes(format)) throw new UserError(`unknown data format '${String(format)}': choose one of ${DATA_FORMATS.join(', ')}`);
   if (format !== 'images' && others.length > 0) throw new UserError(`several data paths are only allowed for images, not ${format}`);
@@ -70,11 +71,27 @@ function openFormat(format: DataFormat, path: string, paths: readonly string[], 
   }
 }
 
+/**
+ * Data is a regular file or a folder: a FIFO, socket or device is refused at once, from its stat
+ * (opening a FIFO for reading would wait for a writer).
+ */
+async function checkDataPath(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) throw fileError(path, 'no such file');
+  if (info.isFile() || info.isDirectory()) return;
+  const kind = info.isFIFO() ? 'a FIFO (named pipe)' : info.isSocket() ? 'a socket' : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : 'not a regular file';
+  throw fileError(path, `is ${kind}; data must be a regular file or a folder`);
+}
+
 async function inferFormat(path: string, several: boolean): Promise<DataFormat> {
   if (several) return 'images';
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw fileError(path, 'no such file');
-  if (info.isDirectory()) return existsSync(join(path, MANIFEST_FILENAME)) ? 'store' : 'images';
+  if (info.isDirectory()) {
+    if (existsSync(join(path, MANIFEST_FILENAME))) return 'store';
+    if ((await listImages([path])).length > 0) return 'images';
+    throw fileError(path, `is neither an activation store (no ${MANIFEST_FILENAME}) nor a folder of images (no ${IMAGE_EXTENSIONS.join(', ')} file in it)`);
+  }
   const ext = extname(path).toLowerCase();
   const format = EXTENSIONS[ext];
   if (format === undefined) {

@@ -1,10 +1,13 @@
 /**
- * The kernels that run outside onnxruntime: the optimiser, elementwise and (later) sparse kernels.
+ * The kernels that run outside onnxruntime: the optimiser, elementwise and sparse kernels, and the
+ * dequantisation of GGUF weights.
  * Each works in place on Float32Arrays. Two implementations: `reference` (plain TypeScript, the
  * oracle for tests and the fallback) and `native` (the C++ addon, multi-threaded, deterministic:
  * every thread owns its own output rows and reductions run over fixed blocks, so results do not
  * depend on the thread count).
  */
+
+import type { DequantType } from './dequant.js';
 
 export interface AdamHyper {
   readonly lr: number;
@@ -94,4 +97,12 @@ export interface Kernels {
 
   /** out: [dSae], out[i] (+)= sum_{e: idx[e] = i} coef[e] (coef: [nnz]), in entry order. */
   sparseScatterSum(code: CsrRows, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void;
+
+  // --- weights of GGUF files ---
+
+  /**
+   * src: whole blocks of a GGML type -> out: [blocks * values per block] (overwritten), the float32
+   * values of llama.cpp's dequantisation (formats: dequant.ts). Both backends give the same bits.
+   */
+  dequantize(type: DequantType, src: Uint8Array, out: Float32Array): void;
 }

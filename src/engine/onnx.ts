@@ -7,7 +7,7 @@
 import { ProtoWriter } from './protobuf.js';
 
 /** ONNX TensorProto.DataType values. */
-export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
+export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 } as const;
 export type ElemType = keyof typeof DataType;
 
 /** A dimension: a fixed size, or a symbolic name such as 'batch'. */

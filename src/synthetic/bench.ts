@@ -9,11 +9,11 @@
  * of `searchSteps` steps (4x steps until the target is bracketed, then log-log interpolation) until
  * the held-out L0 is within `tolerance` of the target; then the full run, and, since L0 drifts as
  * training goes on, up to `maxCorrections` more full runs with the knob corrected (secant in log-log).
- * The full run nearest the target is scored. New architectures join with the default knob (`k` if
- * their hyper-parameters take one, else their sparsity coefficient); ARCH_SETTINGS holds the exceptions.
+ * The full run nearest the target is scored. Each architecture's knob is its `recovery` field in the
+ * table (src/arch/); a coefficient search starts at the architecture's default coefficient.
  */
 import { architecture } from '../arch/index.js';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture, SparsityKnob } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { evaluate, type Metrics } from '../eval.js';
 import type { Sae } from '../sae.js';
@@ -22,15 +22,6 @@ import type { OutStream } from '../train/progress.js';
 import { train, type TrainSettings } from '../train/trainer.js';
 import { SyntheticData, type SyntheticBatch, type SyntheticSpec } from './generator.js';
 import { maxCosines, recoveryScores } from './recovery.js';
-
-/** How an architecture's sparsity is set. */
-export type SparsityKnob =
-  /** A hyper-parameter equal to the target L0 (top-k's k): set, not searched. */
-  | { readonly kind: 'l0'; readonly key: string }
-  /** The architecture's sparsity coefficient: larger is sparser. */
-  | { readonly kind: 'coefficient'; readonly start: number }
-  /** A hyper-parameter that grows with L0 (a target firing rate), searched below `max`. */
-  | { readonly kind: 'rate'; readonly key: string; readonly start: number; readonly max: number };
 
 export interface ArchSettings {
   readonly knob: SparsityKnob;
@@ -42,17 +33,10 @@ export interface ArchSettings {
   readonly hyper: Readonly<Record<string, unknown>>;
 }
 
-/** Exceptions to the defaults (see settingsFor). */
-export const ARCH_SETTINGS: Partial<Record<Architecture, Partial<ArchSettings>>> = {
-  // The sigmoid SAE counts a latent as firing where a > 0.5; its target rate rho sets L0.
-  kl: { knob: { kind: 'rate', key: 'rho', start: 0.02, max: 0.5 }, unitNormDecoder: false },
-};
-
+/** The benchmark's settings of an architecture: its `recovery` field in the table. */
 export function settingsFor(name: Architecture): ArchSettings {
-  const def = architecture(name);
-  // An architecture whose hyper-parameters take a k keeps k latents per input: k is its L0.
-  const knob: SparsityKnob = def.hyper.safeParse({ k: 1 }).success ? { kind: 'l0', key: 'k' } : { kind: 'coefficient', start: def.coefficient.default };
-  return { knob, unitNormDecoder: def.unitNormDecoder ?? true, lrScale: 1, hyper: {}, ...ARCH_SETTINGS[name] };
+  const { knob, unitNormDecoder } = architecture(name).recovery;
+  return { knob, unitNormDecoder, lrScale: 1, hyper: {} };
 }
 
 export interface RecoveryBenchOptions {
@@ -216,7 +200,7 @@ async function searchKnob(engine: Engine, data: SyntheticData, evalSet: Syntheti
   const grows = knob.kind === 'rate';
   const max = knob.kind === 'rate' ? knob.max : Infinity;
   const probes: Probe[] = [];
-  let value = knob.start;
+  let value = knob.kind === 'rate' ? knob.start : architecture(arch).coefficient.default;
   for (let i = 0; i < o.maxProbes; i++) {
     const t = await trainOne(engine, data, evalSet, trainSettings(o, arch, s, value, o.searchSteps), log, false);
     probes.push({ value, l0: t.metrics.l0 });

@@ -148,7 +148,7 @@ export function settingsOf(c: TrainConfig, dataset: Dataset, hyper: unknown): Tr
       coefWarmupSteps: c.schedule.coefficientWarmupSteps,
     },
     adam: { beta1: c.optimizer.beta1, beta2: c.optimizer.beta2, eps: c.optimizer.eps },
-    unitNormDecoder: c.model.unitNormDecoder ?? def.unitNormDecoder ?? false,
+    unitNormDecoder: c.model.unitNormDecoder ?? def.unitNormDecoder,
     decoderInitNorm: c.model.decoderInitNorm,
     bDecInit: c.model.bDecInit,
     normalizeActivations: c.model.normalizeActivations,
@@ -160,8 +160,9 @@ export function settingsOf(c: TrainConfig, dataset: Dataset, hyper: unknown): Tr
 export async function runTraining(c: TrainConfig, o: RunOptions, engine?: Engine): Promise<RunResult> {
   const flags = o.flags ?? new Map<string, string>();
   const hyper = parseHyper(c, flags);
-  if (c.model.normalizeActivations !== 'none' && (hyper as { decoderActivation?: string }).decoderActivation === 'sigmoid') {
-    throw new UserError(`${flags.get('model.normalizeActivations') ?? 'model.normalizeActivations'}: input normalisation cannot be folded into a sigmoid decoder; use 'none'`);
+  const decoder = architecture(c.model.architecture).decoder(hyper);
+  if (c.model.normalizeActivations !== 'none' && decoder !== 'affine') {
+    throw new UserError(`${flags.get('model.normalizeActivations') ?? 'model.normalizeActivations'}: input normalisation cannot be folded into a ${decoder} decoder; use 'none'`);
   }
   const out = c.logging.out;
   const checkpointPath = await prepareOutput(out, o);

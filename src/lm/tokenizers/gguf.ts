@@ -17,6 +17,8 @@
  * tokenizer.ggml.model 'gpt2' (byte-level BPE with tokenizer.ggml.merges): rebuilt as the
  * equivalent tokenizer.json and handed to @huggingface/tokenizers, for the pre-tokenizers
  * (tokenizer.ggml.pre) whose llama.cpp pattern we reproduce: 'gpt-2'. Others are refused by name.
+ * Unlike a tokenizer.json, which always cuts its added tokens out of a text, neither kind here
+ * reads '<s>' or '<|endoftext|>' written in a text as the control token (llama.cpp's tokenize default).
  */
 import { fileError } from '../../errors.js';
 import { HfTokenizer } from './hf.js';
@@ -89,11 +91,15 @@ interface SpecialIds {
   readonly unk: number | undefined;
 }
 
-/** Byte-level BPE as a tokenizer.json: vocabulary, merges, GPT-2's split, control tokens as added tokens. */
+/**
+ * Byte-level BPE as a tokenizer.json: vocabulary, merges, GPT-2's split. As in llama.cpp without
+ * parse_special, user-defined tokens are cut out of a text and control tokens are not (they stay
+ * out of added_tokens, and decode leaves them out).
+ */
 function byteLevelFromGguf(pieces: string[], merges: string[], types: number[], special: SpecialIds, addBos: boolean, file: string): Tokenizer {
   const json = {
     version: '1.0',
-    added_tokens: pieces.flatMap((content, id) => (types[id] === TOKEN_TYPE.control || types[id] === TOKEN_TYPE.userDefined ? [{ id, content, special: types[id] === TOKEN_TYPE.control, normalized: false }] : [])),
+    added_tokens: pieces.flatMap((content, id) => (types[id] === TOKEN_TYPE.userDefined ? [{ id, content, special: false, normalized: false }] : [])),
     normalizer: null,
     pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: GPT2_PATTERN }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
     post_processor: null,
@@ -102,7 +108,8 @@ function byteLevelFromGguf(pieces: string[], merges: string[], types: number[], 
   };
   const name = (id: number | undefined): string | undefined => (id === undefined ? undefined : pieces[id]);
   const config = { bos_token: name(special.bos), eos_token: name(special.eos), add_bos_token: addBos, clean_up_tokenization_spaces: false };
-  return HfTokenizer.fromJson(json, config, file);
+  const control = new Set(pieces.flatMap((_, id) => (types[id] === TOKEN_TYPE.control ? [id] : [])));
+  return HfTokenizer.fromJson(json, config, file, control);
 }
 
 /** One candidate merge of the symbols `left` and `right` into `text`. */

@@ -50,11 +50,12 @@ export class HfTokenizer implements Tokenizer {
     readonly eosId: number | undefined,
     readonly addBos: boolean,
     private readonly byteLevel: boolean,
+    private readonly hidden: ReadonlySet<number>,
     private readonly added: ReadonlySet<number> = new Set(lib.get_added_tokens_decoder().keys()),
   ) {}
 
-  /** From a parsed tokenizer.json and tokenizer_config.json; `file` names them in errors. */
-  static fromJson(json: Record<string, unknown>, config: Record<string, unknown>, file: string): HfTokenizer {
+  /** From a parsed tokenizer.json and tokenizer_config.json; `file` names them in errors; `hidden` ids are left out by decode. */
+  static fromJson(json: Record<string, unknown>, config: Record<string, unknown>, file: string, hidden: ReadonlySet<number> = new Set()): HfTokenizer {
     const model = json['model'];
     const type = isRecord(model) ? model['type'] : undefined;
     if (typeof type !== 'string' || !MODEL_TYPES.includes(type)) {
@@ -77,7 +78,7 @@ export class HfTokenizer implements Tokenizer {
     const bosId = idOf(config['bos_token']) ?? prefix;
     const addBos = typeof config['add_bos_token'] === 'boolean' ? config['add_bos_token'] && bosId !== undefined : prefix !== undefined && prefix === bosId;
     const size = Math.max(-1, ...lib.get_vocab(true).values()) + 1;
-    return new HfTokenizer(lib, size, bosId, idOf(config['eos_token']), addBos, hasComponent(json['decoder'], 'ByteLevel') || hasComponent(json['pre_tokenizer'], 'ByteLevel'));
+    return new HfTokenizer(lib, size, bosId, idOf(config['eos_token']), addBos, hasComponent(json['decoder'], 'ByteLevel') || hasComponent(json['pre_tokenizer'], 'ByteLevel'), hidden);
   }
 
   encode(text: string): number[] {
@@ -85,7 +86,8 @@ export class HfTokenizer implements Tokenizer {
   }
 
   decode(ids: readonly number[]): string {
-    return ids.length === 0 ? '' : this.lib.decode([...ids], { skip_special_tokens: true });
+    const shown = ids.filter((id) => !this.hidden.has(id));
+    return shown.length === 0 ? '' : this.lib.decode(shown, { skip_special_tokens: true });
   }
 
   token(id: number): string {
