@@ -237,7 +237,10 @@ export class OnnxLm {
       }
     });
     const feeds: Feeds = { [SESSION.replacement]: { data: new Float32Array(1), dims: [1] }, [SESSION.splice]: { data: new Uint8Array(1), dims: [] } };
-    for (const input of this.graph.inputs) if (plan.inputs.has(input.name)) feeds[input.name] = this.feedFor(input, { ids, mask, positions }, B, longest);
+    for (const input of this.graph.inputs) {
+      // an input that is also an initializer (IR < 4 exports list weights as inputs) keeps its stored value
+      if (plan.inputs.has(input.name) && !this.graph.initializers.has(input.name)) feeds[input.name] = this.feedFor(input, { ids, mask, positions }, B, longest);
+    }
     return { feeds, lengths, longest };
   }
 
