@@ -231,7 +231,7 @@ describe('merged decoders', () => {
 });
 
 describe("onnxruntime-genai's fused norms", () => {
-  it('find the residual stream in SkipSimplifiedLayerNormalization outputs, equal to the unfused graph, and say which hook is missing', async () => {
+  it('find the residual stream in SkipSimplifiedLayerNormalization outputs (the final norm made to output its sum), equal to the unfused graph', async () => {
     await writeTinyLlama(join(dir, 'llama'), false);
     await writeTinyLlama(join(dir, 'llama-fused'), true);
     const unfused = await OnnxLm.load(join(dir, 'llama'), engine);
@@ -239,14 +239,24 @@ describe("onnxruntime-genai's fused norms", () => {
     expect(fused.graph.nodes.some((n) => n.opType === 'Add' && /layers/.test(n.outputs[0]!))).toBe(false);
     expect(fused.hookTensor('blocks.0.hook_resid_post')).toBe('/model/layers.1/input_layernorm/SkipLayerNorm_output_3');
     expect(fused.hookTensor('blocks.1.mlp.hook_post')).toBe('/model/layers.1/mlp/Mul_output_0'); // act(gate) * up
-    const hooks = ['hook_embed', 'blocks.0.hook_resid_pre', 'blocks.0.hook_resid_mid', 'blocks.0.hook_resid_post', 'blocks.1.hook_resid_pre', 'blocks.1.ln1.hook_normalized', 'blocks.1.ln2.hook_normalized', 'blocks.1.hook_resid_mid', 'blocks.1.mlp.hook_post', 'blocks.1.hook_mlp_out', 'blocks.1.hook_attn_out'];
+    expect(fused.hookTensor('blocks.1.hook_resid_post')).toBe('sae.residual_sum:/model/layers.2/final_norm_layernorm/SkipLayerNorm_output_0'); // added to the final norm
+    const hooks = ['blocks.1.hook_resid_post', 'hook_embed', 'blocks.0.hook_resid_pre', 'blocks.0.hook_resid_mid', 'blocks.0.hook_resid_post', 'blocks.1.hook_resid_pre', 'blocks.1.ln1.hook_normalized', 'blocks.1.ln2.hook_normalized', 'blocks.1.hook_resid_mid', 'blocks.1.mlp.hook_post', 'blocks.1.hook_mlp_out', 'blocks.1.hook_attn_out'];
     for (const h of hooks) {
       const a = await (await unfused.hooked(h)).activations(contexts);
       const b = await (await fused.hooked(h)).activations(contexts);
       expect(maxRelDiff(b, a), h).toBeLessThan(1e-5);
     }
     expect((await fused.hooked('blocks.1.mlp.hook_post')).dIn).toBe(LLAMA.mlp);
-    expect(() => fused.hookTensor(`blocks.${LLAMA.layers - 1}.hook_resid_post`)).toThrow(/final norm outputs no residual sum/);
+    // splicing the last residual sum, which the final norm consumes inside itself: a steer equals the unfused graph's
+    const last = `blocks.${LLAMA.layers - 1}.hook_resid_post`;
+    const sae = perfectSae(LLAMA.d);
+    const kept = await fused.forward(contexts, fused.hookTensor(last), reconstructEdit(engine, sae));
+    expect(maxRelDiff(kept.logits, (await fused.forward(contexts)).logits)).toBeLessThan(1e-5);
+    const steer = steerEdit(engine, sae, { feature: 3, add: 2 });
+    const a = await fused.forward(contexts, fused.hookTensor(last), steer);
+    const b = await unfused.forward(contexts, unfused.hookTensor(last), steer);
+    expect(maxRelDiff(a.logits, b.logits)).toBeLessThan(1e-5);
+    expect(maxRelDiff(a.logits, kept.logits)).toBeGreaterThan(1e-2);
     const m = await causalSplice(engine, fused, fused.hookTensor('blocks.0.hook_resid_post'), reconstructEdit(engine, perfectSae(LLAMA.d)), contexts);
     expect(m.ce_spliced).toBeCloseTo(m.ce_clean, 5);
     const cf = await fused.forward(contexts);

@@ -143,9 +143,26 @@ const residualAdd = (which: 'first' | 'last'): Rule => (nodes, l) => {
  * Fused norms (onnxruntime-genai's builder, onnxruntime's transformer optimizer): a
  * Skip[Simplified]LayerNormalization adds its two inputs and normalises the sum; its fourth output
  * (input_skip_bias_sum) is the residual stream. Block l's input norm carries resid_pre(l) (l >= 1),
- * its post-attention norm resid_mid(l). The final norm outputs no sum, so the last block's
- * resid_post does not exist in such a graph.
+ * its post-attention norm resid_mid(l). The final norm outputs no sum: the last block's resid_post
+ * is then named `residualSumOf(that norm)`, an output the session graph adds to the node.
  */
+const SUM_PREFIX = 'sae.residual_sum:';
+
+/** The name of the sum a Skip*LayerNormalization computes but does not output (the node named by its first output). */
+export function residualSumOf(normOutput: string): string {
+  return `${SUM_PREFIX}${normOutput}`;
+}
+
+/** The first output of the norm whose residual sum `tensor` names, or undefined for a tensor of the graph. */
+export function residualSumNode(tensor: string): string | undefined {
+  return tensor.startsWith(SUM_PREFIX) ? tensor.slice(SUM_PREFIX.length) : undefined;
+}
+
+/** A fused norm after block l with no sum output (the final norm): its sum is resid_post(l). */
+const finalSum: Rule = (nodes, l) => {
+  const n = inBlock(nodes, l + 1, /^final_norm_layernorm\//).find((x) => /^Skip(Simplified)?LayerNormalization$/.test(x.opType) && !x.outputs[3]);
+  return n?.outputs[0] ? residualSumOf(n.outputs[0]) : undefined;
+};
 const skipSum = (sub: RegExp): Rule => (nodes, l) => inBlock(nodes, l, sub).find((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType) && n.outputs[3])?.outputs[3];
 const INPUT_NORM = /^(ln_1|input_layernorm|ln1)\//;
 const POST_ATTN_NORM = /^(ln_2|post_attention_layernorm|ln2)\//;
@@ -164,7 +181,7 @@ const MLP_ACT = /^mlp\/(act|act_fn|gelu_act)\//;
 /** A gated MLP (act(gate) * up): its hook_post is the input of the down projection, not the activation. */
 const GATED = /^mlp\/(up_proj|gate_up_proj|fc_in_up)\//;
 
-const residPost: Rule = (nodes, l) => residualAdd('last')(nodes, l) ?? skipSum(INPUT_NORM)(nodes, l + 1);
+const residPost: Rule = (nodes, l) => residualAdd('last')(nodes, l) ?? skipSum(INPUT_NORM)(nodes, l + 1) ?? finalSum(nodes, l);
 
 /** How to find each hook point in an ONNX export of a pre-LN transformer (GPT-2, Llama, NeoX naming; fused norms). */
 export const ONNX_RULES: Readonly<Record<HookPoint, Rule>> = {
@@ -181,10 +198,8 @@ export const ONNX_RULES: Readonly<Record<HookPoint, Rule>> = {
 };
 
 /** Why a hook point may be missing from a graph whose norms are fused. */
-function missingReason(h: ParsedHook, nodes: readonly OnnxNodeInfo[]): string {
-  const fused = nodes.some((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType));
-  if (fused && h.point === 'hook_resid_post') return ': its norms are fused (SkipLayerNormalization) and the final norm outputs no residual sum, so the last block has no hook_resid_post here; use the hook_resid_mid or hook_mlp_out of that block, or an earlier block';
-  if (fused) return ': its norms are fused (SkipLayerNormalization) and this hook point has no tensor of its own';
+function missingReason(nodes: readonly OnnxNodeInfo[]): string {
+  if (nodes.some((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType))) return ': its norms are fused (SkipLayerNormalization) and this hook point has no tensor of its own';
   return " (its node names do not follow a known export's); name the tensor instead";
 }
 
@@ -198,6 +213,6 @@ export function onnxHookTensor(hook: string, nodes: readonly OnnxNodeInfo[], ten
     throw new UserError(`unknown hook '${hook}': use a hook name (blocks.L.hook_resid_post, blocks.L.mlp.hook_post, ...; see sae harvest --help) or a tensor or node name of the graph`);
   }
   const t = ONNX_RULES[h.point](nodes, h.layer ?? 0);
-  if (t === undefined) throw new UserError(`hook '${hook}': not found in this ONNX graph${missingReason(h, nodes)}`);
+  if (t === undefined) throw new UserError(`hook '${hook}': not found in this ONNX graph${missingReason(nodes)}`);
   return t;
 }

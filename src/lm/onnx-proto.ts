@@ -503,14 +503,22 @@ export function valueInfo(name: string, elemType: number, dims?: readonly (numbe
   return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType)).finish();
 }
 
-/** A NodeProto (as a graph field, number 1) with integer attributes. */
-export function nodeField(opType: string, inputs: readonly string[], outputs: readonly string[], name: string, ints: Readonly<Record<string, number>> = {}): Uint8Array {
+/** A NodeProto (as a graph field, number 1) with integer attributes, and attribute fields copied from another node. */
+export function nodeField(opType: string, inputs: readonly string[], outputs: readonly string[], name: string, ints: Readonly<Record<string, number>> = {}, attributes: readonly Uint8Array[] = []): Uint8Array {
   const n = new ProtoWriter();
   for (const i of inputs) n.string(1, i);
   for (const o of outputs) n.string(2, o);
   n.string(3, name).string(4, opType);
   for (const [k, v] of Object.entries(ints)) n.message(5, new ProtoWriter().string(1, k).int(20, 2).int(3, v));
+  for (const a of attributes) n.raw(a);
   return new ProtoWriter().message(1, n).finish();
+}
+
+/** A node field's attributes named in `names`, as encoded (to copy them to another node). */
+export function attributeFields(raw: Uint8Array, names: readonly string[]): Uint8Array[] {
+  return fields(fields(raw)[0]!.payload)
+    .filter((f) => f.field === 5 && names.includes(text(fields(f.payload).find((x) => x.field === 1)?.payload ?? new Uint8Array())))
+    .map((f) => f.raw);
 }
 
 /** A graph field (input 11, output 12) holding a ValueInfoProto. */
@@ -527,6 +535,19 @@ export function renameInputs(raw: Uint8Array, rename: ReadonlyMap<string, string
     if (to !== undefined) n.string(1, to);
     else n.raw(f.raw);
   }
+  return new ProtoWriter().message(1, n).finish();
+}
+
+/** A node field with output `index` named `name` (empty outputs before it, as optional outputs are skipped). */
+export function withOutput(raw: Uint8Array, index: number, name: string): Uint8Array {
+  const nodeFields = fields(fields(raw)[0]!.payload);
+  const outputs = nodeFields.filter((f) => f.field === 2).map((f) => text(f.payload));
+  while (outputs.length <= index) outputs.push('');
+  outputs[index] = name;
+  const n = new ProtoWriter();
+  for (const f of nodeFields) if (f.field === 1) n.raw(f.raw);
+  for (const o of outputs) n.string(2, o);
+  for (const f of nodeFields) if (f.field !== 1 && f.field !== 2) n.raw(f.raw);
   return new ProtoWriter().message(1, n).finish();
 }
 

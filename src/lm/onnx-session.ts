@@ -8,11 +8,15 @@
  * In the splice graph one session serves both runs of an edit: s = false gives the clean logits
  * and h; s = true feeds r = edit(h) in place of h (r is [1] when s is false). Where was chosen over
  * an If on the flag: both compute the layers before h either way (the If reads h from the outer
- * scope), and Where needs no subgraph. Hooks and logits of any float type (float16 graphs) leave
- * the graph as float32 and r enters as float32: Cast nodes convert in the graph.
+ * scope), and Where needs no subgraph (measured: the splice graph's clean run is as fast as the
+ * plain logits graph, bench/onnx-lm.ts). Hooks and logits of any float type (float16 graphs) leave
+ * the graph as float32 and r enters as float32: Cast nodes convert in the graph. The residual sum
+ * a fused final norm does not output (hooks.ts residualSumOf) is added as its output 3; to splice
+ * it, the norm's output is made again by the unfused norm of the spliced sum.
  */
 import { UserError } from '../errors.js';
-import { elemTypes, nodeField, ONNX_TYPE, type OnnxModel, renameInputs, type SessionGraph, valueInfoField } from './onnx-proto.js';
+import { residualSumNode } from './hooks.js';
+import { attributeFields, elemTypes, nodeField, ONNX_TYPE, type OnnxModel, renameInputs, type SessionGraph, valueInfoField, withOutput } from './onnx-proto.js';
 
 /** Names of the values the session graphs add. */
 export const SESSION = { hook: 'sae.hook', logits: 'sae.logits', replacement: 'sae.replacement', splice: 'sae.splice' } as const;
@@ -47,6 +51,11 @@ function needed(model: OnnxModel, wanted: readonly string[]): { nodes: Set<numbe
 /** The session graph of `kind` for hook tensor `hook` (not for kind 'logits') and logits output `logits`. */
 export function sessionPlan(model: OnnxModel, kind: SessionKind, logits: string, hook?: string): SessionPlan {
   const types = elemTypes(model.info);
+  // a fused norm's residual sum it does not output (hooks.ts residualSumOf): the node gets output 3
+  const sumOf = hook === undefined ? undefined : residualSumNode(hook);
+  const sumNode = sumOf === undefined ? -1 : model.info.nodes.findIndex((n) => n.outputs[0] === sumOf);
+  if (sumOf !== undefined && sumNode < 0) throw new UserError(`${model.where}: no node makes tensor '${sumOf}'`);
+  if (sumOf !== undefined) types.set(hook!, types.get(model.info.nodes[sumNode]!.inputs[0] ?? '') ?? ONNX_TYPE.float);
   const typeOf = (t: string): number => {
     const e = types.get(t);
     if (e === undefined) throw new UserError(`${model.where}: cannot tell the element type of tensor '${t}'`);
@@ -81,13 +90,22 @@ export function sessionPlan(model: OnnxModel, kind: SessionKind, logits: string,
     added.push(nodeField('Where', [SESSION.splice, r, hook], ['sae.spliced'], 'sae.spliced/Where'));
     inputs.push(valueInfoField(11, SESSION.replacement, ONNX_TYPE.float), valueInfoField(11, SESSION.splice, ONNX_TYPE.bool, []));
     rename = new Map([[hook, 'sae.spliced']]);
+    if (sumOf !== undefined) {
+      // the fused norm normalises its own sum: its normalised output is made again from the spliced sum
+      const n = model.info.nodes[sumNode]!;
+      const plain = n.opType.replace(/^Skip/, '');
+      const inputs = plain === 'LayerNormalization' ? ['sae.spliced', n.inputs[2]!, n.inputs[3] ?? ''] : ['sae.spliced', n.inputs[2]!];
+      added.push(nodeField(plain, inputs, [sumOf], `${sumOf}/spliced`, { axis: -1 }, attributeFields(model.nodeFields()[sumNode]!.raw, ['epsilon'])));
+    }
   }
-  const wanted = [...(kind === 'cut' ? [] : [logits]), ...(hook !== undefined && kind !== 'logits' ? [hook] : [])];
+  const wanted = [...(kind === 'cut' ? [] : [logits]), ...(hook !== undefined && kind !== 'logits' ? [sumOf ?? hook] : [])];
   const keep = needed(model, wanted);
   const nodes: Uint8Array[] = [];
   for (const [i, { raw }] of model.nodeFields().entries()) {
     if (!keep.nodes.has(i)) continue;
-    nodes.push(rename.size > 0 ? renameInputs(raw, rename) : raw);
+    let made = i === sumNode && kind !== 'logits' ? withOutput(raw, 3, hook!) : raw;
+    if (i === sumNode && kind === 'splice') made = withOutput(made, 0, `${sumOf}::fused`); // replaced by the norm of the spliced sum
+    nodes.push(rename.size > 0 ? renameInputs(made, rename) : made);
   }
   nodes.push(...added);
   const keptInputs = new Set(model.info.inputs.filter((i) => keep.values.has(i.name)).map((i) => i.name));
