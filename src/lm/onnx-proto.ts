@@ -313,17 +313,6 @@ export class OnnxModel {
     return this.graphFields.filter((f) => f.field === 1).map((f, i) => ({ node: this.info.nodes[i]!, raw: f.raw }));
   }
 
-  /** The model's opset of `domain` ('' for the default ONNX domain), if it imports it. */
-  opset(domain = ''): number | undefined {
-    for (const raw of this.modelHead) {
-      const [f] = fields(raw);
-      if (f?.field !== 8) continue;
-      const o = fields(f.payload);
-      if (text(o.find((x) => x.field === 1)?.payload ?? new Uint8Array()) === domain) return Number(o.find((x) => x.field === 2)?.value ?? 0n);
-    }
-    return undefined;
-  }
-
   /** An initializer's bytes (raw, little-endian), read from its byte range only. */
   tensorBytes(name: string): { dims: readonly number[]; dataType: number; bytes: Uint8Array } | undefined {
     const init = this.initializers.get(name);
@@ -417,7 +406,7 @@ function externalTensor(init: Initializer, location: string): ProtoWriter {
   return t.int(14, 1);
 }
 
-function describe(graphFields: readonly GraphField[], initializers: ReadonlyMap<string, Initializer>): OnnxGraphInfo {
+function describe(graphFields: readonly GraphField[], initializers: ReadonlyMap<string, Initializer>): Omit<OnnxGraphInfo, 'externalData'> {
   const nodes: OnnxNode[] = [];
   const inputs: OnnxValueInfo[] = [];
   const outputs: OnnxValueInfo[] = [];
@@ -439,7 +428,7 @@ function describe(graphFields: readonly GraphField[], initializers: ReadonlyMap<
       } else if (f.field === 12) outputs.push(v);
     }
   }
-  return { nodes, inputs, outputs, tensors, initializers: new Set(initializers.keys()), externalData: false, declaredTypes };
+  return { nodes, inputs, outputs, tensors, initializers: new Set(initializers.keys()), declaredTypes };
 }
 
 /** A weight of the graph, as float32. */
@@ -556,4 +545,3 @@ export function isMergedDecoder(info: OnnxGraphInfo): boolean {
   return info.inputs.some((i) => i.name === 'use_cache_branch') || (info.nodes.some((n) => n.opType === 'If' && n.subgraphs) && info.nodes.length < 16);
 }
 
-export { ProtoError };
