@@ -89,7 +89,7 @@ export async function fitPreprocess(sample: Float32Array, rows: number, settings
 }
 
 /** x: [rows, d] -> [d] column means (float64). */
-function columnMeans(x: Float32Array, rows: number, d: number): Float64Array {
+export function columnMeans(x: Float32Array, rows: number, d: number): Float64Array {
   const mu = new Float64Array(d);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < d; i++) mu[i] = mu[i]! + x[r * d + i]!;
@@ -98,7 +98,7 @@ function columnMeans(x: Float32Array, rows: number, d: number): Float64Array {
 }
 
 /** x: [rows, d], mu: [d] -> [d, d] = (x - mu)^T (x - mu) / (rows - 1), products on the engine, sums in float64. */
-async function covariance(x: Float32Array, rows: number, d: number, mu: Float64Array, engine: Engine): Promise<Float64Array> {
+export async function covariance(x: Float32Array, rows: number, d: number, mu: Float64Array, engine: Engine): Promise<Float64Array> {
   const sum = new Float64Array(d * d);
   for (let start = 0; start < rows; start += CHUNK_ROWS) {
     const n = Math.min(CHUNK_ROWS, rows - start);
