@@ -63,7 +63,7 @@ const TEST_COLUMNS = [8, 9, 10, 11, 12, 13];
 const PATCH = 8;
 const TRAIN_PATCHES = 40_000;
 const D_SAE = 384;
-const L1_COEFFICIENT = 4;
+const L1_COEFFICIENT = 1;
 
 /** One model's figures on the test tiles. */
 export interface ModelFigures {

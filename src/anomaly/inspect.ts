@@ -110,8 +110,9 @@ export interface AnomalyMap {
   readonly xs: Int32Array;
 }
 
-export function checkStride(stride: number): void {
-  if (!Number.isSafeInteger(stride) || stride < 1) throw new UserError(`the stride must be an integer >= 1, got ${stride}`);
+/** A stride of 1 .. p: a larger one would leave pixels between patches uncovered. */
+export function checkStride(stride: number, p: number): void {
+  if (!Number.isSafeInteger(stride) || stride < 1 || stride > p) throw new UserError(`the stride must be an integer from 1 to the patch side ${p} (a larger one leaves pixels uncovered), got ${stride}`);
 }
 
 /** Refuses an image the inspector cannot read: other channels than the SAE's, smaller than a patch. */
@@ -128,7 +129,7 @@ export function checkImage(ins: Inspector, image: ChannelImage): void {
  * The patch errors are computed a band of patch rows per onnxruntime call.
  */
 export async function mapImage(engine: Engine, ins: Inspector, image: ChannelImage, stride: number): Promise<AnomalyMap> {
-  checkStride(stride);
+  checkStride(stride, ins.preprocess.patchSize);
   checkImage(ins, image);
   const pre = ins.preprocess;
   const p = pre.patchSize;
