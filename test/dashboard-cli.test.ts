@@ -73,7 +73,7 @@ describe('sae dashboard', () => {
 
   it('refuses bad input with one line', async () => {
     const out = join(dir, 'bad');
-    expect(await fails('dashboard', sae, '--data', data)).toBe('sae: --out is required: the folder to write the site into');
+    expect(await fails('dashboard', sae, '--data', data)).toBe('sae: --out is required: the folder to write the site into (index.html, features/, neuronpedia/)');
     const short = join(dir, 'short.json');
     await writeFile(short, JSON.stringify({ tokens: ['a', 'b'] }));
     expect(await fails('dashboard', sae, '--data', data, '--tokens', short, '--out', out)).toBe(`sae: ${short}: 2 tokens for 10 rows of data: give one token per row`);

@@ -1,5 +1,5 @@
-/** What a CLI command is: its options, its help and a handler that returns an exit code. */
-import { formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
+/** What a CLI command is: its declared arguments (see args.ts), its help and a handler that returns an exit code. */
+import { type ArgsSpec, formatHelp, parseArgv, type Parsed } from './args.js';
 
 import type { OutStream } from '../train/progress.js';
 
@@ -10,25 +10,26 @@ export interface CliIO {
   readonly stderr: OutStream;
 }
 
-export interface Command {
-  readonly name: string;
-  readonly summary: string;
-  readonly usage: string;
-  readonly options: readonly OptionSpec[];
-  run(argv: readonly string[], io: CliIO): Promise<number>;
+export interface Command extends ArgsSpec {
+  /** Parses argv (printing --help and returning 0 when asked) and runs. `as` names the command in errors. */
+  run(argv: readonly string[], io: CliIO, as?: string): Promise<number>;
 }
 
 export function print(stream: NodeJS.WritableStream, text: string): void {
   stream.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-/**
- * argv parsed against the command's options; undefined when --help was given, after printing the
- * command's help. `as` names the command in option errors (default: its name).
- */
-export function commandArgs(cmd: Command, argv: readonly string[], io: CliIO, as = cmd.name): ParsedArgs | undefined {
-  const args = parseArgs(argv, cmd.options, as);
-  if (!args.help) return args;
-  print(io.stdout, formatHelp(cmd.usage, cmd.summary, cmd.options));
-  return undefined;
+/** A command from its schema and a handler: argv is parsed against the schema before `run` sees it. */
+export function defineCommand<const S extends ArgsSpec>(spec: S, run: (args: Parsed<S>, io: CliIO) => Promise<number>): Command & S {
+  return {
+    ...spec,
+    async run(argv: readonly string[], io: CliIO, as?: string) {
+      const args = parseArgv(spec, argv, as);
+      if (!args) {
+        print(io.stdout, formatHelp(spec));
+        return 0;
+      }
+      return run(args, io);
+    },
+  };
 }

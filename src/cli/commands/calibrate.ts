@@ -13,25 +13,15 @@ import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
 import type { Sae } from '../../sae.js';
-import type { OptionSpec, ParsedArgs } from '../args.js';
-import { commandArgs, type CliIO, type Command, print } from '../command.js';
+import { type CliIO, defineCommand, print } from '../command.js';
 import { formatTable } from './format.js';
-import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
-
-const options: OptionSpec[] = [
-  { flag: 'quantile', key: 'quantile', kind: 'number', help: 'the threshold is this quantile of the clean errors (default 0.99: about 1% of clean inputs flagged)', group: 'calibration' },
-  { flag: 'labels', key: 'labels', kind: 'string', help: 'labels (1 = anomaly) of the rows of --test, or of --data without --test: .npy or text, one per line', group: 'calibration' },
-  { flag: 'test', key: 'test', kind: 'string', help: 'labelled inputs to measure precision, recall and ROC-AUC on (same format as --data)', group: 'calibration' },
-  { flag: 'out', key: 'out', kind: 'string', help: `calibration file to write (default SAE_DIR/${CALIBRATION_FILENAME})`, group: 'calibration' },
-  { flag: 'report', key: 'report', kind: 'string', help: 'write a page (index.html, error histograms, ROC curve) to this folder', group: 'calibration' },
-  ...INPUT_OPTIONS,
-];
+import { INPUT_OPTIONS, type InputArgs, openInput } from './inference-data.js';
 
 /** The errors of an input file given by `flag` (--data or --test), opened like --data. */
-async function errorsOf(args: ParsedArgs, file: string, dir: string, sae: Sae, engine: Engine, io: CliIO): Promise<Float32Array> {
-  const ds = await openInput({ ...args, values: { ...args.values, data: file } }, dir, sae, engine);
+async function errorsOf(args: InputArgs & { readonly batchSize: number }, file: string, dir: string, sae: Sae, engine: Engine, io: CliIO): Promise<Float32Array> {
+  const ds = await openInput({ ...args, data: file }, dir, sae, engine);
   try {
-    const { errors, nonFinite } = await datasetErrors(engine, sae, ds, batchSizeOf(args));
+    const { errors, nonFinite } = await datasetErrors(engine, sae, ds, args.batchSize);
     if (nonFinite > 0) print(io.stderr, `${ds.name}: ${nonFinite} rows hold NaN or Inf; they are left out`);
     return errors;
   } finally {
@@ -73,26 +63,27 @@ export function formatCalibration(r: CalibrationRun): string {
   return formatTable(rows);
 }
 
-export const calibrateCommand: Command = {
-  name: 'calibrate',
-  summary:
-    'Picks an anomaly threshold from clean inputs (a quantile of their reconstruction errors) and writes the calibration that sae score uses; with labels, reports precision, recall and ROC-AUC.',
-  usage: 'sae calibrate SAE_DIR --data CLEAN [--quantile q] [--test FILE] [--labels FILE] [options]',
-  options,
-  async run(argv, io) {
-    const args = commandArgs(this, argv, io);
-    if (!args) return 0;
-    const [dir, ...rest] = args.positionals;
-    if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
-    const v = args.values;
-    const data = v['data'];
-    if (typeof data !== 'string') throw new UserError('--data is required');
-    const q = v['quantile'] ?? 0.99;
-    if (typeof q !== 'number' || !(q > 0 && q < 1)) throw new UserError(`--quantile must be in (0, 1), got ${String(q)}`);
-    const labelsPath = typeof v['labels'] === 'string' ? v['labels'] : undefined;
-    const test = typeof v['test'] === 'string' ? v['test'] : undefined;
+export const calibrateCommand = defineCommand(
+  {
+    name: 'calibrate',
+    summary:
+      'Picks an anomaly threshold from clean inputs (a quantile of their reconstruction errors) and writes the calibration that sae score uses; with labels, reports precision, recall and ROC-AUC.',
+    usage: 'sae calibrate SAE_DIR --data CLEAN [--quantile q] [--test FILE] [--labels FILE] [options]',
+    positionals: ['SAE_DIR'],
+    options: {
+      quantile: { kind: 'number', help: 'the threshold is this quantile of the clean errors (default 0.99: about 1% of clean inputs flagged)', group: 'calibration', default: 0.99 },
+      labels: { kind: 'string', help: 'labels (1 = anomaly) of the rows of --test, or of --data without --test: .npy or text, one per line', group: 'calibration' },
+      test: { kind: 'string', help: 'labelled inputs to measure precision, recall and ROC-AUC on (same format as --data)', group: 'calibration' },
+      out: { kind: 'string', help: `calibration file to write (default SAE_DIR/${CALIBRATION_FILENAME})`, group: 'calibration' },
+      report: { kind: 'string', help: 'write a page (index.html, error histograms, ROC curve) to this folder', group: 'calibration' },
+      ...INPUT_OPTIONS,
+    },
+  },
+  async (args, io) => {
+    const { positionals: [dir], data, quantile: q, labels: labelsPath, test, report } = args;
+    if (!(q > 0 && q < 1)) throw new UserError(`--quantile must be in (0, 1), got ${String(q)}`);
     if (test !== undefined && labelsPath === undefined) throw new UserError('--test needs --labels (one label per row of --test)');
-    const out = typeof v['out'] === 'string' ? v['out'] : join(dir, CALIBRATION_FILENAME);
+    const out = args.out ?? join(dir, CALIBRATION_FILENAME);
     const sae = await loadSae(dir);
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
     try {
@@ -115,8 +106,7 @@ export const calibrateCommand: Command = {
       const about = { sae: dir, data, ...(test !== undefined ? { test } : {}), ...(labelsPath !== undefined ? { labels: labelsPath } : {}) };
       await saveCalibration(out, run.calibration, sae, { ...about, ...(run.labelled ? { detection: detectionRecord(run.labelled.detection) } : {}) });
       print(io.stdout, `${formatCalibration(run)}\nwrote ${out}`);
-      const report = v['report'];
-      if (typeof report === 'string') {
+      if (report !== undefined) {
         await writeCalibrationReport(report, {
           title: 'Anomaly calibration',
           intro: `Reconstruction errors of the SAE in ${dir}. The threshold is the ${q}-quantile of the errors of clean inputs (${data}).`,
@@ -132,7 +122,7 @@ export const calibrateCommand: Command = {
     }
     return 0;
   },
-};
+);
 
 function calibrationOf(errors: Float32Array, q: number, what: string): Calibration {
   if (!errors.some((e) => !Number.isNaN(e))) throw new UserError(`${what}: no clean rows with finite values to calibrate on`);

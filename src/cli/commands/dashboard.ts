@@ -17,94 +17,71 @@ import { fileError, UserError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
 import type { Sae } from '../../sae.js';
 import { PREPROCESS_FILENAME } from '../../train/run.js';
-import type { OptionSpec, ParsedArgs } from '../args.js';
-import { commandArgs, type Command, print } from '../command.js';
+import type { Parsed } from '../args.js';
+import { defineCommand, print } from '../command.js';
 import { formatMetrics } from './format.js';
-import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
+import { OPTIONAL_INPUT_OPTIONS, openInput } from './inference-data.js';
 
-const options: OptionSpec[] = [
-  { flag: 'out', key: 'out', kind: 'string', help: 'the folder to write the site into (index.html, features/, neuronpedia/)', required: true },
-  { flag: 'demo-images', key: 'demoImages', kind: 'boolean', help: 'use the demo photographs as data (for an SAE made by sae demo) instead of --data' },
-  { flag: 'tokens', key: 'tokens', kind: 'string', help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]} (an activation store brings its own)' },
-  { flag: 'context-before', key: 'contextBefore', kind: 'integer', help: 'token data: tokens shown before an example (default 12)' },
-  { flag: 'context-after', key: 'contextAfter', kind: 'integer', help: 'token data: tokens shown after an example (default 4)' },
-  { flag: 'max-rows', key: 'maxRows', kind: 'integer', help: 'read at most the first N rows of the data' },
-  { flag: 'top-k', key: 'topK', kind: 'integer', help: 'top activating examples kept per feature (default 20; 12 shown)' },
-  { flag: 'samples', key: 'samples', kind: 'integer', help: 'firing examples sampled per feature for the quantile bands (default 64)' },
-  { flag: 'title', key: 'title', kind: 'string', help: 'title of the pages (default: the SAE folder name)' },
-  { flag: 'model', key: 'model', kind: 'string', help: "token data: an ONNX causal language model (a transformers.js folder or an .onnx file) whose unembedding gives each feature's logit effects (default: cfg.json model_name when it is a path on disk)" },
-  { flag: 'model-id', key: 'modelId', kind: 'string', help: 'Neuronpedia export: model_id (default: cfg.json metadata model_name)' },
-  { flag: 'sae-set', key: 'saeSet', kind: 'string', help: 'Neuronpedia export: sae_set (default: the title)' },
-  { flag: 'layer', key: 'layer', kind: 'integer', help: 'Neuronpedia export: layer (default: from the hook name, else 0)' },
-  ...INPUT_OPTIONS,
-];
-
-function positive(args: ParsedArgs, key: string, flag: string): number | undefined {
-  const v = args.values[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new UserError(`--${flag} must be a positive integer`);
-  return v;
-}
-
-function nonNegative(args: ParsedArgs, key: string, flag: string): number | undefined {
-  const v = args.values[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new UserError(`--${flag} must be an integer >= 0`);
-  return v;
-}
+const spec = {
+  name: 'dashboard',
+  summary:
+    'Writes a static site of an SAE\'s features over a dataset (open index.html from disk): metrics, firing-rate and L0 histograms, a sortable feature list, and a page per feature with its activation histogram, top examples and examples across its activation range; image patches shown in their source image, token contexts shaded by activation. Also exports the features as Neuronpedia JSON.',
+  usage: 'sae dashboard SAE_DIR (--data FILE | --demo-images) --out DIR [options]',
+  positionals: ['SAE_DIR'],
+  options: {
+    out: { kind: 'string', help: 'the folder to write the site into (index.html, features/, neuronpedia/)', required: true },
+    demoImages: { kind: 'boolean', help: 'use the demo photographs as data (for an SAE made by sae demo) instead of --data' },
+    tokens: { kind: 'string', help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]} (an activation store brings its own)' },
+    contextBefore: { kind: 'integer', help: 'token data: tokens shown before an example (default 12)', min: 0 },
+    contextAfter: { kind: 'integer', help: 'token data: tokens shown after an example (default 4)', min: 0 },
+    maxRows: { kind: 'integer', help: 'read at most the first N rows of the data', min: 1 },
+    topK: { kind: 'integer', help: 'top activating examples kept per feature (default 20; 12 shown)', min: 1 },
+    samples: { kind: 'integer', help: 'firing examples sampled per feature for the quantile bands (default 64)', min: 1 },
+    title: { kind: 'string', help: 'title of the pages (default: the SAE folder name)' },
+    model: { kind: 'string', help: "token data: an ONNX causal language model (a transformers.js folder or an .onnx file) whose unembedding gives each feature's logit effects (default: cfg.json model_name when it is a path on disk)" },
+    modelId: { kind: 'string', help: 'Neuronpedia export: model_id (default: cfg.json metadata model_name)' },
+    saeSet: { kind: 'string', help: 'Neuronpedia export: sae_set (default: the title)' },
+    layer: { kind: 'integer', help: 'Neuronpedia export: layer (default: from the hook name, else 0)', min: 0 },
+    ...OPTIONAL_INPUT_OPTIONS,
+    seed: { ...OPTIONAL_INPUT_OPTIONS.seed, min: 0 },
+    batchSize: { kind: 'integer', help: 'rows per onnxruntime call (default: by d_sae)', group: 'input', min: 1 },
+  },
+} as const;
+type DashboardArgs = Parsed<typeof spec>;
 
 /** --data, or with --demo-images the demo photographs cut and whitened as the SAE's preprocess.safetensors says. */
-async function openData(args: ParsedArgs, dir: string, sae: Sae, engine: Engine): Promise<Dataset> {
-  if (args.values['demoImages'] !== true) return openInput(args, dir, sae, engine);
-  if (args.values['data'] !== undefined) throw new UserError('give --data or --demo-images, not both');
+async function openData(args: DashboardArgs, dir: string, sae: Sae, engine: Engine): Promise<Dataset> {
+  const { data, patches, seed } = args;
+  if (args.demoImages !== true) {
+    if (data === undefined) throw new UserError('--data is required (or --demo-images)');
+    return openInput({ ...args, data }, dir, sae, engine);
+  }
+  if (data !== undefined) throw new UserError('give --data or --demo-images, not both');
   const preprocess = await loadImagePreprocess(join(dir, PREPROCESS_FILENAME));
   if (preprocess.patchSize ** 2 !== sae.dims.dIn) throw fileError(join(dir, PREPROCESS_FILENAME), `patches of ${preprocess.patchSize ** 2} pixels, but the SAE takes d_in = ${sae.dims.dIn}`);
-  const patches = positive(args, 'patches', 'patches');
-  const seed = nonNegative(args, 'seed', 'seed');
   return imagePatchDataset(await demoImagePaths(), { preprocess, ...(patches !== undefined ? { patches } : {}), ...(seed !== undefined ? { seed } : {}) }, engine);
 }
 
-async function exampleSource(args: ParsedArgs, ds: Dataset): Promise<ExampleSource> {
-  const tokens = args.values['tokens'];
-  const before = nonNegative(args, 'contextBefore', 'context-before');
-  const after = nonNegative(args, 'contextAfter', 'context-after');
+async function exampleSource(args: DashboardArgs, ds: Dataset): Promise<ExampleSource> {
+  const { tokens, contextBefore: before, contextAfter: after } = args;
   const context = { ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) };
-  if (typeof tokens === 'string') return { kind: 'tokens', tokens: await readTokenFile(tokens, ds.rows), context };
+  if (tokens !== undefined) return { kind: 'tokens', tokens: await readTokenFile(tokens, ds.rows), context };
   if (isStoreDataset(ds)) return { kind: 'tokens', tokens: await storeTokenRows(ds), context };
   if (isImagePatchDataset(ds)) return { kind: 'images', images: ds.images, origins: ds.origins, patchSize: ds.preprocess.patchSize };
   return { kind: 'rows' };
 }
 
-export const dashboardCommand: Command = {
-  name: 'dashboard',
-  summary:
-    'Writes a static site of an SAE\'s features over a dataset (open index.html from disk): metrics, firing-rate and L0 histograms, a sortable feature list, and a page per feature with its activation histogram, top examples and examples across its activation range; image patches shown in their source image, token contexts shaded by activation. Also exports the features as Neuronpedia JSON.',
-  usage: 'sae dashboard SAE_DIR (--data FILE | --demo-images) --out DIR [options]',
-  options,
-  async run(argv, io) {
-    const args = commandArgs(this, argv, io);
-    if (!args) return 0;
-    const [dir, ...rest] = args.positionals;
-    if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
-    const out = args.values['out'];
-    if (typeof out !== 'string') throw new UserError('--out is required: the folder to write the site into');
-    const batch = args.values['batchSize'] === undefined ? undefined : batchSizeOf(args);
-    const maxRows = positive(args, 'maxRows', 'max-rows');
-    const topK = positive(args, 'topK', 'top-k');
-    const samples = positive(args, 'samples', 'samples');
-    const layer = nonNegative(args, 'layer', 'layer');
-    const str = (k: string): string | undefined => (typeof args.values[k] === 'string' ? (args.values[k] as string) : undefined);
+export const dashboardCommand = defineCommand(spec, async (args, io) => {
+    const { positionals: [dir], out, batchSize: batch, maxRows, topK, samples, layer, modelId, saeSet, model } = args;
     const sae = await loadSae(dir);
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
     const ds = await openData(args, dir, sae, engine);
     try {
       const source = await exampleSource(args, ds);
-      const title = str('title') ?? basename(resolve(dir));
-      const modelId = str('modelId');
-      const saeSet = str('saeSet');
+      const title = args.title ?? basename(resolve(dir));
       const modelName = sae.metadata['model_name'];
-      const logits = source.kind === 'tokens' || str('model') !== undefined
-        ? await logitSource(engine, str('model'), typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})
+      const logits = source.kind === 'tokens' || model !== undefined
+        ? await logitSource(engine, model, typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})
         : undefined;
       const r = await buildDashboard(engine, sae, ds, source, {
         out,
@@ -126,5 +103,4 @@ export const dashboardCommand: Command = {
       await engine.release();
     }
     return 0;
-  },
-};
+});

@@ -6,28 +6,16 @@
  */
 import { join } from 'node:path';
 import { demoImagePaths } from '../../data/demo-images.js';
-import { Engine, kernelsChoice } from '../../engine/index.js';
-import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { writePng } from '../../io/png.js';
 import { TrainConfig } from '../../train/config.js';
 import { runTraining } from '../../train/run.js';
 import { renderReport } from '../../viz/report.js';
 import { saeFilters } from '../../viz/sae-filters.js';
-import type { OptionSpec } from '../args.js';
-import { commandArgs, type Command, print } from '../command.js';
+import { type Command, defineCommand, print } from '../command.js';
 import { formatMetrics } from './format.js';
+import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
 import { textDemoCommand } from './text-demo.js';
-
-const options: OptionSpec[] = [
-  { flag: 'out', key: 'out', kind: 'string', help: 'results folder (default demo-results)' },
-  { flag: 'steps', key: 'steps', kind: 'integer', help: 'training steps of 4096 patches (default 5000)' },
-  { flag: 'patches', key: 'patches', kind: 'integer', help: 'patches cut from the photos (default 200000)' },
-  { flag: 'threads', key: 'threads', kind: 'integer', help: 'threads (default: every core)' },
-  { flag: 'kernels', key: 'kernels', kind: 'string', help: 'auto | native | reference (default auto)' },
-  { flag: 'quiet', key: 'quiet', kind: 'boolean', help: 'no progress output' },
-  { flag: 'text', key: 'text', kind: 'boolean', help: 'the text demo instead: USE-lite MLP features on Moby-Dick (see sae demo --text --help)' },
-];
 
 /** The demo's training settings. */
 export function demoConfig(paths: string[], out: string, steps: number, patches: number): TrainConfig {
@@ -40,28 +28,25 @@ export function demoConfig(paths: string[], out: string, steps: number, patches:
   });
 }
 
-export const demoCommand: Command = {
-  name: 'demo',
-  summary: 'Trains a sparse autoencoder on patches of real photographs and writes the SAE, metrics and its edge filters (PNG + HTML page).',
-  usage: 'sae demo [options]',
-  options,
-  async run(argv, io) {
-    if (argv.includes('--text')) return textDemoCommand.run(argv, io);
-    const args = commandArgs(this, argv, io);
-    if (!args) return 0;
-    if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae demo --help)`);
-    const v = args.values;
-    const out = typeof v['out'] === 'string' ? v['out'] : 'demo-results';
-    const steps = typeof v['steps'] === 'number' ? v['steps'] : 5000;
-    const patches = typeof v['patches'] === 'number' ? v['patches'] : 200_000;
-    if (steps < 1 || patches < 4096) throw new UserError('--steps must be at least 1 and --patches at least 4096');
+const photoDemo = defineCommand(
+  {
+    name: 'demo',
+    summary: 'Trains a sparse autoencoder on patches of real photographs and writes the SAE, metrics and its edge filters (PNG + HTML page).',
+    usage: 'sae demo [options]',
+    options: {
+      out: { kind: 'string', help: 'results folder (default demo-results)', default: 'demo-results' },
+      steps: { kind: 'integer', help: 'training steps of 4096 patches (default 5000)', default: 5000, min: 1 },
+      patches: { kind: 'integer', help: 'patches cut from the photos (default 200000)', default: 200_000, min: 4096 },
+      ...ENGINE_OPTIONS,
+      quiet: { kind: 'boolean', help: 'no progress output', default: false },
+      text: { kind: 'boolean', help: 'the text demo instead: USE-lite MLP features on Moby-Dick (see sae demo --text --help)' },
+    },
+  },
+  async (v, io) => {
+    const { out, steps, patches } = v;
     const config = demoConfig(await demoImagePaths(), out, steps, patches);
-    const engine = new Engine({
-      ...(typeof v['threads'] === 'number' ? { threads: v['threads'] } : {}),
-      ...(typeof v['kernels'] === 'string' ? { kernels: kernelsChoice(v['kernels']) } : {}),
-      warn: (m) => print(io.stderr, m),
-    });
-    const r = await runTraining({ ...config, logging: { ...config.logging, quiet: v['quiet'] === true } }, { stderr: io.stderr, overwrite: true }, engine);
+    const engine = engineOf(v, io);
+    const r = await runTraining({ ...config, logging: { ...config.logging, quiet: v.quiet } }, { stderr: io.stderr, overwrite: true }, engine);
     const filters = await saeFilters(engine, r.sae, r.preprocess, { log10Rates: r.log10FiringRates, space: 'whitened' });
     await writePng(join(out, 'filters.png'), filters);
     await writePng(join(out, 'filters_pixel.png'), await saeFilters(engine, r.sae, r.preprocess, { log10Rates: r.log10FiringRates, space: 'pixel' }));
@@ -84,4 +69,7 @@ export const demoCommand: Command = {
     await engine.release();
     return 0;
   },
-};
+);
+
+/** sae demo, or with --text the text demo (its own options). */
+export const demoCommand: Command = { ...photoDemo, run: (argv, io) => (argv.includes('--text') ? textDemoCommand.run(argv, io) : photoDemo.run(argv, io)) };

@@ -5,36 +5,32 @@ import { UserError } from '../../errors.js';
 import { encoderDecoderCosine, evaluate, summarize } from '../../eval.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { loadSae } from '../../io/saelens.js';
-import type { OptionSpec } from '../args.js';
-import { commandArgs, type Command, print } from '../command.js';
+import { defineCommand, print } from '../command.js';
 import { formatTable, metricRows } from './format.js';
-import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
+import { OPTIONAL_INPUT_OPTIONS, openInput } from './inference-data.js';
 import { SPLICE_OPTIONS, spliceEval } from './splice-eval.js';
 
-const options: OptionSpec[] = [
-  { flag: 'out', key: 'out', kind: 'string', help: 'write the metrics as JSON to this file' },
-  { flag: 'max-rows', key: 'maxRows', kind: 'integer', help: 'evaluate on at most the first N rows' },
-  ...INPUT_OPTIONS,
-  ...SPLICE_OPTIONS,
-];
-
-export const evalCommand: Command = {
-  name: 'eval',
-  summary: 'Evaluates a trained SAE on data: MSE, explained variance and FVU, L0, L1, dead and dense fractions, l2 ratio, reconstruction bias, encoder-decoder cosine; prints a table and writes JSON (with per-latent values and histograms).',
-  usage: 'sae eval SAE_DIR --data FILE [options]',
-  options,
-  async run(argv, io) {
-    const args = commandArgs(this, argv, io);
-    if (!args) return 0;
-    const [dir, ...rest] = args.positionals;
-    if (!dir || rest.length) throw new UserError('usage: sae eval SAE_DIR --data FILE [options]');
-    const maxRows = args.values['maxRows'] ?? Infinity;
-    if (typeof maxRows !== 'number' || maxRows < 1) throw new UserError('--max-rows must be a positive integer');
-    const batch = batchSizeOf(args);
+export const evalCommand = defineCommand(
+  {
+    name: 'eval',
+    summary: 'Evaluates a trained SAE on data: MSE, explained variance and FVU, L0, L1, dead and dense fractions, l2 ratio, reconstruction bias, encoder-decoder cosine; prints a table and writes JSON (with per-latent values and histograms).',
+    usage: 'sae eval SAE_DIR --data FILE [options]',
+    positionals: ['SAE_DIR'],
+    options: {
+      out: { kind: 'string', help: 'write the metrics as JSON to this file' },
+      maxRows: { kind: 'integer', help: 'evaluate on at most the first N rows', min: 1 },
+      ...OPTIONAL_INPUT_OPTIONS,
+      ...SPLICE_OPTIONS,
+    },
+  },
+  async (args, io) => {
+    const { positionals: [dir], data, batchSize: batch, model } = args;
+    const maxRows = args.maxRows ?? Infinity;
     const sae = await loadSae(dir);
-    if (args.values['model'] !== undefined) return spliceEval(args, dir, sae, io);
+    if (model !== undefined) return spliceEval(args, model, dir, sae, io);
+    if (data === undefined) throw new UserError('--data is required (or --model to splice into a model)');
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
-    const ds = await openInput(args, dir, sae, engine);
+    const ds = await openInput({ ...args, data }, dir, sae, engine);
     let skipped = 0;
     try {
       const chunks = async function* () {
@@ -51,8 +47,8 @@ export const evalCommand: Command = {
       const cos = cosine ? summarize(cosine) : undefined;
       const cosRow: [string, string] = ['encoder-decoder cosine', cos ? `mean ${cos.mean.toFixed(4)}, median ${cos.median.toFixed(4)}, min ${cos.min.toFixed(4)}` : 'n/a'];
       print(io.stdout, formatTable([...metricRows(metrics), cosRow]));
-      const out = args.values['out'];
-      if (typeof out === 'string') {
+      const out = args.out;
+      if (out !== undefined) {
         const report = {
           sae: dir,
           data: ds.name,
@@ -72,4 +68,4 @@ export const evalCommand: Command = {
     }
     return 0;
   },
-};
+);

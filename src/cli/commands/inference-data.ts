@@ -1,48 +1,57 @@
-/** The options and opening of input data for commands that apply a trained SAE (encode, eval). */
+/** Option groups shared by commands: the input data of commands that apply a trained SAE (encode, eval), and the engine's. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../../data/dataset.js';
 import { type DataFormat, DATA_FORMATS, openDataset } from '../../data/open.js';
 import { loadImagePreprocess } from '../../data/preprocess-file.js';
-import type { Engine } from '../../engine/index.js';
-import { UserError, fileError } from '../../errors.js';
+import { Engine, KERNELS_CHOICES, type KernelsChoice } from '../../engine/index.js';
+import { fileError } from '../../errors.js';
 import type { Sae } from '../../sae.js';
 import { PREPROCESS_FILENAME } from '../../train/run.js';
-import type { OptionSpec, ParsedArgs } from '../args.js';
+import { defineOptions } from '../args.js';
+import { type CliIO, print } from '../command.js';
 
-export const INPUT_OPTIONS: readonly OptionSpec[] = [
-  { flag: 'data', key: 'data', kind: 'string', help: '.npy, .safetensors, raw float32 file, image or folder of images', group: 'input', required: true },
-  { flag: 'format', key: 'format', kind: 'string', help: 'npy | safetensors | raw | images (default: from the extension)', group: 'input' },
-  { flag: 'tensor', key: 'tensor', kind: 'string', help: 'the tensor of a .safetensors file (default: the only one)', group: 'input' },
-  { flag: 'width', key: 'width', kind: 'integer', help: 'row width of a raw float32 file', group: 'input' },
-  { flag: 'patches', key: 'patches', kind: 'integer', help: 'images: patches to cut (default 100000)', group: 'input' },
-  { flag: 'seed', key: 'seed', kind: 'integer', help: 'images: seed of the patch positions (default 0)', group: 'input' },
-  { flag: 'preprocess', key: 'preprocess', kind: 'string', help: 'images: preprocessing to apply (default SAE_DIR/preprocess.safetensors)', group: 'input' },
-  { flag: 'batch-size', key: 'batchSize', kind: 'integer', help: 'rows per onnxruntime call (default 4096)', group: 'input' },
-];
+export const INPUT_OPTIONS = defineOptions({
+  data: { kind: 'string', help: '.npy, .safetensors, raw float32 file, image or folder of images', group: 'input', required: true },
+  format: { kind: 'string', help: 'npy | safetensors | raw | images (default: from the extension)', group: 'input', choices: DATA_FORMATS },
+  tensor: { kind: 'string', help: 'the tensor of a .safetensors file (default: the only one)', group: 'input' },
+  width: { kind: 'integer', help: 'row width of a raw float32 file', group: 'input', min: 1 },
+  patches: { kind: 'integer', help: 'images: patches to cut (default 100000)', group: 'input', min: 1 },
+  seed: { kind: 'integer', help: 'images: seed of the patch positions (default 0)', group: 'input' },
+  preprocess: { kind: 'string', help: 'images: preprocessing to apply (default SAE_DIR/preprocess.safetensors)', group: 'input' },
+  batchSize: { kind: 'integer', help: 'rows per onnxruntime call (default 4096)', group: 'input', default: 4096, min: 1 },
+});
 
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
+/** The input options where --data is one choice among others (eval --model, dashboard --demo-images). */
+export const OPTIONAL_INPUT_OPTIONS = defineOptions({
+  ...INPUT_OPTIONS,
+  data: { kind: 'string', help: INPUT_OPTIONS.data.help, group: 'input' },
+});
+
+/** The input options as parsed (--data given). */
+export interface InputArgs {
+  readonly data: string;
+  readonly format?: DataFormat | undefined;
+  readonly tensor?: string | undefined;
+  readonly width?: number | undefined;
+  readonly patches?: number | undefined;
+  readonly seed?: number | undefined;
+  readonly preprocess?: string | undefined;
 }
 
 /** Opens --data for `sae` (images get the SAE's own preprocessing) and checks its width. */
-export async function openInput(args: ParsedArgs, saeDir: string, sae: Sae, engine: Engine): Promise<Dataset> {
-  const v = args.values;
-  const path = str(v['data']);
-  if (!path) throw new UserError('--data is required');
-  const format = str(v['format']);
-  if (format !== undefined && !(DATA_FORMATS as readonly string[]).includes(format)) throw new UserError(`--format: choose one of ${DATA_FORMATS.join(', ')}`);
-  const preprocessPath = str(v['preprocess']) ?? join(saeDir, PREPROCESS_FILENAME);
-  const usePreprocess = str(v['preprocess']) !== undefined || existsSync(preprocessPath);
+export async function openInput(v: InputArgs, saeDir: string, sae: Sae, engine: Engine): Promise<Dataset> {
+  const preprocessPath = v.preprocess ?? join(saeDir, PREPROCESS_FILENAME);
+  const usePreprocess = v.preprocess !== undefined || existsSync(preprocessPath);
   const ds = await openDataset(
     {
-      path,
-      ...(format !== undefined ? { format: format as DataFormat } : {}),
-      ...(str(v['tensor']) !== undefined ? { tensor: str(v['tensor'])! } : {}),
-      ...(typeof v['width'] === 'number' ? { width: v['width'] } : {}),
+      path: v.data,
+      ...(v.format !== undefined ? { format: v.format } : {}),
+      ...(v.tensor !== undefined ? { tensor: v.tensor } : {}),
+      ...(v.width !== undefined ? { width: v.width } : {}),
       images: {
-        ...(typeof v['patches'] === 'number' ? { patches: v['patches'] } : {}),
-        ...(typeof v['seed'] === 'number' ? { seed: v['seed'] } : {}),
+        ...(v.patches !== undefined ? { patches: v.patches } : {}),
+        ...(v.seed !== undefined ? { seed: v.seed } : {}),
         ...(usePreprocess ? { preprocess: await loadImagePreprocess(preprocessPath) } : {}),
       },
     },
@@ -55,8 +64,13 @@ export async function openInput(args: ParsedArgs, saeDir: string, sae: Sae, engi
   return ds;
 }
 
-export function batchSizeOf(args: ParsedArgs): number {
-  const b = args.values['batchSize'] ?? 4096;
-  if (typeof b !== 'number' || !Number.isInteger(b) || b < 1) throw new UserError('--batch-size must be a positive integer');
-  return b;
+/** The engine's options: which kernels, how many threads. */
+export const ENGINE_OPTIONS = defineOptions({
+  threads: { kind: 'integer', help: 'threads (default: every core)', min: 1 },
+  kernels: { kind: 'string', help: 'auto | native | reference (default auto)', choices: KERNELS_CHOICES },
+});
+
+/** An engine with the chosen kernels and threads, warning on stderr. */
+export function engineOf(v: { readonly kernels?: KernelsChoice | undefined; readonly threads?: number | undefined }, io: CliIO): Engine {
+  return new Engine({ ...(v.kernels !== undefined ? { kernels: v.kernels } : {}), ...(v.threads !== undefined ? { threads: v.threads } : {}), warn: (m) => print(io.stderr, m) });
 }

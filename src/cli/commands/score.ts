@@ -11,16 +11,9 @@ import { normalisedScores } from '../../anomaly/score.js';
 import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
-import type { OptionSpec } from '../args.js';
-import { commandArgs, type Command, print } from '../command.js';
+import { defineCommand, print } from '../command.js';
 import { formatTable } from './format.js';
-import { batchSizeOf, INPUT_OPTIONS, openInput } from './inference-data.js';
-
-const options: OptionSpec[] = [
-  { flag: 'out', key: 'out', kind: 'string', help: 'per-input results: .csv (row,error,score,flagged) or .npy (float32 [rows, 3])', group: 'scoring', required: true },
-  { flag: 'calibration', key: 'calibration', kind: 'string', help: `calibration from sae calibrate (default SAE_DIR/${CALIBRATION_FILENAME})`, group: 'scoring' },
-  ...INPUT_OPTIONS,
-];
+import { INPUT_OPTIONS, openInput } from './inference-data.js';
 
 function summary(errors: Float32Array, scores: Float32Array, flagged: number, threshold: number): string {
   const finite = errors.filter((e) => !Number.isNaN(e));
@@ -34,33 +27,34 @@ function summary(errors: Float32Array, scores: Float32Array, flagged: number, th
   ]);
 }
 
-export const scoreCommand: Command = {
-  name: 'score',
-  summary:
-    "Scores inputs for anomalies: each input's reconstruction error, a normalised score (robust z-score of the log error against sae calibrate's clean inputs) and a flag (error above the calibrated threshold).",
-  usage: 'sae score SAE_DIR --data FILE --out scores.csv [options]',
-  options,
-  async run(argv, io) {
-    const args = commandArgs(this, argv, io);
-    if (!args) return 0;
-    const [dir, ...rest] = args.positionals;
-    if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
-    const v = args.values;
-    const out = v['out'];
-    if (typeof out !== 'string') throw new UserError('--out is required (a .csv or .npy file)');
+export const scoreCommand = defineCommand(
+  {
+    name: 'score',
+    summary:
+      "Scores inputs for anomalies: each input's reconstruction error, a normalised score (robust z-score of the log error against sae calibrate's clean inputs) and a flag (error above the calibrated threshold).",
+    usage: 'sae score SAE_DIR --data FILE --out scores.csv [options]',
+    positionals: ['SAE_DIR'],
+    options: {
+      out: { kind: 'string', help: 'per-input results: .csv (row,error,score,flagged) or .npy (float32 [rows, 3])', group: 'scoring', required: true },
+      calibration: { kind: 'string', help: `calibration from sae calibrate (default SAE_DIR/${CALIBRATION_FILENAME})`, group: 'scoring' },
+      ...INPUT_OPTIONS,
+    },
+  },
+  async (v, io) => {
+    const { positionals: [dir], out } = v;
     if (!/\.(csv|npy)$/i.test(out)) throw fileError(out, 'scores are written as .csv or .npy: choose one of these extensions');
-    const calibrationPath = typeof v['calibration'] === 'string' ? v['calibration'] : join(dir, CALIBRATION_FILENAME);
+    const calibrationPath = v.calibration ?? join(dir, CALIBRATION_FILENAME);
     const sae = await loadSae(dir);
     const calibration = await loadCalibration(calibrationPath, sae, dir).catch((e: unknown) => {
-      if (e instanceof UserError && e.message.endsWith('no such file') && v['calibration'] === undefined) {
+      if (e instanceof UserError && e.message.endsWith('no such file') && v.calibration === undefined) {
         throw fileError(calibrationPath, `no such file: calibrate first (sae calibrate ${dir} --data CLEAN_INPUTS), or pass --calibration FILE`);
       }
       throw e;
     });
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
-    const ds = await openInput(args, dir, sae, engine);
+    const ds = await openInput(v, dir, sae, engine);
     try {
-      const { errors, nonFinite } = await datasetErrors(engine, sae, ds, batchSizeOf(args));
+      const { errors, nonFinite } = await datasetErrors(engine, sae, ds, v.batchSize);
       if (nonFinite > 0) print(io.stderr, `${ds.name}: ${nonFinite} rows hold NaN or Inf; their error and score are NaN and they are not flagged`);
       const scores = normalisedScores(errors, calibration);
       const flagged = Uint8Array.from(errors, (e) => (e > calibration.threshold ? 1 : 0));
@@ -73,4 +67,4 @@ export const scoreCommand: Command = {
     }
     return 0;
   },
-};
+);

@@ -9,18 +9,28 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
 import type { Sae } from '../../sae.js';
-import type { OptionSpec, ParsedArgs } from '../args.js';
+import { defineOptions } from '../args.js';
 import { type CliIO, print } from '../command.js';
 import { MOBY_DICK } from './harvest.js';
 
-export const SPLICE_OPTIONS: readonly OptionSpec[] = [
-  { flag: 'model', key: 'model', kind: 'string', help: "splice into this model instead of reading --data: use-lite, a transformers.js folder or an .onnx file (default hook: cfg.json's hook_name)", group: 'splice' },
-  { flag: 'hook', key: 'hook', kind: 'string', help: "the hook to splice at (default: cfg.json's hook_name)", group: 'splice' },
-  { flag: 'text', key: 'text', kind: 'string', help: `text to run: file, folder, .jsonl or npm corpus (default ${MOBY_DICK})`, group: 'splice' },
-  { flag: 'max-contexts', key: 'maxContexts', kind: 'integer', help: 'contexts (sentences for encoders) to evaluate on (default 256)', group: 'splice' },
-  { flag: 'skip-contexts', key: 'skipContexts', kind: 'integer', help: 'skip the first N contexts of the text (e.g. those trained on; default 0)', group: 'splice' },
-  { flag: 'keep-error', key: 'keepError', kind: 'boolean', help: "add the SAE's error term back (a check: then nothing is lost)", group: 'splice' },
-];
+export const SPLICE_OPTIONS = defineOptions({
+  model: { kind: 'string', help: "splice into this model instead of reading --data: use-lite, a transformers.js folder or an .onnx file (default hook: cfg.json's hook_name)", group: 'splice' },
+  hook: { kind: 'string', help: "the hook to splice at (default: cfg.json's hook_name)", group: 'splice' },
+  text: { kind: 'string', help: `text to run: file, folder, .jsonl or npm corpus (default ${MOBY_DICK})`, group: 'splice', default: MOBY_DICK },
+  maxContexts: { kind: 'integer', help: 'contexts (sentences for encoders) to evaluate on (default 256)', group: 'splice', default: 256, min: 0 },
+  skipContexts: { kind: 'integer', help: 'skip the first N contexts of the text (e.g. those trained on; default 0)', group: 'splice', default: 0, min: 0 },
+  keepError: { kind: 'boolean', help: "add the SAE's error term back (a check: then nothing is lost)", group: 'splice', default: false },
+});
+
+/** What spliceEval reads of the parsed eval arguments. */
+export interface SpliceArgs {
+  readonly hook?: string | undefined;
+  readonly text: string;
+  readonly maxContexts: number;
+  readonly skipContexts: number;
+  readonly keepError: boolean;
+  readonly out?: string | undefined;
+}
 
 const METRIC_NAMES: Readonly<Record<string, string>> = {
   ce_clean: 'CE clean',
@@ -33,22 +43,15 @@ const METRIC_NAMES: Readonly<Record<string, string>> = {
   embedding_cosine_zero: 'zero-ablated cosine',
 };
 
-export async function spliceEval(args: ParsedArgs, dir: string, sae: Sae, io: CliIO): Promise<number> {
-  const v = args.values;
-  const modelSpec = String(v['model']);
-  const hook = typeof v['hook'] === 'string' ? v['hook'] : sae.metadata['hook_name'];
+export async function spliceEval(v: SpliceArgs, modelSpec: string, dir: string, sae: Sae, io: CliIO): Promise<number> {
+  const hook = v.hook ?? sae.metadata['hook_name'];
   if (typeof hook !== 'string') throw new UserError(`${dir}: cfg.json names no hook (metadata.hook_name); give --hook`);
-  const count = (key: string, flag: string, fallback: number): number => {
-    const n = v[key] ?? fallback;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new UserError(`--${flag} must be a non-negative integer`);
-    return n;
-  };
-  const max = count('maxContexts', 'max-contexts', 256);
-  const skip = count('skipContexts', 'skip-contexts', 0);
+  const max = v.maxContexts;
+  const skip = v.skipContexts;
   const engine = new Engine({ warn: (m) => print(io.stderr, m) });
   const m = await openLanguageModel(modelSpec, engine);
   try {
-    const docs = await readDocuments(typeof v['text'] === 'string' ? v['text'] : MOBY_DICK);
+    const docs = await readDocuments(v.text);
     const contextSize = typeof sae.metadata['context_size'] === 'number' ? sae.metadata['context_size'] : undefined;
     const contexts: Int32Array[] = [];
     for (const c of modelContexts(m, docs, contextSizeOf(m, contextSize))) {
@@ -57,11 +60,11 @@ export async function spliceEval(args: ParsedArgs, dir: string, sae: Sae, io: Cl
       contexts.push(c.tokens);
     }
     if (contexts.length === 0) throw new UserError('no text to evaluate on (the text is empty, or --skip-contexts skips all of it)');
-    const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v['keepError'] === true);
+    const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v.keepError);
     const rows = Object.entries(metrics).filter(([k]) => k !== 'kind');
     print(io.stdout, rows.map(([k, x]) => `${(METRIC_NAMES[k] ?? k).padEnd(28)}  ${typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(4)) : String(x)}`).join('\n'));
-    const out = v['out'];
-    if (typeof out === 'string') {
+    const out = v.out;
+    if (out !== undefined) {
       await writeFileAtomic(out, `${JSON.stringify({ sae: dir, model: modelSpec, hook, contexts: contexts.length, ...metrics }, null, 2)}\n`);
       print(io.stdout, `wrote ${out}`);
     }

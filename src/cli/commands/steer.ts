@@ -10,19 +10,7 @@ import { loadSae } from '../../io/saelens.js';
 import { closeLanguageModel, hookTensor, type LanguageModel, openLanguageModel, tokenize } from '../../lm/model.js';
 import { rowCosines, type Steer, steerEdit } from '../../lm/splice.js';
 import type { Sae } from '../../sae.js';
-import type { OptionSpec } from '../args.js';
-import { commandArgs, type Command, print } from '../command.js';
-
-const options: OptionSpec[] = [
-  { flag: 'feature', key: 'feature', kind: 'integer', help: 'the latent to steer with', required: true },
-  { flag: 'alpha', key: 'alpha', kind: 'number', help: 'add alpha * W_dec[feature] at every token (default 10)' },
-  { flag: 'clamp', key: 'clamp', kind: 'number', help: 'instead: hold the feature at this activation (the SAE error is kept)' },
-  { flag: 'prompt', key: 'prompt', kind: 'string', help: "the text (several: separated by ' | ')", required: true },
-  { flag: 'probes', key: 'probes', kind: 'string', help: "encoders: sentences to measure similarity shifts against, separated by ' | '" },
-  { flag: 'tokens', key: 'tokens', kind: 'integer', help: 'causal models: tokens to generate (default 20)' },
-  { flag: 'model', key: 'model', kind: 'string', help: "the model (default: the SAE's cfg.json model_name; use-lite, a transformers.js folder or an .onnx file)" },
-  { flag: 'hook', key: 'hook', kind: 'string', help: "the hook (default: the SAE's cfg.json hook_name)" },
-];
+import { defineCommand, print } from '../command.js';
 
 const split = (s: string): string[] => s.split(' | ').map((x) => x.trim()).filter((x) => x.length > 0);
 
@@ -62,36 +50,41 @@ async function steerCausal(engine: Engine, m: Extract<LanguageModel, { kind: 'ca
   return lines;
 }
 
-export const steerCommand: Command = {
-  name: 'steer',
-  summary: "Steers a model with an SAE feature: adds alpha * W_dec[i] at the SAE's hook (or clamps feature i) and shows the generated text (causal models) or the embedding similarity shifts (encoders).",
-  usage: 'sae steer SAE_DIR --feature I --prompt TEXT [--alpha A | --clamp C] [options]',
-  options,
-  async run(argv, io) {
-    const args = commandArgs(this, argv, io);
-    if (!args) return 0;
-    const [dir, ...rest] = args.positionals;
-    if (!dir || rest.length) throw new UserError(`usage: ${this.usage}`);
-    const v = args.values;
-    const feature = v['feature'];
-    if (typeof feature !== 'number') throw new UserError('--feature is required');
-    if (typeof v['prompt'] !== 'string') throw new UserError('--prompt is required');
+export const steerCommand = defineCommand(
+  {
+    name: 'steer',
+    summary: "Steers a model with an SAE feature: adds alpha * W_dec[i] at the SAE's hook (or clamps feature i) and shows the generated text (causal models) or the embedding similarity shifts (encoders).",
+    usage: 'sae steer SAE_DIR --feature I --prompt TEXT [--alpha A | --clamp C] [options]',
+    positionals: ['SAE_DIR'],
+    options: {
+      feature: { kind: 'integer', help: 'the latent to steer with', required: true, min: 0 },
+      alpha: { kind: 'number', help: 'add alpha * W_dec[feature] at every token (default 10)', default: 10 },
+      clamp: { kind: 'number', help: 'instead: hold the feature at this activation (the SAE error is kept)' },
+      prompt: { kind: 'string', help: "the text (several: separated by ' | ')", required: true },
+      probes: { kind: 'string', help: "encoders: sentences to measure similarity shifts against, separated by ' | '", default: '' },
+      tokens: { kind: 'integer', help: 'causal models: tokens to generate (default 20)', default: 20, min: 0 },
+      model: { kind: 'string', help: "the model (default: the SAE's cfg.json model_name; use-lite, a transformers.js folder or an .onnx file)" },
+      hook: { kind: 'string', help: "the hook (default: the SAE's cfg.json hook_name)" },
+    },
+  },
+  async (v, io) => {
+    const { positionals: [dir], feature, clamp } = v;
     const sae = await loadSae(dir);
-    if (!Number.isInteger(feature) || feature < 0 || feature >= sae.dims.dSae) throw new UserError(`--feature must be in [0, ${sae.dims.dSae})`);
-    const modelSpec = typeof v['model'] === 'string' ? v['model'] : sae.metadata['model_name'];
-    const hook = typeof v['hook'] === 'string' ? v['hook'] : sae.metadata['hook_name'];
+    if (feature >= sae.dims.dSae) throw new UserError(`--feature must be in [0, ${sae.dims.dSae})`);
+    const modelSpec = v.model ?? sae.metadata['model_name'];
+    const hook = v.hook ?? sae.metadata['hook_name'];
     if (typeof modelSpec !== 'string') throw new UserError(`${dir}: cfg.json names no model (metadata.model_name); give --model`);
     if (typeof hook !== 'string') throw new UserError(`${dir}: cfg.json names no hook (metadata.hook_name); give --hook`);
-    const s: Steer = typeof v['clamp'] === 'number' ? { feature, clamp: v['clamp'] } : { feature, add: typeof v['alpha'] === 'number' ? v['alpha'] : 10 };
+    const s: Steer = clamp !== undefined ? { feature, clamp } : { feature, add: v.alpha };
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
     const m = await openLanguageModel(modelSpec, engine);
     try {
       const tensor = hookTensor(m, hook);
-      const prompts = split(v['prompt']);
+      const prompts = split(v.prompt);
       const lines =
         m.kind === 'encoder'
-          ? await steerEncoder(engine, m, sae, tensor, s, prompts, split(typeof v['probes'] === 'string' ? v['probes'] : ''))
-          : await steerCausal(engine, m, sae, tensor, s, prompts, typeof v['tokens'] === 'number' ? v['tokens'] : 20);
+          ? await steerEncoder(engine, m, sae, tensor, s, prompts, split(v.probes))
+          : await steerCausal(engine, m, sae, tensor, s, prompts, v.tokens);
       print(io.stdout, [`feature ${feature} at ${hook}: ${'add' in s ? `+${s.add} * W_dec[${feature}]` : `clamped to ${s.clamp}`}`, ...lines].join('\n'));
     } finally {
       closeLanguageModel(m);
@@ -99,4 +92,4 @@ export const steerCommand: Command = {
     }
     return 0;
   },
-};
+);

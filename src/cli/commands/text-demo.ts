@@ -11,8 +11,7 @@
 import { join } from 'node:path';
 import { isArchitecture } from '../../arch/index.js';
 import { buildDashboard } from '../../dashboard/build.js';
-import { Engine, kernelsChoice } from '../../engine/index.js';
-import { UserError } from '../../errors.js';
+import type { Engine } from '../../engine/index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { closeLanguageModel, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
@@ -21,25 +20,12 @@ import { openStore, type StoreDataset } from '../../store/dataset.js';
 import { storeTokenRows } from '../../store/tokens.js';
 import { TrainConfig } from '../../train/config.js';
 import { runTraining } from '../../train/run.js';
-import type { OptionSpec } from '../args.js';
-import { commandArgs, type Command, print } from '../command.js';
+import { defineCommand, print } from '../command.js';
 import { formatMetrics } from './format.js';
 import { MOBY_DICK, runHarvest } from './harvest.js';
+import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
 
 const HOOK = 'blocks.0.mlp.hook_post';
-
-const options: OptionSpec[] = [
-  { flag: 'text', key: 'text', kind: 'boolean', help: 'the text demo (this one)' },
-  { flag: 'out', key: 'out', kind: 'string', help: 'results folder (default demo-text-results)' },
-  { flag: 'tokens', key: 'tokens', kind: 'integer', help: 'tokens of Moby-Dick to harvest (default 60000)' },
-  { flag: 'steps', key: 'steps', kind: 'integer', help: 'training steps of 1024 tokens (default 800)' },
-  { flag: 'd-sae', key: 'dSae', kind: 'integer', help: 'latents (default 2048)' },
-  { flag: 'k', key: 'k', kind: 'integer', help: 'TopK: latents kept per token (default 32)' },
-  { flag: 'splice-sentences', key: 'spliceSentences', kind: 'integer', help: 'held-out sentences the SAE is spliced into (default 512)' },
-  { flag: 'threads', key: 'threads', kind: 'integer', help: 'threads (default: every core)' },
-  { flag: 'kernels', key: 'kernels', kind: 'string', help: 'auto | native | reference (default auto)' },
-  { flag: 'quiet', key: 'quiet', kind: 'boolean', help: 'no progress output' },
-];
 
 /** The SAE's training settings: TopK when the architecture is there, else the ReLU SAE. */
 export function textDemoConfig(store: string, out: string, steps: number, dSae: number, k: number): TrainConfig {
@@ -110,35 +96,27 @@ async function topContexts(engine: Engine, sae: Sae, store: StoreDataset, keep: 
     .sort((a, b) => b.agreement - a.agreement || b.top[0]!.value - a.top[0]!.value);
 }
 
-function positiveOr(v: unknown, flag: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new UserError(`--${flag} must be a positive integer`);
-  return v;
-}
-
-export const textDemoCommand: Command = {
-  name: 'demo --text',
-  summary: "Harvests USE-lite's MLP neurons over Moby-Dick, trains a TopK SAE on them, splices it back into the model and builds the feature dashboard.",
-  usage: 'sae demo --text [options]',
-  options,
-  async run(argv, io) {
-    const args = commandArgs(this, argv, io, 'demo');
-    if (!args) return 0;
-    if (args.positionals.length) throw new UserError(`unexpected argument '${args.positionals[0]}' (see sae demo --text --help)`);
-    const v = args.values;
-    const out = typeof v['out'] === 'string' ? v['out'] : 'demo-text-results';
-    const tokens = positiveOr(v['tokens'], 'tokens', 60_000);
-    const steps = positiveOr(v['steps'], 'steps', 800);
-    const dSae = positiveOr(v['dSae'], 'd-sae', 2048);
-    const k = positiveOr(v['k'], 'k', 32);
-    const nSplice = positiveOr(v['spliceSentences'], 'splice-sentences', 512);
-    const quiet = v['quiet'] === true;
+export const textDemoCommand = defineCommand(
+  {
+    name: 'demo --text',
+    summary: "Harvests USE-lite's MLP neurons over Moby-Dick, trains a TopK SAE on them, splices it back into the model and builds the feature dashboard.",
+    usage: 'sae demo --text [options]',
+    options: {
+      text: { kind: 'boolean', help: 'the text demo (this one)' },
+      out: { kind: 'string', help: 'results folder (default demo-text-results)', default: 'demo-text-results' },
+      tokens: { kind: 'integer', help: 'tokens of Moby-Dick to harvest (default 60000)', default: 60_000, min: 1 },
+      steps: { kind: 'integer', help: 'training steps of 1024 tokens (default 800)', default: 800, min: 1 },
+      dSae: { kind: 'integer', help: 'latents (default 2048)', default: 2048, min: 1 },
+      k: { kind: 'integer', help: 'TopK: latents kept per token (default 32)', default: 32, min: 1 },
+      spliceSentences: { kind: 'integer', help: 'held-out sentences the SAE is spliced into (default 512)', default: 512, min: 1 },
+      ...ENGINE_OPTIONS,
+      quiet: { kind: 'boolean', help: 'no progress output', default: false },
+    },
+  },
+  async (v, io) => {
+    const { out, tokens, steps, dSae, k, spliceSentences: nSplice, quiet } = v;
     const say = (m: string): void => void (quiet || print(io.stderr, m));
-    const engine = new Engine({
-      ...(typeof v['threads'] === 'number' ? { threads: v['threads'] } : {}),
-      ...(typeof v['kernels'] === 'string' ? { kernels: kernelsChoice(v['kernels']) } : {}),
-      warn: (m) => print(io.stderr, m),
-    });
+    const engine = engineOf(v, io);
     const started = performance.now();
     const model = await openLanguageModel('use-lite', engine);
     try {
@@ -209,4 +187,4 @@ export const textDemoCommand: Command = {
     }
     return 0;
   },
-};
+);
