@@ -16,6 +16,7 @@ import { saveSae } from '../src/io/saelens.js';
 import { Rng } from '../src/rng.js';
 import { Sae } from '../src/sae.js';
 import { PREPROCESS_FILENAME } from '../src/train/run.js';
+import { runCli } from './helpers/cli.js';
 
 let engine: Engine;
 beforeAll(() => {
@@ -141,27 +142,28 @@ describe('colour preprocessing files', () => {
   });
 });
 
+async function setup(): Promise<{ dir: string; saeDir: string; images: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'inspect-'));
+  const saeDir = join(dir, 'sae');
+  const pre = await fittedPreprocess(3, 3, false, 'zca');
+  await saveSae(saeDir, randomSae(27, 6, 2));
+  await saveImagePreprocess(join(saeDir, PREPROCESS_FILENAME), pre);
+  const images = join(dir, 'images');
+  const rgb = (w: number, h: number, seed: number) => {
+    const rng = new Rng(seed);
+    return { width: w, height: h, channels: 3 as const, data: Uint8Array.from({ length: w * h * 3 }, () => rng.int(256)) };
+  };
+  await mkdir(images);
+  await writePng(join(images, 'a.png'), rgb(12, 10, 1));
+  await writePng(join(images, 'b.png'), rgb(9, 9, 2));
+  await writePng(join(images, 'grey.png'), { width: 9, height: 9, channels: 1, data: new Uint8Array(81).fill(128) });
+  await writePng(join(images, 'tiny.png'), rgb(2, 2, 3));
+  const png = encodePng(rgb(9, 9, 4));
+  await writeFile(join(images, 'cut.png'), png.subarray(0, png.length - 30));
+  return { dir, saeDir, images };
+}
+
 describe('inspectFiles', () => {
-  async function setup(): Promise<{ dir: string; saeDir: string; images: string }> {
-    const dir = await mkdtemp(join(tmpdir(), 'inspect-'));
-    const saeDir = join(dir, 'sae');
-    const pre = await fittedPreprocess(3, 3, false, 'zca');
-    await saveSae(saeDir, randomSae(27, 6, 2));
-    await saveImagePreprocess(join(saeDir, PREPROCESS_FILENAME), pre);
-    const images = join(dir, 'images');
-    const rgb = (w: number, h: number, seed: number) => {
-      const rng = new Rng(seed);
-      return { width: w, height: h, channels: 3 as const, data: Uint8Array.from({ length: w * h * 3 }, () => rng.int(256)) };
-    };
-    await mkdir(images);
-    await writePng(join(images, 'a.png'), rgb(12, 10, 1));
-    await writePng(join(images, 'b.png'), rgb(9, 9, 2));
-    await writePng(join(images, 'grey.png'), { width: 9, height: 9, channels: 1, data: new Uint8Array(81).fill(128) });
-    await writePng(join(images, 'tiny.png'), rgb(2, 2, 3));
-    const png = encodePng(rgb(9, 9, 4));
-    await writeFile(join(images, 'cut.png'), png.subarray(0, png.length - 30));
-    return { dir, saeDir, images };
-  }
 
   it('writes an overlay, the raw map, a mask and a JSON line per image', async () => {
     const { dir, saeDir, images } = await setup();
@@ -203,5 +205,39 @@ describe('inspectFiles', () => {
     await saveSae(join(dir, 'sae'), randomSae(27, 6, 2));
     await expect(loadInspector(join(dir, 'sae'))).rejects.toThrow(`${join(dir, 'sae')}: holds no image preprocessing (preprocess.safetensors)`);
     expect(existsSync(join(dir, 'sae', PREPROCESS_FILENAME))).toBe(false);
+  });
+});
+
+describe('sae inspect', () => {
+  it('calibrates on clean images, inspects, and reuses the saved calibration', async () => {
+    const { dir, saeDir, images } = await setup();
+    const clean = join(dir, 'clean');
+    await mkdir(clean);
+    const rng = new Rng(9);
+    for (const k of [1, 2, 3]) await writePng(join(clean, `c${k}.png`), { width: 10, height: 10, channels: 3, data: Uint8Array.from({ length: 300 }, () => rng.int(256)) });
+    const out = join(dir, 'out');
+    const first = await runCli('inspect', saeDir, join(images, 'a.png'), join(images, 'b.png'), '--out', out, '--clean', clean, '--stride', '2', '--threads', '1');
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('image(s) flagged');
+    expect(existsSync(join(saeDir, 'map-calibration.json'))).toBe(true);
+    const again = await runCli('inspect', saeDir, join(images, 'a.png'), '--out', join(dir, 'out2'), '--threads', '1');
+    expect(again.code).toBe(0);
+    expect((await readFile(join(dir, 'out2', INSPECT_RESULTS_FILENAME), 'utf8')).trim().split('\n')).toHaveLength(1);
+    const otherStride = await runCli('inspect', saeDir, join(images, 'a.png'), '--out', join(dir, 'out3'), '--stride', '1');
+    expect(otherStride.code).not.toBe(0);
+    expect(otherStride.stderr).toContain('was made at stride 2');
+  });
+
+  it('fails with one line and writes nothing on a bad image, or with fitting options but no --clean', async () => {
+    const { dir, saeDir, images } = await setup();
+    const out = join(dir, 'out');
+    const bad = await runCli('inspect', saeDir, join(images, 'a.png'), join(images, 'cut.png'), '--out', out, '--clean', images);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(join(saeDir, 'map-calibration.json'))).toBe(false);
+    const noClean = await runCli('inspect', saeDir, join(images, 'a.png'), '--out', out, '--pixel-fpr', '0.1');
+    expect(noClean.code).not.toBe(0);
+    expect(noClean.stderr).toContain('--pixel-fpr only apply with --clean');
   });
 });

@@ -12,7 +12,7 @@
  *             and steps with the L1 coefficient 0 (nothing makes its code sparse)
  *   figures   image AUROC (score: the max of the map), pixel AUROC and AU-PRO up to FPR 0.3 on the
  *             test tiles, for the three models side by side
- * Writes the tiles and masks (PNG), the two autoencoders (SAE folders with preprocess.safetensors,
+ * Writes the tiles (data/calibration, data/test) and true masks (data/test-masks) as PNG, the two autoencoders (SAE folders with preprocess.safetensors,
  * so `sae inspect` can reuse them), overlays, a README picture and a report page.
  */
 import { join } from 'node:path';
@@ -201,7 +201,8 @@ export async function runDefectDemo(engine: Engine, o: DefectDemoOptions, stderr
     await ensureWritableDir(join(dataDir, set));
     for (const im of images) await writePng(join(dataDir, set, `${im.path}.png`), tilePicture(im));
   }
-  for (let i = 0; i < test.images.length; i++) if (test.specs[i]) await writePng(join(dataDir, 'test', `${test.images[i]!.path}.mask.png`), maskPicture(test.masks[i]!, TILE, TILE));
+  await ensureWritableDir(join(dataDir, 'test-masks'));
+  for (let i = 0; i < test.images.length; i++) if (test.specs[i]) await writePng(join(dataDir, 'test-masks', `${test.images[i]!.path}.png`), maskPicture(test.masks[i]!, TILE, TILE));
 
   // Preprocessing fitted on the training patches, then the patches as the models see them.
   const d = PATCH * PATCH * 3;
