@@ -142,6 +142,7 @@ describe('colour preprocessing files', () => {
   });
 });
 
+/** A folder with a random RGB SAE (3 x 3 patches, with preprocess.safetensors) and images: good ones, a grey one, a tiny one, a truncated one. */
 async function setup(): Promise<{ dir: string; saeDir: string; images: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'inspect-'));
   const saeDir = join(dir, 'sae');
@@ -164,7 +165,6 @@ async function setup(): Promise<{ dir: string; saeDir: string; images: string }>
 }
 
 describe('inspectFiles', () => {
-
   it('writes an overlay, the raw map, a mask and a JSON line per image', async () => {
     const { dir, saeDir, images } = await setup();
     const { inspector: ins } = await loadInspector(saeDir);
