@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coverMean, inspector, mapImage, patchOrigins, saeModel } from '../src/anomaly/inspect.js';
 import { inspectFiles, INSPECT_RESULTS_FILENAME, loadInspector } from '../src/anomaly/inspect-files.js';
 import { fitMapCalibration } from '../src/anomaly/map-calibration.js';
-import type { ChannelImage } from '../src/data/images.js';
+import { type ChannelImage, readChannelImage } from '../src/data/images.js';
 import { loadImagePreprocess, saveImagePreprocess } from '../src/data/preprocess-file.js';
 import { fitPreprocess, type ImagePreprocess, preprocessPatches } from '../src/data/whitening.js';
 import { Engine } from '../src/engine/index.js';
@@ -118,6 +118,19 @@ describe('mapImage', () => {
     await expect(mapImage(engine, ins, randomImage(8, 8, 3, 1), 0)).rejects.toThrow('the stride must be an integer from 1 to the patch side 3');
     await expect(mapImage(engine, ins, randomImage(8, 8, 3, 1), 4)).rejects.toThrow('leaves pixels uncovered');
     expect(() => inspector(pre, saeModel(randomSae(12, 5, 1)))).toThrow('reads rows of 12 values, but the image preprocessing makes patches of 27');
+  });
+});
+
+describe('reading images in their own channels', () => {
+  it('reads a colour JPEG as RGB and refuses a truncated one with one line', async () => {
+    const { demoImagePaths } = await import('../src/data/demo-images.js');
+    const path = (await demoImagePaths()).find((p) => p.includes('dust-bowl-home'))!;
+    const im = await readChannelImage(path);
+    expect([im.width, im.height, im.channels, im.pixels.length]).toEqual([1024, 788, 3, 1024 * 788 * 3]);
+    const dir = await mkdtemp(join(tmpdir(), 'inspect-jpeg-'));
+    const bytes = await readFile(path);
+    await writeFile(join(dir, 'cut.jpg'), bytes.subarray(0, bytes.length >> 1));
+    await expect(readChannelImage(join(dir, 'cut.jpg'))).rejects.toThrow(`${join(dir, 'cut.jpg')}: cannot decode the JPEG image`);
   });
 });
 

@@ -81,6 +81,7 @@ export async function fitPreprocess(sample: Float32Array, rows: number, settings
   const { matrix, inverse } = whiteningMatrices(settings.whitening, vectors, l, settings.eps, d);
   return {
     ...settings,
+    channels: settings.channels ?? 1,
     mean: settings.whitening === 'none' ? new Float32Array(d) : Float32Array.from(mu),
     matrix: Float32Array.from(matrix),
     inverse: Float32Array.from(inverse),
