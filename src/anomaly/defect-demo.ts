@@ -292,6 +292,22 @@ async function writePictures(out: string, test: ReturnType<typeof withDefects>, 
   return { overlay, sections };
 }
 
+/** Which model leads each metric, and what to keep in mind reading them. */
+export function comparisonNote(r: DefectDemoResult): string {
+  const metrics = [
+    ['image AUROC', (f: ModelFigures) => f.imageAuroc],
+    ['pixel AUROC', (f: ModelFigures) => f.pixelAuroc],
+    ['AU-PRO', (f: ModelFigures) => f.auPro30],
+  ] as const;
+  const leads = metrics.map(([name, get]) => `${name}: ${r.figures.reduce((a, b) => (get(b) > get(a) ? b : a)).model}`);
+  return (
+    `Best per metric: ${leads.join('; ')}. ` +
+    `Image AUROC rests on ${r.defective} defective against ${r.testImages - r.defective} clean tiles (one pair moves it by ${(1 / (r.defective * (r.testImages - r.defective))).toFixed(4)}), ` +
+    'and an image score is the max of its map: the soil itself holds pebbles, twigs and grass that nobody labelled, so a model whose map also lights up on them ranks clean tiles high. ' +
+    'Pixel AUROC and AU-PRO pool every pixel and weight every defect region equally: they say how well the map outlines the defects.'
+  );
+}
+
 async function writeReport(o: DefectDemoOptions, r: DefectDemoResult, pictures: readonly ReportSection[]): Promise<void> {
   const table: Record<string, string> = {};
   for (const f of r.figures) table[f.model] = `image AUROC ${f.imageAuroc.toFixed(3)} · pixel AUROC ${f.pixelAuroc.toFixed(3)} · AU-PRO (FPR <= 0.3) ${f.auPro30.toFixed(3)}`;
@@ -302,7 +318,7 @@ async function writeReport(o: DefectDemoOptions, r: DefectDemoResult, pictures: 
         `${r.description}. The defects are SYNTHETIC: drawn by src/anomaly/defects.ts (scratches, cracks, holes, stains, missing material, foreign colour; several sizes and contrasts), not photographed. ` +
         'Each model reconstructs 8 x 8 RGB patches (ZCA-whitened); the map is, at each pixel, the mean reconstruction error of the patches covering it. Metrics as MVTec AD reports them.',
     },
-    { heading: 'Figures on the test tiles', table },
+    { heading: 'Figures on the test tiles', table, text: comparisonNote(r) },
     {
       heading: 'Models',
       table: {

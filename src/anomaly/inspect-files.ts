@@ -9,7 +9,7 @@
  * than a patch) stops the run with one line naming it, and nothing is left behind.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type ChannelImage, readChannelImage } from '../data/images.js';
@@ -77,6 +77,7 @@ function stems(files: readonly string[]): string[] {
 
 /** Inspects each image: its map at the calibration's stride, the verdict and the pictures (see the top). */
 export async function inspectFiles(engine: Engine, ins: Inspector, c: MapCalibration, files: readonly string[], out: string): Promise<InspectRecord[]> {
+  const existed = existsSync(out);
   await ensureWritableDir(out);
   const staging = join(out, `.inspect-${process.pid}-${randomBytes(6).toString('hex')}`);
   await mkdir(staging);
@@ -96,8 +97,11 @@ export async function inspectFiles(engine: Engine, ins: Inspector, c: MapCalibra
     for (const r of records) for (const name of Object.values(r.files)) await rename(join(staging, name), join(out, name));
     const lines = records.map((r) => JSON.stringify({ image: r.image, score: r.score, flagged: r.flagged, regions: r.regions }));
     await writeFileAtomic(join(out, INSPECT_RESULTS_FILENAME), lines.map((l) => `${l}\n`).join(''));
-  } finally {
+  } catch (err) {
     await rm(staging, { recursive: true, force: true });
+    if (!existed) await rmdir(out).catch(() => undefined); // the folder made here, if still empty
+    throw err;
   }
+  await rm(staging, { recursive: true, force: true });
   return records;
 }

@@ -4,7 +4,7 @@
  * SAE against PCA and a dense autoencoder (see src/anomaly/defect-demo.ts).
  */
 import { join } from 'node:path';
-import { DEFECT_DEMO_DEFAULTS, type DefectDemoResult, runDefectDemo } from '../../anomaly/defect-demo.js';
+import { comparisonNote, DEFECT_DEMO_DEFAULTS, type DefectDemoResult, runDefectDemo } from '../../anomaly/defect-demo.js';
 import { ANOMALY_DEMO_DEFAULTS, type DemoAnomalies, runAnomalyDemo } from '../../anomaly/demo.js';
 import type { Engine } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
@@ -31,6 +31,7 @@ async function defectDemo(engine: Engine, o: { out: string; steps: number; seed:
     [
       `${r.description} (the defects are synthetic)`,
       formatDefectDemo(r),
+      comparisonNote(r),
       `SAE: held-out L0 ${r.sae.l0.toFixed(1)}, FVU ${r.sae.fvu.toFixed(3)}; dense AE: L0 ${r.dense.l0.toFixed(1)}, FVU ${r.dense.fvu.toFixed(3)}; ${r.seconds.toFixed(0)} s in all`,
       `wrote ${f.report} (figures, best and worst detections), ${f.overlay}, the SAE in ${f.sae}/, the dense AE in ${f.dense}/, the tiles in ${f.data}/`,
       `the same with the CLI: sae inspect ${f.sae} ${join(f.data, 'test')} --out ${join(o.out, 'inspect')}`,
