@@ -50,8 +50,8 @@ export const anomalyDemoCommand = defineCommand(
   {
     name: 'anomaly-demo',
     summary:
-      'Anomaly detection on real data: an SAE trained on handwritten digits, calibrated on clean ones, scores Fashion-MNIST images (or a left-out digit) as anomalies; prints ROC-AUC, precision and recall and writes a report page.',
-    usage: 'sae anomaly-demo [options]',
+      'Anomaly detection on real data: an SAE trained on handwritten digits, calibrated on clean ones, scores Fashion-MNIST images (or a left-out digit) as anomalies; prints ROC-AUC, precision and recall and writes a report page. With --defects: where the defect is, on a real texture with synthetic defects (image AUROC, pixel AUROC, PRO for the SAE, PCA and a dense autoencoder).',
+    usage: 'sae anomaly-demo [--defects] [options]',
     options: {
       anomalies: { kind: 'string', help: "fashion (Fashion-MNIST, needs Debian's dataset-fashion-mnist) | digit:K (digit K left out of training) (default fashion)", default: 'fashion' },
       defects: { kind: 'boolean', help: 'visual inspection instead: a real texture with synthetic defects, the SAE against PCA and a dense autoencoder (image AUROC, pixel AUROC, PRO)', default: false },
