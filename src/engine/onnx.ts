@@ -216,9 +216,9 @@ export class GraphBuilder {
   slice(a: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
     return this.op('Slice', [a, this.ints(starts), this.ints(ends), this.ints(axes)]);
   }
-  /** Mean over the given axes. */
+  /** Mean over the given axes (opset < 18: axes as an attribute). */
   mean(a: Value, axes: number[], keepdims = true): Value {
-    return this.op('ReduceMean', [a, this.axes(...axes)], { keepdims: keepdims ? 1 : 0 });
+    return this.op('ReduceMean', [a], { axes, keepdims: keepdims ? 1 : 0 });
   }
   expand(a: Value, shape: Value): Value { return this.op('Expand', [a, shape]); }
   /** The lower (upper = false) or upper triangle of the last two axes, from diagonal k on. */
