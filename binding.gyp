@@ -6,7 +6,7 @@
   'targets': [
     {
       'target_name': 'sae_kernels',
-      'sources': ['native/addon.cc', 'native/kernels.cc', 'native/pool.cc'],
+      'sources': ['native/addon.cc', 'native/dequant.cc', 'native/kernels.cc', 'native/pool.cc'],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"],
       'defines': ['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
       'cflags_cc': ['-O3', '-fno-math-errno', '-ffp-contract=off', '-fvisibility=hidden'],

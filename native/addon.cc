@@ -9,13 +9,14 @@
 #include <limits>
 #include <string>
 
+#include "dequant.h"
 #include "kernels.h"
 #include "pool.h"
 
 namespace {
 
 // Bump with every change to the surface; src/engine/binding.ts checks it.
-constexpr int kAbi = 2;
+constexpr int kAbi = 3;
 constexpr int kMaxThreads = 1024;
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
 
@@ -428,6 +429,24 @@ void SparseScatterSum(const Napi::CallbackInfo& info) {
   sae::sparse_scatter_sum(c.csr(), coef.data, d_sae, out.data, accumulate);
 }
 
+// dequantize(type, src, out): void; type: a ggml type id, src: whole blocks of it, out: their values.
+void Dequantize(const Napi::CallbackInfo& info) {
+  const Args a(info, "dequantize");
+  const int type = static_cast<int>(a.integer(0, "type", 0, 255));
+  const auto src = a.uint8(1, "src");
+  const auto out = a.float32(2, "out");
+  std::size_t values = 0;
+  std::size_t bytes = 0;
+  if (!sae::dequant_block_shape(type, values, bytes)) a.range_error("ggml type " + std::to_string(type) + " cannot be dequantised");
+  if (src.length % bytes != 0) {
+    a.range_error("src has " + std::to_string(src.length) + " bytes, not whole blocks of " + std::to_string(bytes));
+  }
+  const std::size_t blocks = src.length / bytes;
+  a.expect_length(out, blocks * values, product("blocks * values per block", blocks, values));
+  a.expect_disjoint(out, src);
+  sae::dequantize(type, src.data, blocks, out.data);
+}
+
 // setThreads(n): void; the process-wide pool, shared by every loaded copy of the kernels.
 void SetThreads(const Napi::CallbackInfo& info) {
   const Args a(info, "setThreads");
@@ -457,6 +476,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sparseGatherDot", Napi::Function::New(env, SparseGatherDot, "sparseGatherDot"));
   exports.Set("sparseScatter", Napi::Function::New(env, SparseScatter, "sparseScatter"));
   exports.Set("sparseScatterSum", Napi::Function::New(env, SparseScatterSum, "sparseScatterSum"));
+  exports.Set("dequantize", Napi::Function::New(env, Dequantize, "dequantize"));
   return exports;
 }
 

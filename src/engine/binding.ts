@@ -10,7 +10,7 @@
 export const ADDON_NAME = 'sae_kernels';
 
 /** The surface version this TypeScript expects; native/addon.cc's kAbi must match. */
-export const ADDON_ABI = 2;
+export const ADDON_ABI = 3;
 
 export interface NativeBinding {
   /** Surface version (kAbi in native/addon.cc). */
@@ -74,6 +74,9 @@ export interface NativeBinding {
   ): void;
   /** coef: [nnz] -> out: [dSae] */
   sparseScatterSum(rowPtr: Int32Array, idx: Int32Array, rows: number, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void;
+
+  /** type: a ggml type id (dequant.ts GGML_TYPE_IDS), src: whole blocks of it -> out: [blocks * values per block] */
+  dequantize(type: number, src: Uint8Array, out: Float32Array): void;
 }
 
 type BindingFunction = {
@@ -97,6 +100,7 @@ const FUNCTIONS: Record<BindingFunction, true> = {
   sparseGatherDot: true,
   sparseScatter: true,
   sparseScatterSum: true,
+  dequantize: true,
 };
 
 /** Whether a loaded module has this surface (a stale build with another ABI does not). */

@@ -6,6 +6,8 @@
  * depend on the thread count).
  */
 
+import type { DequantType } from './dequant.js';
+
 export interface AdamHyper {
   readonly lr: number;
   readonly beta1: number;
@@ -94,4 +96,12 @@ export interface Kernels {
 
   /** out: [dSae], out[i] (+)= sum_{e: idx[e] = i} coef[e] (coef: [nnz]), in entry order. */
   sparseScatterSum(code: CsrRows, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void;
+
+  // --- weights of GGUF files ---
+
+  /**
+   * src: whole blocks of a GGML type -> out: [blocks * values per block] (overwritten), the float32
+   * values of llama.cpp's dequantisation (formats: dequant.ts). Both backends give the same bits.
+   */
+  dequantize(type: DequantType, src: Uint8Array, out: Float32Array): void;
 }

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADDON_ABI, ADDON_NAME, isNativeBinding, type NativeBinding } from './binding.js';
+import { GGML_TYPE_IDS } from './dequant.js';
 import type { Kernels } from './kernels.js';
 
 /** The package root: the nearest folder above this module (src/engine or dist/engine) with a package.json. */
@@ -73,5 +74,6 @@ export function loadNativeKernels(threads: number): Kernels | Error {
       b.sparseScatter(code.rowPtr, code.idx, code.rows, coef, x, dIn, dSae, out, layout, accumulate),
     sparseScatterSum: (code, coef, dSae, out, accumulate) =>
       b.sparseScatterSum(code.rowPtr, code.idx, code.rows, coef, dSae, out, accumulate),
+    dequantize: (type, src, out) => b.dequantize(GGML_TYPE_IDS[type], src, out),
   };
 }

@@ -2,6 +2,7 @@
  * Plain TypeScript kernels: the oracle for the kernel tests and the fallback when the native addon
  * cannot be built. Arithmetic is float64 inside each loop, rounded to float32 on store.
  */
+import { dequantize } from './dequant.js';
 import type { AdamHyper, CsrRows, Kernels, ScatterLayout } from './kernels.js';
 
 function adam(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, h: AdamHyper, step: number): void {
@@ -239,6 +240,7 @@ export const referenceKernels: Kernels = {
   sparseGatherDot,
   sparseScatter,
   sparseScatterSum,
+  dequantize,
 };
 
 /**
