@@ -67,6 +67,20 @@ describe.each(hfCases)('$name', (c) => {
   });
 });
 
+describe('llama-gguf', () => {
+  it('reads the GGUF (Q/K rotary rows un-permuted) and matches the llama reference', async () => {
+    const c = manifest.cases.find((x) => x.name === 'llama-gguf')!;
+    const m = await HookedTransformer.load(join(DIR, 'llama-gguf', 'model.gguf'), engine);
+    const { contexts, values } = await reference(c);
+    const hooks = c.hooks.filter((h) => h !== 'logits');
+    const r = await m.run(contexts, { returnHooks: hooks });
+    for (const h of c.hooks) {
+      const ours = h === 'logits' ? r.logits! : r.hooks[h]!;
+      expect(relError(ours.data, values.get(h)!.data), h).toBeLessThan(1e-5);
+    }
+  });
+});
+
 describe('runs and edits (llama fixture)', () => {
   let m: HookedTransformer;
   let contexts: Int32Array[];

@@ -26,6 +26,8 @@ import { fileError, UserError } from '../../errors.js';
 import type { TransformerConfig } from './config.js';
 import { familyOf } from './families/index.js';
 import { buildGraph, distinctRotaries, type EditKind, type GraphPlan, INPUT } from './graph.js';
+import { loadLlamaLike } from './families/llama.js';
+import { GgufLlamaSource } from './gguf-llama.js';
 import { readConfig, SafetensorsSource } from './hf-folder.js';
 import { HookIndex, hookNames, hookTail } from './hooks.js';
 import { causalMask, rotaryTables } from './tables.js';
@@ -89,11 +91,20 @@ export class HookedTransformer {
     this.hooks = new HookIndex(config);
   }
 
-  /** A Hugging Face folder (config.json + model.safetensors or its shards). */
+  /** A Hugging Face folder (config.json + model.safetensors or its shards) or a llama GGUF file. */
   static async load(path: string, engine: Engine): Promise<HookedTransformer> {
     const info = await stat(path).catch(() => undefined);
     if (info === undefined) throw fileError(path, 'no such model folder or file');
-    if (!info.isDirectory()) throw fileError(path, 'is not a Hugging Face model folder (config.json and model.safetensors)');
+    if (!info.isDirectory()) {
+      if (!path.toLowerCase().endsWith('.gguf')) throw fileError(path, 'is neither a Hugging Face model folder (config.json and model.safetensors) nor a .gguf file');
+      const { source, config } = await GgufLlamaSource.open(path, engine.kernels);
+      try {
+        const cfg = familyOf(config).config(config);
+        return new HookedTransformer(engine, basename(path).replace(/\.gguf$/i, ''), cfg, await loadLlamaLike(cfg, source), path);
+      } finally {
+        await source.close();
+      }
+    }
     const c = await readConfig(path);
     const family = familyOf(c);
     const cfg = family.config(c);
