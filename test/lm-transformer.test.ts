@@ -1,7 +1,8 @@
 // The hooked transformer against float64 PyTorch references of every family (test/fixtures/lm),
 // and its edits, early stops and errors.
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/index.js';
 import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
@@ -146,5 +147,37 @@ describe('runs and edits (llama fixture)', () => {
     const long = new Int32Array(m.config.maxPositions + 1);
     await expect(m.run([long])).rejects.toThrow(/longer than the model's \d+ positions/);
     await expect(m.run(contexts, { edits: { [H]: { add: new Float32Array(3) } } })).rejects.toThrow(/has 3 values, expected/);
+  });
+});
+
+describe('bad model folders', () => {
+  let dir: string;
+  const gpt2 = join(DIR, 'gpt2');
+  const config = JSON.parse(readFileSync(join(gpt2, 'config.json'), 'utf8')) as Record<string, unknown>;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hooked-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const make = (name: string, cfg: Record<string, unknown>): string => {
+    const f = join(dir, name);
+    rmSync(f, { recursive: true, force: true });
+    mkdirSync(f);
+    writeFileSync(join(f, 'config.json'), JSON.stringify(cfg));
+    copyFileSync(join(gpt2, 'model.safetensors'), join(f, 'model.safetensors'));
+    return f;
+  };
+
+  it('an unknown model_type or rope scaling names config.json', async () => {
+    await expect(HookedTransformer.load(make('t5', { ...config, model_type: 't5' }), engine)).rejects.toThrow(/config\.json: model_type 't5' is not supported \(supported: gpt2, llama/);
+    const llama = JSON.parse(readFileSync(join(DIR, 'llama3', 'config.json'), 'utf8')) as Record<string, unknown>;
+    await expect(HookedTransformer.load(make('yarn', { ...llama, rope_scaling: { rope_type: 'yarn', factor: 4 } }), engine)).rejects.toThrow(/config\.json: rope_scaling type 'yarn' is not supported/);
+  });
+
+  it('a missing tensor, a wrong shape and a truncated file name the file', async () => {
+    await expect(HookedTransformer.load(make('layers', { ...config, n_layer: 3 }), engine)).rejects.toThrow(/model\.safetensors: has no tensor 'h\.2\.ln_1\.weight'/);
+    await expect(HookedTransformer.load(make('wide', { ...config, n_inner: 7 }), engine)).rejects.toThrow(/model\.safetensors: tensor 'h\.0\.mlp\.c_fc\.weight' has shape \[\d+, \d+\], expected \[\d+, 7\]/);
+    const cut = make('cut', config);
+    truncateSync(join(cut, 'model.safetensors'), 5000);
+    await expect(HookedTransformer.load(cut, engine)).rejects.toThrow(/model\.safetensors: .*(truncated|past the end)/);
   });
 });
