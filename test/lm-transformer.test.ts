@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/index.js';
 import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { HookedTransformer } from '../src/lm/transformer/model.js';
+import { harvestModel } from '../src/lm/transformer/harvest-model.js';
 
 const DIR = 'test/fixtures/lm';
 
@@ -139,6 +140,18 @@ describe('runs and edits (llama fixture)', () => {
     const rows = both.hooks['blocks.1.hook_resid_post']!.data.subarray(S * d, S * d + 6 * d);
     expect(both.lengths).toEqual([10, 6]);
     expect(relError(rows, alone.hooks['blocks.1.hook_resid_post']!.data)).toBeLessThan(1e-6);
+  });
+
+  it('harvestModel gives the real tokens\' rows of the hook, context after context', async () => {
+    const hm = harvestModel(m, 'blocks.1.attn.hook_z', []);
+    expect(hm.dIn).toBe(m.config.nHeads * m.config.dHead);
+    const short = contexts[1]!.slice(0, 4);
+    const rows = await hm.activations([contexts[0]!, short]);
+    const full = (await m.run([contexts[0]!, short], { stopAfter: 'blocks.1.attn.hook_z' })).hooks['blocks.1.attn.hook_z']!.data;
+    expect(rows.length).toBe(14 * hm.dIn);
+    expect(rows.subarray(0, 10 * hm.dIn)).toEqual(full.subarray(0, 10 * hm.dIn));
+    expect(rows.subarray(10 * hm.dIn)).toEqual(full.subarray(10 * hm.dIn, 14 * hm.dIn));
+    expect(() => harvestModel(m, 'blocks.1.attn.hook_pattern', [])).toThrow(/not one row per token/);
   });
 
   it('unknown hooks, contexts past max positions and bad edits are one-line errors', async () => {
