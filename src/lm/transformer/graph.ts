@@ -79,6 +79,8 @@ class Ctx {
     readonly cfg: TransformerConfig,
     private readonly weightDims: (name: string) => readonly number[] | undefined,
     readonly plan: GraphPlan,
+    /** Weights as initializers inside the model (for measurements only; under 2 GB). */
+    private readonly inline?: (name: string) => Float32Array,
   ) {
     this.ids = this.b.input(INPUT.ids, ['batch', 'pos'], 'int64');
     this.bs = this.b.op('Shape', [this.ids]);
@@ -88,6 +90,7 @@ class Ctx {
   maybe(name: string): Value | undefined {
     const dims = this.weightDims(name);
     if (dims === undefined) return undefined;
+    if (this.inline) return this.b.constant(this.inline(name), dims);
     if (!this.declared.has(name)) {
       this.b.input(name, dims);
       this.declared.add(name);
@@ -279,8 +282,13 @@ function block(c: Ctx, l: number, h: Value, ropeIndex: number | undefined): Valu
  * not in this model, e.g. a bias). Inputs: input_ids [batch, pos] int64, position_ids [pos] int64
  * (learned positions), the masks and rotary tables (INPUT), the weights, and the edits' inputs.
  */
-export function buildGraph(cfg: TransformerConfig, weightDims: (name: string) => readonly number[] | undefined, plan: GraphPlan): Uint8Array {
-  const c = new Ctx(cfg, weightDims, plan);
+export function buildGraph(
+  cfg: TransformerConfig,
+  weightDims: (name: string) => readonly number[] | undefined,
+  plan: GraphPlan,
+  inline?: (name: string) => Float32Array,
+): Uint8Array {
+  const c = new Ctx(cfg, weightDims, plan, inline);
   const b = c.b;
   const d = cfg.dModel;
   let e = b.reshape(b.gather(c.w('embed.W_E'), c.ids, 0), [-1, d]); // [N, d]
