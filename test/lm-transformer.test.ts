@@ -5,6 +5,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSyn
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/index.js';
+import { GraphBuilder } from '../src/engine/onnx.js';
 import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { HookedTransformer } from '../src/lm/transformer/model.js';
 import { harvestModel } from '../src/lm/transformer/harvest-model.js';
@@ -66,6 +67,21 @@ describe.each(hfCases)('$name', (c) => {
     }
     const bad = worst.filter(([, e]) => !(e <= 1e-5)); // measured worst: 2.2e-6 (the fixtures' tolerance is 1e-4)
     expect(bad).toEqual([]);
+  });
+});
+
+describe('GraphBuilder pruning', () => {
+  it('keeps only what the outputs need: an unused input need not be fed', async () => {
+    const g = await engine.graph('test:prune', () => {
+      const b = new GraphBuilder();
+      const x = b.input('x', [2]);
+      const unused = b.input('unused', [2]);
+      b.mul(unused, x); // dead
+      b.output(b.add(x, b.scalar(1)), 'y', [2]);
+      return b.encode({ prune: true });
+    });
+    const out = await g.run({ x: { data: new Float32Array([1, 2]), dims: [2] } });
+    expect([...(out['y']!.data as Float32Array)]).toEqual([2, 3]);
   });
 });
 

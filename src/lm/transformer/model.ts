@@ -114,7 +114,7 @@ export class HookedTransformer {
     const family = familyOf(c);
     const cfg = family.config(c);
     const src = await SafetensorsSource.open(path);
-    return new HookedTransformer(engine, basename(path), cfg, await family.load(cfg, src), src.file);
+    return new HookedTransformer(engine, basename(path), cfg, await family.load(cfg, src), c.file);
   }
 
   /** Every hook name, in the order they are computed. */
