@@ -30,7 +30,7 @@ function randomModel(engine: Engine, s: Size): HookedTransformer {
     intermediate_size: s.mlp, vocab_size: s.vocab, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
   };
   const cfg = llamaConfig({ file: 'bench config.json', json });
-  const w = new Weights();
+  const w = new Weights({ layers: s.layers, head: true });
   let seed = 1;
   const put = (name: string, dims: number[], scale = 0.02): void => w.set(name, randomArray(dims.reduce((a, b) => a * b, 1), scale, seed++), dims);
   const dh = s.d / s.heads;
@@ -87,7 +87,7 @@ export async function benchHooked(log: (l: string) => void): Promise<object> {
   const small: Size = { d: 256, layers: 4, heads: 8, kv: 4, mlp: 704, vocab: 8000 };
   const s = randomModel(engine, small);
   const sctx = contexts(8, 128, small.vocab);
-  const plan: GraphPlan = { outputs: [], logits: true, edits: {} };
+  const plan: GraphPlan = { outputs: [], logits: true, edits: {}, layers: small.layers, head: true };
   const asInputs = await tokensPerSecond(() => s.run(sctx, {}), 1024, 5);
   const inline = await compileGraph(ortNode, buildGraph(s.config, (n) => s.weights.dims(n), plan, (n) => s.weights.get(n)!.data), 2);
   const asInit = await tokensPerSecond(() => inline.run(inlineFeeds(s, sctx)), 1024, 5);

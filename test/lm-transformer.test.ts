@@ -170,6 +170,18 @@ describe('runs and edits (llama fixture)', () => {
     expect(() => harvestModel(m, 'blocks.1.attn.hook_pattern', [])).toThrow(/not one row per token/);
   });
 
+  it('a model loaded up to a hook reads only those blocks, gives the same values, and refuses runs past them', async () => {
+    const part = await HookedTransformer.load(join(DIR, 'llama'), engine, { upTo: 'blocks.0.mlp.hook_post' });
+    expect(part.weights.get('blocks.1.attn.W_Q')).toBeUndefined();
+    expect(part.weights.get('unembed.W_U')).toBeUndefined();
+    expect(part.weights.bytes()).toBeLessThan(m.weights.bytes() / 2);
+    const a = await part.run(contexts, { stopAfter: 'blocks.0.hook_resid_post' });
+    const b = await m.run(contexts, { stopAfter: 'blocks.0.hook_resid_post' });
+    expect(a.hooks['blocks.0.hook_resid_post']!.data).toEqual(b.hooks['blocks.0.hook_resid_post']!.data);
+    await expect(part.run(contexts, { stopAfter: 'blocks.1.hook_resid_pre' })).rejects.toThrow(/was loaded with 1 of its 2 blocks, without the final norm and unembedding \(load option upTo\); this run needs block 1$/);
+    await expect(part.run(contexts)).rejects.toThrow(/this run needs the final norm and logits/);
+  });
+
   it('unknown hooks, contexts past max positions and bad edits are one-line errors', async () => {
     await expect(m.run(contexts, { returnHooks: ['blocks.7.hook_resid_post'] })).rejects.toThrow(/^unknown hook 'blocks.7.hook_resid_post': this llama model has hook_embed, blocks\.L\.\{hook_resid_pre\|.*\} for L in 0\.\.1, ln_final.hook_normalized$/);
     await expect(m.run(contexts, { returnHooks: ['blocks.1.hook_resid_post'], stopAfter: 'blocks.0.hook_resid_post' })).rejects.toThrow(/comes after stopAfter/);

@@ -40,6 +40,10 @@ export interface GraphPlan {
   /** Whether 'logits' [batch, pos, vocab] is an output. */
   readonly logits: boolean;
   readonly edits: Readonly<Record<string, EditKind>>;
+  /** Blocks to build (up to those of the outputs and edits). */
+  readonly layers: number;
+  /** Build the final norm (and the logits when asked). */
+  readonly head: boolean;
 }
 
 /** Names of the graph inputs other than the weights. */
@@ -300,7 +304,8 @@ export function buildGraph(
     h = b.add(h, c.rowHook('hook_pos_embed', full, d));
   }
   const { ropeIndex } = distinctRotaries(cfg);
-  for (let l = 0; l < cfg.nLayers; l++) h = block(c, l, h, cfg.positions === 'rotary' ? ropeIndex[l] : undefined);
+  for (let l = 0; l < plan.layers; l++) h = block(c, l, h, cfg.positions === 'rotary' ? ropeIndex[l] : undefined);
+  if (!plan.head) return b.encode({ prune: true });
   const n = c.rowHook('ln_final.hook_normalized', norm(c, cfg.norm, h, 'ln_final'), d);
   if (plan.logits) {
     const logits = softcap(b, linear(c, n, 'unembed.W_U', 'unembed.b_U'), cfg.finalSoftcap);

@@ -82,6 +82,14 @@ export class HookIndex {
     return i;
   }
 
+  /** Blocks a hook needs computed: L + 1 for blocks.L.*, 0 before the blocks, all for ln_final. */
+  blocksFor(name: string): number {
+    this.indexOf(name);
+    const m = /^blocks\.(\d+)\./.exec(name);
+    if (m) return Number(m[1]) + 1;
+    return name.startsWith('ln_final') ? this.cfg.nLayers : 0;
+  }
+
   /** The valid names, as a pattern. */
   describe(): string {
     const pos = this.cfg.positions === 'learned' ? ', hook_pos_embed' : '';

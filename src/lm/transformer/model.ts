@@ -36,7 +36,7 @@ import { GgufLlamaSource } from './gguf-llama.js';
 import { readConfig, SafetensorsSource } from './hf-folder.js';
 import { HookIndex, hookNames, hookTail } from './hooks.js';
 import { causalMask, rotaryTables } from './tables.js';
-import type { Weights } from './weights.js';
+import type { LoadScope, Weights } from './weights.js';
 
 /** Feature clamp at a hook: f = relu(x . encoder + bias); x' = x + (value - f) direction. */
 export interface ClampEdit {
@@ -77,6 +77,18 @@ export interface RunResult {
   readonly logits: HostTensor<Float32Array> | undefined;
 }
 
+export interface LoadOptions {
+  /** Read only the weights that runs up to this hook need (e.g. harvesting blocks.4.hook_resid_post). */
+  readonly upTo?: string;
+}
+
+/** The weights a load reads. */
+function scopeOf(cfg: TransformerConfig, o: LoadOptions): LoadScope {
+  if (o.upTo === undefined || o.upTo === 'logits') return { layers: cfg.nLayers, head: true };
+  const layers = new HookIndex(cfg).blocksFor(o.upTo);
+  return { layers, head: o.upTo.startsWith('ln_final') };
+}
+
 let instances = 0;
 
 export class HookedTransformer {
@@ -96,8 +108,11 @@ export class HookedTransformer {
     this.hooks = new HookIndex(config);
   }
 
-  /** A Hugging Face folder (config.json + model.safetensors or its shards) or a llama GGUF file. */
-  static async load(path: string, engine: Engine): Promise<HookedTransformer> {
+  /**
+   * A Hugging Face folder (config.json + model.safetensors or its shards) or a llama GGUF file.
+   * With `upTo` (a hook name), only the weights up to that hook's block are read: runs past it are refused.
+   */
+  static async load(path: string, engine: Engine, options: LoadOptions = {}): Promise<HookedTransformer> {
     const info = await stat(path).catch(() => undefined);
     if (info === undefined) throw fileError(path, 'no such model folder or file');
     if (!info.isDirectory()) {
@@ -105,7 +120,7 @@ export class HookedTransformer {
       const { source, config } = await GgufLlamaSource.open(path, engine.kernels);
       try {
         const cfg = familyOf(config).config(config);
-        return new HookedTransformer(engine, basename(path).replace(/\.gguf$/i, ''), cfg, await loadLlamaLike(cfg, source), path);
+        return new HookedTransformer(engine, basename(path).replace(/\.gguf$/i, ''), cfg, await loadLlamaLike(cfg, source, scopeOf(cfg, options)), path);
       } finally {
         await source.close();
       }
@@ -114,7 +129,7 @@ export class HookedTransformer {
     const family = familyOf(c);
     const cfg = family.config(c);
     const src = await SafetensorsSource.open(path);
-    return new HookedTransformer(engine, basename(path), cfg, await family.load(cfg, src), c.file);
+    return new HookedTransformer(engine, basename(path), cfg, await family.load(cfg, src, scopeOf(cfg, options)), c.file);
   }
 
   /** Every hook name, in the order they are computed. */
@@ -133,7 +148,7 @@ export class HookedTransformer {
     const plan = this.plan(o);
     const { feeds, batch, pos, lengths } = this.inputs(contexts);
     for (const [hook, e] of Object.entries(o.edits ?? {})) Object.assign(feeds, this.editFeeds(hook, e, batch, pos));
-    const key = JSON.stringify([plan.outputs, plan.logits, Object.entries(plan.edits).sort()]);
+    const key = JSON.stringify([plan.outputs, plan.logits, Object.entries(plan.edits).sort(), plan.layers, plan.head]);
     const graph = await this.engine.graph(`hooked:${this.id}:${key}`, () => buildGraph(this.config, (n) => this.weights.dims(n), plan));
     const out = await graph.run({ ...this.weights.feeds(), ...feeds });
     const hooks: Record<string, HostTensor<Float32Array>> = {};
@@ -161,7 +176,15 @@ export class HookedTransformer {
       for (const h of [...outputs, ...Object.keys(edits)]) if (this.hooks.indexOf(h) > stop) throw new UserError(`hook '${h}' comes after stopAfter '${o.stopAfter}'`);
     }
     if (!logits && outputs.length === 0) throw new UserError('a run must return hooks or logits');
-    return { outputs: outputs.sort(), logits, edits };
+    const hooks = [...outputs, ...Object.keys(edits)];
+    const head = logits || hooks.some((h) => h.startsWith('ln_final.'));
+    const layers = head ? this.config.nLayers : Math.max(0, ...hooks.map((h) => this.hooks.blocksFor(h)));
+    const { scope } = this.weights;
+    if (layers > scope.layers || (head && !scope.head)) {
+      const loaded = `${scope.layers} of its ${this.config.nLayers} blocks${scope.head ? '' : ', without the final norm and unembedding'}`;
+      throw new UserError(`${this.name} was loaded with ${loaded} (load option upTo); this run needs ${head ? 'the final norm and logits' : `block ${layers - 1}`}`);
+    }
+    return { outputs: outputs.sort(), logits, edits, layers, head };
   }
 
   /** The padded ids and the position tables for contexts. */

@@ -12,8 +12,16 @@ import type { HostTensor } from '../../engine/ort.js';
 import { fileError } from '../../errors.js';
 import type { TensorSource } from './hf-folder.js';
 
+/** What to load: the first `layers` blocks, and the final norm and unembedding when `head`. */
+export interface LoadScope {
+  readonly layers: number;
+  readonly head: boolean;
+}
+
 export class Weights {
   private readonly tensors = new Map<string, HostTensor<Float32Array>>();
+
+  constructor(readonly scope: LoadScope) {}
 
   set(name: string, data: Float32Array, dims: readonly number[]): void {
     const n = dims.reduce((a, b) => a * b, 1);

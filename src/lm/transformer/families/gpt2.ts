@@ -9,7 +9,7 @@
 import { fileError } from '../../../errors.js';
 import { activation, bool, checkConfig, type ConfigJson, int, num, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
-import { readShaped, transpose, Weights } from '../weights.js';
+import { type LoadScope, readShaped, transpose, Weights } from '../weights.js';
 import { unembedding } from './llama.js';
 
 export function gpt2Config(c: ConfigJson): TransformerConfig {
@@ -51,8 +51,8 @@ export function gpt2Config(c: ConfigJson): TransformerConfig {
   );
 }
 
-export async function loadGpt2(cfg: TransformerConfig, src: TensorSource): Promise<Weights> {
-  const w = new Weights();
+export async function loadGpt2(cfg: TransformerConfig, src: TensorSource, scope: LoadScope): Promise<Weights> {
+  const w = new Weights(scope);
   const p = src.has('wte.weight') ? '' : 'transformer.';
   const { dModel: d, dMlp } = cfg;
   const put = async (to: string, from: string, shape: readonly number[]): Promise<void> => w.set(to, await readShaped(src, `${p}${from}`, shape), shape);
@@ -61,7 +61,7 @@ export async function loadGpt2(cfg: TransformerConfig, src: TensorSource): Promi
     w.set(to, transpose(await readShaped(src, `${p}${from}`, [inDim, outDim]), inDim, outDim), [outDim, inDim]);
   await put('embed.W_E', 'wte.weight', [cfg.vocab, d]);
   await put('pos_embed.W_pos', 'wpe.weight', [cfg.maxPositions, d]);
-  for (let l = 0; l < cfg.nLayers; l++) {
+  for (let l = 0; l < scope.layers; l++) {
     const hf = `h.${l}.`;
     const to = `blocks.${l}.`;
     for (const [a, b] of [['ln1', 'ln_1'], ['ln2', 'ln_2']] as const) {
@@ -81,8 +81,10 @@ export async function loadGpt2(cfg: TransformerConfig, src: TensorSource): Promi
     await conv(`${to}mlp.W_out`, `${hf}mlp.c_proj.weight`, dMlp, d);
     await put(`${to}mlp.b_out`, `${hf}mlp.c_proj.bias`, [d]);
   }
-  await put('ln_final.w', 'ln_f.weight', [d]);
-  await put('ln_final.b', 'ln_f.bias', [d]);
-  await unembedding(w, cfg, src, 'lm_head.weight');
+  if (scope.head) {
+    await put('ln_final.w', 'ln_f.weight', [d]);
+    await put('ln_final.b', 'ln_f.bias', [d]);
+    await unembedding(w, cfg, src, 'lm_head.weight');
+  }
   return w;
 }

@@ -5,7 +5,7 @@
 import { fileError } from '../../../errors.js';
 import type { ConfigJson, TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
-import type { Weights } from '../weights.js';
+import type { LoadScope, Weights } from '../weights.js';
 import { gemma2Config, gemma3Config, gemmaConfig } from './gemma.js';
 import { gpt2Config, loadGpt2 } from './gpt2.js';
 import { llamaConfig, loadLlamaLike } from './llama.js';
@@ -14,11 +14,11 @@ import { qwen2Config, qwen3Config } from './qwen.js';
 
 export interface Family {
   readonly config: (c: ConfigJson) => TransformerConfig;
-  readonly load: (cfg: TransformerConfig, src: TensorSource) => Promise<Weights>;
+  readonly load: (cfg: TransformerConfig, src: TensorSource, scope: LoadScope) => Promise<Weights>;
 }
 
-const llamaNames = (cfg: TransformerConfig, src: TensorSource): Promise<Weights> => loadLlamaLike(cfg, src);
-const sandwichNames = (cfg: TransformerConfig, src: TensorSource): Promise<Weights> => loadLlamaLike(cfg, src, { sandwich: true });
+const llamaNames = (cfg: TransformerConfig, src: TensorSource, scope: LoadScope): Promise<Weights> => loadLlamaLike(cfg, src, scope);
+const sandwichNames = (cfg: TransformerConfig, src: TensorSource, scope: LoadScope): Promise<Weights> => loadLlamaLike(cfg, src, scope, { sandwich: true });
 
 export const FAMILIES = {
   gpt2: { config: gpt2Config, load: loadGpt2 },

@@ -12,7 +12,7 @@
 import { fileError } from '../../../errors.js';
 import { activation, bool, checkConfig, type ConfigJson, int, num, optionalNum, ropeScaling, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
-import { readShaped, Weights } from '../weights.js';
+import { type LoadScope, readShaped, Weights } from '../weights.js';
 
 /** The fields every Llama-like config.json has. */
 export function llamaLike(c: ConfigJson, family: string): TransformerConfig {
@@ -65,8 +65,8 @@ export interface LlamaNames {
 }
 
 /** Reads a Llama-like checkpoint into the components' names. */
-export async function loadLlamaLike(cfg: TransformerConfig, src: TensorSource, names: LlamaNames = { sandwich: false }): Promise<Weights> {
-  const w = new Weights();
+export async function loadLlamaLike(cfg: TransformerConfig, src: TensorSource, scope: LoadScope, names: LlamaNames = { sandwich: false }): Promise<Weights> {
+  const w = new Weights(scope);
   const m = names.prefix ?? 'model.';
   const { dModel: d, nHeads, nKvHeads, dHead, dMlp, vocab } = cfg;
   const put = async (to: string, from: string, shape: readonly number[]): Promise<void> => w.set(to, await readShaped(src, from, shape), shape);
@@ -74,7 +74,7 @@ export async function loadLlamaLike(cfg: TransformerConfig, src: TensorSource, n
     if (src.has(from)) await put(to, from, shape);
   };
   await put('embed.W_E', `${m}embed_tokens.weight`, [vocab, d]);
-  for (let l = 0; l < cfg.nLayers; l++) {
+  for (let l = 0; l < scope.layers; l++) {
     const hf = `${m}layers.${l}.`;
     const to = `blocks.${l}.`;
     await put(`${to}ln1.w`, `${hf}input_layernorm.weight`, [d]);
@@ -102,8 +102,10 @@ export async function loadLlamaLike(cfg: TransformerConfig, src: TensorSource, n
     await maybe(`${to}mlp.b_in`, `${hf}mlp.up_proj.bias`, [dMlp]);
     await maybe(`${to}mlp.b_out`, `${hf}mlp.down_proj.bias`, [d]);
   }
-  await put('ln_final.w', `${m}norm.weight`, [d]);
-  await unembedding(w, cfg, src, 'lm_head.weight');
+  if (scope.head) {
+    await put('ln_final.w', `${m}norm.weight`, [d]);
+    await unembedding(w, cfg, src, 'lm_head.weight');
+  }
   return w;
 }
 

@@ -10,7 +10,7 @@
  */
 import { activation, bool, checkConfig, type ConfigJson, int, num, ropeScaling, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
-import { readShaped, Weights } from '../weights.js';
+import { type LoadScope, readShaped, Weights } from '../weights.js';
 import { unembedding } from './llama.js';
 
 export function neoxConfig(c: ConfigJson): TransformerConfig {
@@ -51,12 +51,12 @@ export function neoxConfig(c: ConfigJson): TransformerConfig {
   );
 }
 
-export async function loadNeox(cfg: TransformerConfig, src: TensorSource): Promise<Weights> {
-  const w = new Weights();
+export async function loadNeox(cfg: TransformerConfig, src: TensorSource, scope: LoadScope): Promise<Weights> {
+  const w = new Weights(scope);
   const { dModel: d, dMlp, nHeads, dHead } = cfg;
   const put = async (to: string, from: string, shape: readonly number[]): Promise<void> => w.set(to, await readShaped(src, from, shape), shape);
   await put('embed.W_E', 'gpt_neox.embed_in.weight', [cfg.vocab, d]);
-  for (let l = 0; l < cfg.nLayers; l++) {
+  for (let l = 0; l < scope.layers; l++) {
     const hf = `gpt_neox.layers.${l}.`;
     const to = `blocks.${l}.`;
     for (const [a, b] of [['ln1', 'input_layernorm'], ['ln2', 'post_attention_layernorm']] as const) {
@@ -83,8 +83,10 @@ export async function loadNeox(cfg: TransformerConfig, src: TensorSource): Promi
     await put(`${to}mlp.W_out`, `${hf}mlp.dense_4h_to_h.weight`, [d, dMlp]);
     await put(`${to}mlp.b_out`, `${hf}mlp.dense_4h_to_h.bias`, [d]);
   }
-  await put('ln_final.w', 'gpt_neox.final_layer_norm.weight', [d]);
-  await put('ln_final.b', 'gpt_neox.final_layer_norm.bias', [d]);
-  await unembedding(w, cfg, src, 'embed_out.weight');
+  if (scope.head) {
+    await put('ln_final.w', 'gpt_neox.final_layer_norm.weight', [d]);
+    await put('ln_final.b', 'gpt_neox.final_layer_norm.bias', [d]);
+    await unembedding(w, cfg, src, 'embed_out.weight');
+  }
   return w;
 }
