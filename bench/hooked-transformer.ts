@@ -4,6 +4,8 @@
  * against the f32 weights, tokens/s of a harvest run that stops after layer 2 and of the full
  * forward with logits, batch 8 x 128 tokens. Then, on a ~10M config, the same graph with the
  * weights as initializers inside the model, to see what feeding them as inputs costs.
+ * With TINYLLAMA_GGUF=path (the TinyLlama-1.1B GGUF of ../shared/DATA.md), first the issue's case:
+ * harvest blocks.4.hook_resid_post, batch 8 x 128, loaded with upTo (embedding + 5 blocks), peak RSS.
  *   npx tsx bench/hooked-transformer.ts      (or npm run bench -- hooked)
  */
 import { Engine } from '../src/engine/index.js';
@@ -65,8 +67,28 @@ async function tokensPerSecond(run: () => Promise<unknown>, tokens: number, reps
 
 const mb = (b: number): number => Math.round(b / 2 ** 20);
 
+/** The issue's harvest case on TinyLlama, when its GGUF is given; measured first, for a clean peak RSS. */
+async function tinyLlama(engine: Engine, log: (l: string) => void): Promise<object> {
+  const path = process.env['TINYLLAMA_GGUF'];
+  if (!path) {
+    log('hooked: TINYLLAMA_GGUF not set, TinyLlama harvest skipped');
+    return {};
+  }
+  const hook = 'blocks.4.hook_resid_post';
+  const t0 = performance.now();
+  const m = await HookedTransformer.load(path, engine, { upTo: hook });
+  const loadS = (performance.now() - t0) / 1000;
+  const ctx = contexts(8, 128, m.config.vocab);
+  const rate = await tokensPerSecond(() => m.run(ctx, { stopAfter: hook }), 1024, 2);
+  const weightsMb = mb(m.weights.bytes());
+  const peak = Math.round(peakRssMb());
+  log(`TinyLlama GGUF harvest ${hook}, 8 x 128: ${rate.toFixed(0)} tokens/s; load ${loadS.toFixed(1)} s; f32 weights of the blocks run ${weightsMb} MB, peak RSS ${peak} MB (${(peak / weightsMb).toFixed(2)}x)`);
+  return { tinyllama_harvest_tokens_s: rate, tinyllama_weights_mb: weightsMb, tinyllama_peak_rss_mb: peak };
+}
+
 export async function benchHooked(log: (l: string) => void): Promise<object> {
   const engine = new Engine({ threads: 2 });
+  const tiny = await tinyLlama(engine, log);
   const big: Size = { d: 768, layers: 12, heads: 12, kv: 4, mlp: 2048, vocab: 32000 };
   const rss0 = mb(process.memoryUsage().rss);
   const m = randomModel(engine, big);
@@ -94,7 +116,7 @@ export async function benchHooked(log: (l: string) => void): Promise<object> {
   log(`  small model (${(s.weights.bytes() / 4e6).toFixed(1)}M params) full forward: weights as inputs ${asInputs.toFixed(0)} tokens/s, as initializers ${asInit.toFixed(0)} tokens/s`);
   await inline.release();
   await engine.release();
-  return { bench: 'hooked', params_m: params, weights_mb: weightsMb, harvest_tokens_s: harvest, full_tokens_s: full, rss_after_harvest_mb: rssHarvest, rss_after_full_mb: rssFull, peak_rss_mb: peak, small_inputs_tokens_s: asInputs, small_initializers_tokens_s: asInit };
+  return { bench: 'hooked', ...tiny, params_m: params, weights_mb: weightsMb, harvest_tokens_s: harvest, full_tokens_s: full, rss_after_harvest_mb: rssHarvest, rss_after_full_mb: rssFull, peak_rss_mb: peak, small_inputs_tokens_s: asInputs, small_initializers_tokens_s: asInit };
 }
 
 function inlineFeeds(m: HookedTransformer, ctx: Int32Array[]): Feeds {
