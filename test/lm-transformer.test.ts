@@ -182,6 +182,20 @@ describe('runs and edits (llama fixture)', () => {
     await expect(part.run(contexts)).rejects.toThrow(/this run needs the final norm and logits/);
   });
 
+  it('generate continues greedily (each step the argmax of the last logits), steered by an added vector', async () => {
+    const prompt = [...contexts[0]!.slice(0, 4)];
+    const out = await m.generate(prompt, 3);
+    const r = await m.run([Int32Array.from([...prompt, ...out.slice(0, 2)])]);
+    const V = m.config.vocab;
+    const last = r.logits!.data.subarray(5 * V, 6 * V);
+    expect(out[2]).toBe(last.indexOf(Math.max(...last)));
+    const d = m.config.dModel;
+    const push = new Float32Array(d).fill(50);
+    expect(await m.generate(prompt, 3, { [H]: { add: push } })).toHaveLength(3);
+    await expect(m.generate(prompt, 1, { [H]: { replace: new Float32Array(4 * d) } })).rejects.toThrow(/not replaced/);
+    expect(m.unembedding().data.length).toBe(V * d);
+  });
+
   it('unknown hooks, contexts past max positions and bad edits are one-line errors', async () => {
     await expect(m.run(contexts, { returnHooks: ['blocks.7.hook_resid_post'] })).rejects.toThrow(/^unknown hook 'blocks.7.hook_resid_post': this llama model has hook_embed, blocks\.L\.\{hook_resid_pre\|.*\} for L in 0\.\.1, ln_final.hook_normalized$/);
     await expect(m.run(contexts, { returnHooks: ['blocks.1.hook_resid_post'], stopAfter: 'blocks.0.hook_resid_post' })).rejects.toThrow(/comes after stopAfter/);

@@ -37,6 +37,7 @@ import { readConfig, SafetensorsSource } from './hf-folder.js';
 import { HookIndex, hookNames, hookTail } from './hooks.js';
 import { causalMask, rotaryTables } from './tables.js';
 import type { LoadScope, Weights } from './weights.js';
+import type { Unembedding } from '../unembedding.js';
 
 /** Feature clamp at a hook: f = relu(x . encoder + bias); x' = x + (value - f) direction. */
 export interface ClampEdit {
@@ -154,6 +155,31 @@ export class HookedTransformer {
     const hooks: Record<string, HostTensor<Float32Array>> = {};
     for (const h of plan.outputs) hooks[h] = float32(out[h], h);
     return { batch, pos, lengths, hooks, logits: plan.logits ? float32(out['logits'], 'logits') : undefined };
+  }
+
+  /** W_U as the dashboard's logit effects read it: stored [vocab, d_model] (transposed). */
+  unembedding(): Unembedding {
+    const w = this.weights.get('unembed.W_U');
+    if (w === undefined) throw new UserError(`${this.name} was loaded without its unembedding (load option upTo)`);
+    return { tensor: 'unembed.W_U', dModel: this.config.dModel, vocab: this.config.vocab, transposed: true, data: w.data };
+  }
+
+  /**
+   * Greedy continuation of `prompt` by `steps` tokens (no key/value cache: each step runs the whole
+   * prefix), with add or clamp edits applied at every position.
+   */
+  async generate(prompt: readonly number[], steps: number, edits: Readonly<Record<string, HookEdit>> = {}): Promise<number[]> {
+    for (const [h, e] of Object.entries(edits)) if ('replace' in e) throw new UserError(`generate: hook '${h}' can be edited with add or clamp, not replaced (the length grows)`);
+    const ids = [...prompt];
+    const V = this.config.vocab;
+    for (let s = 0; s < steps; s++) {
+      const r = await this.run([Int32Array.from(ids)], { edits });
+      const last = r.logits!.data.subarray((ids.length - 1) * V, ids.length * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (last[v]! > last[best]!) best = v;
+      ids.push(best);
+    }
+    return ids.slice(prompt.length);
   }
 
   /** The graph inputs other than weights and edits for `contexts` (ids, masks, rotary tables). */
