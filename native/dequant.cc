@@ -200,9 +200,14 @@ void iq2_xxs(const std::uint8_t* b, float* y) {
     for (int l = 0; l < 4; ++l) {
       const std::uint8_t* grid = kIq2XxsGrid + 8 * a[l];
       const int sign = kIq2XxsSigns[(signs >> (7 * l)) & 127];
+      float* o = y + 32 * g + 8 * l;
       for (int j = 0; j < 8; ++j) {
-        const float v = db * static_cast<float>(grid[j]);
-        y[32 * g + 8 * l + j] = (sign & (1 << j)) ? -v : v;
+        // v negated by flipping its sign bit where sign bit j is set (branch-free: signs are random)
+        std::uint32_t v;
+        const float x = db * static_cast<float>(grid[j]);
+        std::memcpy(&v, &x, sizeof v);
+        v ^= static_cast<std::uint32_t>((sign >> j) & 1) << 31;
+        std::memcpy(o + j, &v, sizeof v);
       }
     }
   }

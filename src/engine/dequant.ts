@@ -92,6 +92,9 @@ function scaleMinK4(b: Uint8Array, s: number, j: number): [number, number] {
   return [(b[s + j + 4]! & 0xf) | ((b[s + j - 4]! >> 6) << 4), (b[s + j + 4]! >> 4) | ((b[s + j]! >> 6) << 4)];
 }
 
+/** SIGN_FACTORS[8 * i + j]: -1 where sign mask IQ2_XXS_SIGNS[i] has bit j, else 1 (a product by -1 is an exact negation). */
+const SIGN_FACTORS = Float64Array.from({ length: 128 * 8 }, (_, k) => ((IQ2_XXS_SIGNS[k >> 3]! >> (k & 7)) & 1 ? -1 : 1));
+
 const BLOCKS: Record<Exclude<DequantType, 'F32' | 'F16' | 'BF16'>, BlockFn> = {
   Q8_0(_b, v, p, out, o) {
     const d = halfToFloat(v.getUint16(p, true));
@@ -224,11 +227,8 @@ const BLOCKS: Record<Exclude<DequantType, 'F32' | 'F16' | 'BF16'>, BlockFn> = {
       const db = f(f(d * (0.5 + (signs >>> 28))) * 0.25);
       for (let l = 0; l < 4; l++) {
         const grid = 8 * b[a + l]!;
-        const sign = IQ2_XXS_SIGNS[(signs >>> (7 * l)) & 127]!;
-        for (let j = 0; j < 8; j++) {
-          const y = f(db * IQ2_XXS_GRID[grid + j]!);
-          out[o + 32 * g + 8 * l + j] = sign & (1 << j) ? -y : y;
-        }
+        const sign = 8 * ((signs >>> (7 * l)) & 127);
+        for (let j = 0; j < 8; j++) out[o + 32 * g + 8 * l + j] = f(db * IQ2_XXS_GRID[grid + j]!) * SIGN_FACTORS[sign + j]!;
       }
     }
   },

@@ -1,5 +1,6 @@
 /**
- * The kernels that run outside onnxruntime: the optimiser, elementwise and (later) sparse kernels.
+ * The kernels that run outside onnxruntime: the optimiser, elementwise and sparse kernels, and the
+ * dequantisation of GGUF weights.
  * Each works in place on Float32Arrays. Two implementations: `reference` (plain TypeScript, the
  * oracle for tests and the fallback) and `native` (the C++ addon, multi-threaded, deterministic:
  * every thread owns its own output rows and reductions run over fixed blocks, so results do not

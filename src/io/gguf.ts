@@ -21,7 +21,7 @@
 import { availableParallelism } from 'node:os';
 import { readSync } from 'node:fs';
 import { fileError } from '../errors.js';
-import { DEQUANT_TYPES, GGML_BLOCKS, ggmlTypeOf, isDequantType, type GgmlType } from '../engine/dequant.js';
+import { DEQUANT_TYPES, GGML_BLOCKS, ggmlTypeOf, isDequantType, type DequantType, type GgmlType } from '../engine/dequant.js';
 import type { Kernels } from '../engine/kernels.js';
 import { formatShape, openForReading, quoteName, readExactly, type OpenedFile } from './atomic.js';
 
@@ -60,7 +60,7 @@ class HeaderReader {
   private start = 0; // file position of buf[0]
   private at = 0; // index in buf
   what = 'header';
-  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // keep a leading U+FEFF (a token may be one)
 
   constructor(
     private readonly file: OpenedFile,
@@ -154,7 +154,7 @@ class HeaderReader {
   count(what: string, minSize: number): number {
     const n = this.u64();
     if (n * BigInt(minSize) > BigInt(this.left)) {
-      this.fail(`corrupt ${this.what}: ${what} is ${n}, more than the ${this.left} bytes left can hold`);
+      this.fail(`truncated or corrupt ${this.what}: ${what} is ${n}, more than the ${this.left} bytes left can hold`);
     }
     return Number(n);
   }
@@ -202,6 +202,12 @@ class HeaderReader {
         return this.fail(`corrupt ${this.what}: unknown value type ${type} (known: ${TYPE_NAMES.map((t, i) => `${i} ${t}`).join(', ')})`);
     }
   }
+}
+
+/** The tensor's type if we can dequantise it, else a one-line error listing the types we can. */
+function dequantType(path: string, t: GgufTensorInfo): DequantType {
+  if (isDequantType(t.type)) return t.type;
+  throw fileError(path, `tensor ${quoteName(t.name)} has type ${t.type}, which we cannot dequantise (supported: ${DEQUANT_TYPES.join(', ')})`);
 }
 
 function describeValue(v: GgufValue | undefined): string {
@@ -318,17 +324,36 @@ export class GgufFile {
   }
 
   /**
-   * The tensor dequantised to float32, row-major in its `shape`. kernels: the engine's (native or
-   * reference); default: the native kernels if they load, else the reference, on every core.
+   * The tensor dequantised to float32, row-major in its `shape`. kernels: pass the engine's
+   * (engine.kernels, native or reference, on the engine's threads); default: the native kernels if
+   * they load, else the reference, on every core (this sets the process-wide native pool's size).
    */
   async read(name: string, kernels?: Kernels): Promise<Float32Array> {
     const t = this.tensor(name);
-    if (!isDequantType(t.type)) {
-      throw fileError(this.path, `tensor ${quoteName(name)} has type ${t.type}, which we cannot dequantise (supported: ${DEQUANT_TYPES.join(', ')})`);
+    return this.load(t, dequantType(this.path, t), 0, t.bytes, kernels);
+  }
+
+  /**
+   * Rows [first, first + count) of a tensor, dequantised: [count, ...shape.slice(1)] flattened, where
+   * a row is the last dimension (ggml's ne[0]) times the ones between, i.e. shape[0] indexes rows.
+   * For a lookup in an embedding table without loading all of it.
+   */
+  async readRows(name: string, first: number, count: number, kernels?: Kernels): Promise<Float32Array> {
+    const t = this.tensor(name);
+    const type = dequantType(this.path, t);
+    const rows = t.shape[0] ?? 1;
+    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > rows) {
+      throw fileError(this.path, `rows [${first}, ${first + count}) of tensor ${quoteName(name)} are out of its ${rows} rows`);
     }
-    const bytes = await readExactly(this.file, t.offset, t.bytes, this.path);
-    const out = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
-    (kernels ?? (await this.kernels())).dequantize(t.type, bytes, out);
+    const rowBytes = rows === 0 ? 0 : t.bytes / rows;
+    return this.load(t, type, first * rowBytes, count * rowBytes, kernels);
+  }
+
+  private async load(t: GgufTensorInfo, type: DequantType, start: number, length: number, kernels?: Kernels): Promise<Float32Array> {
+    const bytes = await readExactly(this.file, t.offset + start, length, this.path);
+    const [values, typeSize] = GGML_BLOCKS[type];
+    const out = new Float32Array((length / typeSize) * values);
+    (kernels ?? (await this.kernels())).dequantize(type, bytes, out);
     return out;
   }
 
