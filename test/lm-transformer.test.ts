@@ -202,6 +202,7 @@ describe('runs and edits (llama fixture)', () => {
     const long = new Int32Array(m.config.maxPositions + 1);
     await expect(m.run([long])).rejects.toThrow(/longer than the model's \d+ positions/);
     await expect(m.run(contexts, { edits: { [H]: { add: new Float32Array(3) } } })).rejects.toThrow(/has 3 values, expected/);
+    await expect(m.run(contexts, { edits: { 'blocks.0.attn.hook_pattern': { add: new Float32Array(4) } } })).rejects.toThrow(/can be replaced, not edited/);
   });
 });
 

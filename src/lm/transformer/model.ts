@@ -194,6 +194,7 @@ export class HookedTransformer {
     for (const [h, e] of Object.entries(o.edits ?? {})) {
       this.hooks.indexOf(h);
       edits[h] = 'replace' in e ? 'replace' : 'add' in e ? 'add' : 'clamp';
+      if (edits[h] !== 'replace' && h.endsWith('attn.hook_pattern')) throw new UserError(`hook '${h}': an attention pattern can be replaced, not edited with a vector`);
     }
     const logits = o.logits ?? o.stopAfter === undefined;
     if (o.stopAfter !== undefined) {
