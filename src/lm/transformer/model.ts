@@ -150,7 +150,7 @@ export class HookedTransformer {
     const { feeds, batch, pos, lengths } = this.inputs(contexts);
     for (const [hook, e] of Object.entries(o.edits ?? {})) Object.assign(feeds, this.editFeeds(hook, e, batch, pos));
     const key = JSON.stringify([plan.outputs, plan.logits, Object.entries(plan.edits).sort(), plan.layers, plan.head]);
-    const graph = await this.engine.graph(`hooked:${this.id}:${key}`, () => buildGraph(this.config, (n) => this.weights.dims(n), plan));
+    const graph = await this.engine.graph(`hooked:${this.id}:${key}`, () => buildGraph(this.config, (n) => this.weights.dims(n), plan), { arena: false });
     const out = await graph.run({ ...this.weights.feeds(), ...feeds });
     const hooks: Record<string, HostTensor<Float32Array>> = {};
     for (const h of plan.outputs) hooks[h] = float32(out[h], h);
