@@ -12,13 +12,16 @@
  * wraps an input's buffer without copying it, so the graphs of different plans (harvest at layer 4,
  * splice, steer, full logits) share that one copy, and no graph is ever near protobuf's 2 GB limit
  * (a graph holds no weights: a few hundred kB of nodes). A graph is compiled per plan (hooks returned,
- * edit kinds, logits or not) and cached by the engine. Measured (bench/hooked-transformer.ts, random
- * Llama of 125M parameters = 476 MB f32, batch 8 x 128, 2 threads on a shared 2-core machine):
- * RSS 90 MB before the weights, 638 MB after harvest runs stopping at blocks.2 (no copy of the
- * weights: inputs are zero-copy), 1163 MB after full runs with [8, 128, 32000] logits (the logits and
- * their Gemm's packed W_U); 543 tokens/s to blocks.2.hook_resid_post, 99 tokens/s for the full
- * forward. On a 7M model, weights as inputs ran as fast as weights as initializers (1308 vs 1032
- * tokens/s), so nothing is lost by not baking them into each graph.
+ * edit kinds, logits or not) and cached by the engine. Load with `upTo` to read only the blocks a
+ * harvest needs. Measured (bench/hooked-transformer.ts; 2 threads on a 2-core machine shared with
+ * other jobs at load average ~15, so tokens/s are low and noisy; the ratios hold):
+ *   random Llama, 125M parameters = 476 MB f32, batch 8 x 128: RSS 90 MB before the weights,
+ *   638-688 MB after harvest runs stopping at blocks.2 (no copy of the weights: inputs are
+ *   zero-copy), about 1020 MB after full runs with [8, 128, 32000] logits; 524-543 tokens/s to
+ *   blocks.2.hook_resid_post, 88-99 tokens/s for the full forward. On a 7M model, weights as
+ *   inputs ran as fast as weights as initializers (985 vs 941, 1308 vs 1032 tokens/s in two runs).
+ *   TinyLlama-1.1B GGUF loaded upTo blocks.4.hook_resid_post: 1090 MB of f32 weights (embedding
+ *   and 5 blocks), peak RSS 1336-1344 MB (1.23x), 48-53 tokens/s for 8 x 128 under that load.
  *
  * Contexts of different lengths are right-padded with id 0; with causal attention the real
  * positions never see the padding. Values at padding positions are returned but meaningless.
@@ -150,7 +153,11 @@ export class HookedTransformer {
     const { feeds, batch, pos, lengths } = this.inputs(contexts);
     for (const [hook, e] of Object.entries(o.edits ?? {})) Object.assign(feeds, this.editFeeds(hook, e, batch, pos));
     const key = JSON.stringify([plan.outputs, plan.logits, Object.entries(plan.edits).sort(), plan.layers, plan.head]);
-    const graph = await this.engine.graph(`hooked:${this.id}:${key}`, () => buildGraph(this.config, (n) => this.weights.dims(n), plan), { arena: false });
+    // onnxruntime's arena keeps a session's peak intermediates: right for harvest plans (small ones,
+    // and measured 1344 MB peak for TinyLlama to blocks.4 with it, 1613 MB without), wrong for logits
+    // plans ([batch, pos, vocab] intermediates per cached plan: 1735 MB with it vs 1003 MB without for
+    // three plans of a 125M model).
+    const graph = await this.engine.graph(`hooked:${this.id}:${key}`, () => buildGraph(this.config, (n) => this.weights.dims(n), plan), { arena: !plan.logits });
     const out = await graph.run({ ...this.weights.feeds(), ...feeds });
     const hooks: Record<string, HostTensor<Float32Array>> = {};
     for (const h of plan.outputs) hooks[h] = float32(out[h], h);
