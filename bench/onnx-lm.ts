@@ -102,7 +102,7 @@ async function child(kind: string, dir: string): Promise<void> {
     const graphs = [];
     for (const k of ['logits', 'splice'] as const) {
       const { bytes, folder } = lm.model.sessionModel(sessionPlan(lm.model, k, logitsOutput(lm.graph)!, k === 'logits' ? undefined : hook).graph);
-      graphs.push(await engine.session(bytes, folder));
+      graphs.push(await engine.session(bytes, { externalDataFolder: folder, arena: false }));
     }
     const seconds: number[][] = [[], []];
     for (let r = 0; r < 4; r++) {

@@ -71,13 +71,22 @@ function disableOrtTelemetry(): void {
   if (process.env['SAE_ORT_TELEMETRY'] !== '1') process.env['ORT_DISABLE_TELEMETRY'] ||= '1';
 }
 
-/**
- * Compiles ONNX model bytes into a Graph with `threads` intra-op threads. `externalDataFolder`: the
- * folder that external data locations of the model are relative to (weights read from files).
- */
-export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number, externalDataFolder?: string): Promise<Graph> {
+export interface CompileOptions {
+  /**
+   * Keep onnxruntime's CPU arena (default true): intermediates are reused between runs, and the
+   * arena keeps its peak size for the session's life. false: intermediates are freed after each run
+   * (for graphs with large intermediates, such as language models' logits, cached side by side).
+   */
+  readonly arena?: boolean;
+  /** The folder that the model's external data locations are relative to (weights read from files). */
+  readonly externalDataFolder?: string;
+}
+
+/** Compiles ONNX model bytes into a Graph with `threads` intra-op threads. */
+export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number, options: CompileOptions = {}): Promise<Graph> {
   disableOrtTelemetry();
-  const options: InferenceSession.SessionOptions = {
+  const sessionOptions: InferenceSession.SessionOptions = {
+    enableCpuMemArena: options.arena ?? true,
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -85,8 +94,8 @@ export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: numb
     // A memory pattern plans one block for all intermediates: measured 30-60% more peak memory
     // for the training graphs, and no faster.
     enableMemPattern: false,
-    ...(externalDataFolder === undefined ? {} : { extra: { session: { model_external_initializers_file_folder_path: externalDataFolder } } }),
+    ...(options.externalDataFolder === undefined ? {} : { extra: { session: { model_external_initializers_file_folder_path: options.externalDataFolder } } }),
   };
-  const session = await ort.InferenceSession.create(model, options);
+  const session = await ort.InferenceSession.create(model, sessionOptions);
   return new Graph(ort, session);
 }

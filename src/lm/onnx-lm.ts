@@ -204,7 +204,8 @@ export class OnnxLm {
       if (logits === undefined) throw fileError(this.path, 'the graph has no outputs');
       const plan = sessionPlan(this.model, kind, logits, kind === 'logits' ? undefined : hook);
       const { bytes, folder } = this.model.sessionModel(plan.graph);
-      const graph = await this.engine.session(bytes, folder);
+      // without the CPU arena: intermediates (the logits) are freed after each run, not kept at their peak
+      const graph = await this.engine.session(bytes, { externalDataFolder: folder, arena: false });
       this.current = { kind, hook: kind === 'logits' ? undefined : hook, graph, plan };
       return this.current;
     });
