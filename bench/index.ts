@@ -1,9 +1,12 @@
 /**
  * npm run bench: prints figures and ratios against baselines run in the same script, and as its
  * last line one JSON object with every figure, to compare across commits.
- *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store)
+ *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store, inspect, hooked, onnx-lm)
  */
+import { benchHooked } from './hooked-transformer.js';
+import { benchInspect } from './inspect.js';
 import { benchKernels } from './kernels.js';
+import { benchOnnxLm } from './onnx-lm.js';
 import { benchStandardStep } from './standard-step.js';
 import { benchStore } from './store.js';
 import { benchTopKStep } from './topk-step.js';
@@ -13,6 +16,9 @@ const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
   topk: benchTopKStep,
   kernels: async () => ({ bench: 'kernels', ...(await benchKernels()) }),
   store: benchStore,
+  inspect: benchInspect,
+  hooked: benchHooked,
+  'onnx-lm': benchOnnxLm,
 };
 
 const wanted = process.argv.slice(2);

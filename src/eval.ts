@@ -20,37 +20,46 @@
  *   encoder-decoder cosine per latent = cos(W_enc[:, i], W_dec[i, :]) (SAELens's encoder_decoder_cosine_sim)
  * The total variance is combined across batches with Chan et al.'s pairwise update (batch means and
  * centred sums of squares), not as sum x^2 - (sum x)^2 / n, which cancels badly when the mean is large.
+ * Non-finite numbers: every sum is float64, in the graph too (x, x_hat and f are cast to float64
+ * before they are squared or summed, so data at 1e30 gives mse 1e60, not Inf). A batch whose
+ * latents or reconstruction hold NaN or Inf is an error (inputs with NaN or Inf are the caller's to
+ * drop or refuse before), and so is a sum that is not finite: metrics are never Inf.
  */
 import { paramInputs } from './arch/graphs.js';
 import type { ArchitectureDef, Dims } from './arch/types.js';
 import { GraphBuilder as Builder } from './engine/onnx.js';
 import type { Engine } from './engine/index.js';
 import type { Feeds } from './engine/ort.js';
+import { UserError } from './errors.js';
 import type { Sae } from './sae.js';
+
+/** Sums the evaluation graph gives in float64 (float32 arrays are accepted too). */
+type Sums = Float64Array | Float32Array;
 
 /** Outputs of the evaluation graph for one batch of `rows` inputs. */
 export interface BatchOutputs {
   /** [rows] ||x_hat - x||^2 */
-  readonly row_sse: Float32Array;
+  readonly row_sse: Sums;
   /** [rows] firing latents */
   readonly row_l0: Float32Array;
   /** [rows] sum_i |f_i| */
-  readonly row_l1: Float32Array;
+  readonly row_l1: Sums;
   /** [rows] ||x||^2 */
-  readonly x_sq: Float32Array;
+  readonly x_sq: Sums;
   /** [rows] ||x_hat||^2 */
-  readonly x_hat_sq: Float32Array;
+  readonly x_hat_sq: Sums;
   /** [rows] <x, x_hat> */
-  readonly x_dot: Float32Array;
+  readonly x_dot: Sums;
   /** [rows] ||x - mean_batch(x)||^2 */
-  readonly row_centered_sq: Float32Array;
+  readonly row_centered_sq: Sums;
   /** [dIn] mean_batch(x) */
-  readonly x_mean: Float32Array;
+  readonly x_mean: Sums;
   /** [dSae] inputs of the batch on which each latent fired */
   readonly fires: Float32Array;
 }
 
-const ROW_OUTPUTS = ['row_sse', 'row_l0', 'row_l1', 'x_sq', 'x_hat_sq', 'x_dot', 'row_centered_sq'] as const;
+/** The float64 outputs of the evaluation graph. */
+const SUM_OUTPUTS = ['row_sse', 'row_l1', 'x_sq', 'x_hat_sq', 'x_dot', 'row_centered_sq', 'x_mean'] as const;
 
 /** The name of the optional output: [batch, dSae] latents where they fire, 0 elsewhere. */
 export const LATENTS_OUTPUT = 'latents';
@@ -66,15 +75,17 @@ export function buildEvalModel<H>(def: ArchitectureDef<H>, h: H, d: Dims, latent
   const { f, active } = def.encode(g, x, p, h, d); // [batch, dSae]
   const xHat = def.decode(g, f, p, h, d); // [batch, dIn]
   const activeF = g.cast(active, 'float32'); // [batch, dSae]
-  const xMean = g.op('ReduceMean', [x], { axes: [0], keepdims: 1 }); // [1, dIn]
-  g.output(g.sum(g.square(g.sub(xHat, x)), [1]), 'row_sse', ['batch']);
+  const [x64, xHat64] = [g.cast(x, 'float64'), g.cast(xHat, 'float64')]; // [batch, dIn] float64
+  const xMean = g.op('ReduceMean', [x64], { axes: [0], keepdims: 1 }); // [1, dIn]
+  const out64 = (v: typeof x, name: string, shape: (string | number)[]): void => g.output(v, name, shape, 'float64');
+  out64(g.sum(g.square(g.sub(xHat64, x64)), [1]), 'row_sse', ['batch']);
   g.output(g.sum(activeF, [1]), 'row_l0', ['batch']);
-  g.output(g.sum(g.op('Abs', [f]), [1]), 'row_l1', ['batch']);
-  g.output(g.sum(g.square(x), [1]), 'x_sq', ['batch']);
-  g.output(g.sum(g.square(xHat), [1]), 'x_hat_sq', ['batch']);
-  g.output(g.sum(g.mul(x, xHat), [1]), 'x_dot', ['batch']);
-  g.output(g.sum(g.square(g.sub(x, xMean)), [1]), 'row_centered_sq', ['batch']);
-  g.output(g.op('Squeeze', [xMean, g.axes(0)]), 'x_mean', [d.dIn]);
+  out64(g.sum(g.op('Abs', [g.cast(f, 'float64')]), [1]), 'row_l1', ['batch']);
+  out64(g.sum(g.square(x64), [1]), 'x_sq', ['batch']);
+  out64(g.sum(g.square(xHat64), [1]), 'x_hat_sq', ['batch']);
+  out64(g.sum(g.mul(x64, xHat64), [1]), 'x_dot', ['batch']);
+  out64(g.sum(g.square(g.sub(x64, xMean)), [1]), 'row_centered_sq', ['batch']);
+  out64(g.op('Squeeze', [xMean, g.axes(0)]), 'x_mean', [d.dIn]);
   g.output(g.sum(activeF, [0]), 'fires', [d.dSae]);
   if (latents) g.output(g.where(active, f, g.scalar(0)), LATENTS_OUTPUT, ['batch', d.dSae]);
   return g.encode();
@@ -272,7 +283,7 @@ export class MetricsAccumulator {
   }
 
   /** Chan et al.: combines (inputs, mean, variance) with a batch of `rows`, its mean [dIn] and centred sum of squares. */
-  private mergeVariance(rows: number, batchMean: Float32Array, centred: number): void {
+  private mergeVariance(rows: number, batchMean: Sums, centred: number): void {
     const n = this.inputs + rows;
     let shift = 0;
     for (let j = 0; j < this.dIn; j++) {
@@ -289,9 +300,13 @@ export class MetricsAccumulator {
     return { inputs, sse, l0, l1, l2Ratio, xHatSq, dot, variance, legacySum, legacyRows, fires };
   }
 
-  /** The metrics of the inputs added so far. */
+  /** The metrics; a UserError if a sum is not finite (metrics are never Inf). */
   metrics(): Metrics {
-    return metricsFromSums(this.sums());
+    const s = this.sums();
+    for (const [name, v] of Object.entries(s)) {
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new UserError(`the metric sum '${name}' is ${v} over ${s.inputs} inputs: the SAE or the data gives numbers beyond float64`);
+    }
+    return metricsFromSums(s);
   }
 
   /** [dSae] log10 firing rate per latent. */
@@ -343,11 +358,32 @@ export async function evaluate<B extends EvalBatch>(engine: Engine, sae: Sae, ba
     feeds['x'] = { data: x.subarray(0, rows * sae.dims.dIn), dims: [rows, sae.dims.dIn] };
     const out = await graph.run(feeds);
     const get = (name: string): Float32Array => out[name]!.data as Float32Array;
-    const rowOutputs = Object.fromEntries(ROW_OUTPUTS.map((k) => [k, get(k)])) as Record<(typeof ROW_OUTPUTS)[number], Float32Array>;
-    acc.add(rows, { ...rowOutputs, x_mean: get('x_mean'), fires: get('fires') });
+    const sums = Object.fromEntries(SUM_OUTPUTS.map((k) => [k, float64Output(out[k]?.data, k)])) as Record<(typeof SUM_OUTPUTS)[number], Float64Array>;
+    checkFiniteBatch(sums, rows, acc.inputs);
+    acc.add(rows, { ...sums, row_l0: get('row_l0'), fires: get('fires') });
     onLatents?.(get(LATENTS_OUTPUT), batch);
   }
   return acc;
+}
+
+/** A float64 output of a graph (a bug if it is anything else). */
+function float64Output(data: unknown, name: string): Float64Array {
+  if (!(data instanceof Float64Array)) throw new Error(`evaluation graph: output '${name}' is not float64`);
+  return data;
+}
+
+/**
+ * The non-finite policy for one batch (inputs first + [0, rows)): an input with NaN or Inf should
+ * have been dropped or refused before; finite inputs whose latents or reconstruction are NaN or Inf
+ * (an SAE whose weights overflow on this data) are an error, never metrics of Inf.
+ */
+function checkFiniteBatch(s: Readonly<Record<(typeof SUM_OUTPUTS)[number], Float64Array>>, rows: number, first: number): void {
+  for (let r = 0; r < rows; r++) {
+    if (!Number.isFinite(s.x_sq[r]!)) throw new UserError(`input ${first + r} holds NaN or Inf, or values beyond float64 when squared; drop such rows first`);
+    if (!Number.isFinite(s.row_sse[r]!) || !Number.isFinite(s.row_l1[r]!) || !Number.isFinite(s.x_hat_sq[r]!)) {
+      throw new UserError(`input ${first + r}: the SAE's latents or reconstruction hold NaN or Inf (the input is finite); this SAE cannot be applied to this data`);
+    }
+  }
 }
 
 function paramFeeds(sae: Sae): Feeds {

@@ -97,7 +97,7 @@ describe('bad input', () => {
     expect(await fails(...train(empty))).toBe(`sae: ${empty}: the dataset is empty`);
     const folder = join(dir, 'no-images');
     await mkdir(folder);
-    expect(await fails(...train(folder))).toMatch(/no-images: the dataset is empty/);
+    expect(await fails(...train(folder))).toMatch(/no-images: is neither an activation store \(no manifest.json\) nor a folder of images/);
   });
 
   it('an output folder that cannot be written', async () => {

@@ -94,7 +94,7 @@ describe('dashboard of token data', () => {
     }
     // latent 2 fires on the hostile token only: its page shows it, escaped, outlined and fully shaded
     const page = await readFile(join(out, 'features', '2.html'), 'utf8');
-    expect(page).toContain('<span class="tok hl" style="background:rgba(255,140,0,1.000)" title="1.90">&lt;img src=x onerror=alert(1)&gt;</span>');
+    expect(page).toContain('<span class="tok hl" style="background:rgba(255,140,0,1.000)" title="1.90"><bdi>&lt;img src=x onerror=alert(1)&gt;</bdi></span>');
     expect(await readFile(join(out, 'index.html'), 'utf8')).toContain('&lt;img src=x onerror=alert(1)&gt;');
     const [batch] = await readBatches(out);
     const top = batch!.features.find((ft) => ft.feature_index === 2)!.activations[0]!;

@@ -68,7 +68,7 @@ describe('sae dashboard', () => {
     const r = await runCli('dashboard', sae, '--data', store, '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const page = await readFile(join(out, 'features', '2.html'), 'utf8');
-    expect(page).toContain('<span class="tok" title="0.00"> &amp; </span><span class="tok hl" style="background:rgba(255,140,0,1.000)" title="1.90">&lt;img src=x onerror=alert(1)&gt;</span>');
+    expect(page).toContain('<span class="tok" title="0.00"><bdi> &amp; </bdi></span><span class="tok hl" style="background:rgba(255,140,0,1.000)" title="1.90"><bdi>&lt;img src=x onerror=alert(1)&gt;</bdi></span>');
   });
 
   it('refuses bad input with one line', async () => {

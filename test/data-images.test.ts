@@ -123,7 +123,7 @@ describe('images', () => {
     expect(String(e1)).toMatch(/bad\.jpeg: cannot decode the JPEG image/);
     await rm(join(dir, 'bad.jpeg'));
     await mkdir(join(dir, 'empty'));
-    await expect(openDataset({ path: join(dir, 'empty') }, engine)).rejects.toThrow(/empty: the dataset is empty/);
+    await expect(openDataset({ path: join(dir, 'empty') }, engine)).rejects.toThrow(/empty: is neither an activation store \(no manifest.json\) nor a folder of images/);
     await expect(openDataset({ path: join(dir, 'missing.png') }, engine)).rejects.toThrow(/missing\.png: no such file$/);
     await expect(imagePatchDataset([noisePng], { patchSize: 41 }, engine)).rejects.toThrow(/no image is at least 41 x 41 pixels/);
   });

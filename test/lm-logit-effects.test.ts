@@ -7,7 +7,7 @@ import { featureLogits, topLogitEffects } from '../src/dashboard/logit-effects.j
 import { Engine } from '../src/engine/index.js';
 import { GraphBuilder } from '../src/engine/onnx.js';
 import { OnnxLm } from '../src/lm/onnx-lm.js';
-import { readGraph } from '../src/lm/onnx-proto.js';
+import { OnnxModel } from '../src/lm/onnx-proto.js';
 import { findUnembedding, type Unembedding, type UnembeddingLookup } from '../src/lm/unembedding.js';
 import { Rng } from '../src/rng.js';
 import { TINY, writeTinyGpt2 } from './helpers/tiny-gpt2.js';
@@ -62,13 +62,13 @@ describe('unembedding', () => {
 
   it('reads a MatMul weight [d, V] behind a bias, a Gemm weight with transB [V, d] behind a Reshape, and says why when there is none', () => {
     const matmul = headModel((b, x) => b.add(b.matmul(x, b.constant(W46, [4, 6])), b.constant(new Float32Array(6), [6])));
-    expect(found(findUnembedding(readGraph(matmul, 'm'), matmul, 'm'))).toEqual({ tensor: expect.any(String), dModel: 4, vocab: 6, transposed: false, data: W46 });
+    expect(found(findUnembedding(OnnxModel.fromBytes(matmul, 'm')))).toEqual({ tensor: expect.any(String), dModel: 4, vocab: 6, transposed: false, data: W46 });
     const gemm = headModel((b, x) => b.op('Reshape', [b.gemm(x, b.constant(W46, [6, 4]), { transB: true }), b.constant(BigInt64Array.of(-1n, 6n), [2])]));
-    expect(found(findUnembedding(readGraph(gemm, 'g'), gemm, 'g'))).toMatchObject({ dModel: 4, vocab: 6, transposed: true, data: W46 });
+    expect(found(findUnembedding(OnnxModel.fromBytes(gemm, 'g')))).toMatchObject({ dModel: 4, vocab: 6, transposed: true, data: W46 });
     const computed = headModel((b, x) => b.matmul(x, b.op('Mul', [b.constant(W46, [4, 6]), b.scalar(2)])));
-    expect(findUnembedding(readGraph(computed, 'c'), computed, 'c')).toMatchObject({ found: false, reason: expect.stringMatching(/made by a Mul node, not a stored initializer/) });
+    expect(findUnembedding(OnnxModel.fromBytes(computed, 'c'))).toMatchObject({ found: false, reason: expect.stringMatching(/made by a Mul node, not a stored initializer/) });
     const softmax = headModel((b, x) => b.op('Softmax', [x], { axis: 1 }));
-    expect(findUnembedding(readGraph(softmax, 's'), softmax, 's')).toMatchObject({ found: false, reason: expect.stringMatching(/come from a Softmax node/) });
+    expect(findUnembedding(OnnxModel.fromBytes(softmax, 's'))).toMatchObject({ found: false, reason: expect.stringMatching(/come from a Softmax node/) });
   });
 });
 

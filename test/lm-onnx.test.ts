@@ -9,10 +9,10 @@ import { allHookNames, parseHook, useLiteNode, USE_LITE_NODES } from '../src/lm/
 import { OnnxLm } from '../src/lm/onnx-lm.js';
 import { causalSplice, reconstructEdit, steerEdit } from '../src/lm/splice.js';
 import { contextsOf, sentences } from '../src/lm/text.js';
-import { BpeTokenizer } from '../src/lm/tokenizer.js';
-import { Sae } from '../src/sae.js';
+import { loadTokenizer } from '../src/lm/tokenizers/index.js';
 import { openStore } from '../src/store/dataset.js';
 import { StoreWriter } from '../src/store/writer.js';
+import { perfectSae } from './helpers/perfect-sae.js';
 import { TINY, writeTinyGpt2 } from './helpers/tiny-gpt2.js';
 
 let dir = '';
@@ -28,19 +28,6 @@ afterAll(async () => {
   await engine.release();
   await rm(dir, { recursive: true, force: true });
 });
-
-/** An SAE that reconstructs exactly: f = relu([x, -x]), x_hat = f [I; -I] = x. */
-function perfectSae(d: number): Sae {
-  const W_enc = new Float32Array(d * 2 * d); // [d, 2d]
-  const W_dec = new Float32Array(2 * d * d); // [2d, d]
-  for (let i = 0; i < d; i++) {
-    W_enc[i * 2 * d + i] = 1;
-    W_enc[i * 2 * d + d + i] = -1;
-    W_dec[i * d + i] = 1;
-    W_dec[(d + i) * d + i] = -1;
-  }
-  return new Sae('standard', { dIn: d, dSae: 2 * d }, {}, { W_enc, W_dec, b_enc: new Float32Array(2 * d), b_dec: new Float32Array(d) });
-}
 
 const TEXT = 'Call me Ishmael. Some years ago, never mind how long, I thought I would sail about a little and see the watery part of the world.';
 
@@ -80,9 +67,10 @@ describe('hook names', () => {
 
 describe('ONNX language model', () => {
   it('tokenizes with byte-level BPE, merges and added tokens', async () => {
-    const tok = await BpeTokenizer.fromFile(join(dir, 'tiny-gpt2', 'tokenizer.json'));
+    const tok = await loadTokenizer(join(dir, 'tiny-gpt2'));
     const ids = tok.encode('the whale<|endoftext|>');
-    expect(tok.decode(ids)).toBe('the whale<|endoftext|>');
+    expect(tok.decode(ids)).toBe('the whale');
+    expect(tok.token(ids[2]!)).toBe(' w');
     expect(ids).toContain(lm.bosId);
     expect(ids.length).toBeLessThan('the whale'.length + 1);
   });

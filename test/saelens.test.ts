@@ -31,6 +31,19 @@ function randomX(rows: number, dIn: number): Float32Array {
 const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'sae-io-'));
 
 describe('SAELens layout', () => {
+  it.each(['standard', 'kl'] as const)('%s: a truncated or mis-shaped sparsity.safetensors is refused at load, in one line', async (arch) => {
+    const sae = randomSae(arch, 13, 37, arch === 'kl' ? { decoderActivation: 'sigmoid', rho: 0.1 } : {});
+    const dir = await tmp();
+    await saveSae(dir, sae, { log10FiringRates: new Float32Array(37) });
+    const path = join(dir, 'sparsity.safetensors');
+    const whole = await readFile(path);
+    await writeFile(path, whole.subarray(0, whole.length - 5));
+    await expect(loadSae(dir)).rejects.toThrow(new RegExp(`^${path}: .*`));
+    await expect(loadSae(dir)).rejects.toBeInstanceOf(UserError);
+    await writeFile(path, serializeSafetensors({ sparsity: { dtype: 'F32', shape: [36], data: new Float32Array(36) } }));
+    await expect(loadSae(dir)).rejects.toThrow(`${path}: tensor 'sparsity' has shape [36], expected [37] (d_sae)`);
+  });
+
   it.each([
     ['standard', {}],
     ['kl', { decoderActivation: 'sigmoid', rho: 0.1 }],

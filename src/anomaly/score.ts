@@ -9,12 +9,15 @@
  *   flagged   = error > threshold, the threshold being the q-quantile of the calibration errors
  *               (so about a fraction 1 - q of clean inputs is flagged).
  * The score is a monotone function of the error: both rank inputs alike (the same ROC-AUC).
+ * The error is summed in float64 (data at 1e30 does not overflow the sum); an error that is NaN or
+ * Inf, or beyond float32, for a finite input is an error, never a score of Inf.
  */
 import { paramInputs } from '../arch/graphs.js';
 import type { ArchitectureDef, Dims } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { GraphBuilder } from '../engine/onnx.js';
 import type { Feeds } from '../engine/ort.js';
+import { UserError } from '../errors.js';
 import { concatArrays } from '../io/atomic.js';
 import type { Sae } from '../sae.js';
 import { quantile } from './roc.js';
@@ -26,7 +29,7 @@ function buildErrorModel<H>(def: ArchitectureDef<H>, h: H, d: Dims): Uint8Array 
   const p = paramInputs(g, def, h, d);
   const { f } = def.encode(g, x, p, h, d);
   const xHat = def.decode(g, f, p, h, d); // [batch, dIn]
-  g.output(g.sum(g.square(g.sub(xHat, x)), [1]), 'error', ['batch']);
+  g.output(g.sum(g.square(g.sub(g.cast(xHat, 'float64'), g.cast(x, 'float64'))), [1]), 'error', ['batch'], 'float64');
   return g.encode();
 }
 
@@ -47,8 +50,16 @@ export async function reconstructionErrors(engine: Engine, sae: Sae, chunks: Asy
   for await (const c of chunks) {
     if (c.rows === 0) continue;
     feeds['x'] = { data: c.x.subarray(0, c.rows * sae.dims.dIn), dims: [c.rows, sae.dims.dIn] };
-    const err = Float32Array.from((await graph.run(feeds))['error']!.data as Float32Array); // [rows]
-    if (c.mask) for (let r = 0; r < c.rows; r++) if (c.mask[r]) err[r] = NaN;
+    const err64: unknown = (await graph.run(feeds))['error']?.data; // [rows] float64
+    if (!(err64 instanceof Float64Array)) throw new Error("error graph: output 'error' is not float64");
+    const err = Float32Array.from(err64);
+    for (let r = 0; r < c.rows; r++) {
+      if (c.mask?.[r]) err[r] = NaN;
+      else if (!Number.isFinite(err[r]!)) {
+        const row = parts.reduce((n, p) => n + p.length, 0) + r;
+        throw new UserError(`input ${row}: its reconstruction error is ${err64[r]} (NaN, Inf or beyond float32) although the input is finite; this SAE cannot score this data`);
+      }
+    }
     parts.push(err);
   }
   return concatArrays(parts, (n) => new Float32Array(n));

@@ -11,6 +11,7 @@ import { type CliIO, type Command, print } from './command.js';
 import { anomalyDemoCommand } from './commands/anomaly-demo.js';
 import { benchRecoveryCommand } from './commands/bench-recovery.js';
 import { calibrateCommand } from './commands/calibrate.js';
+import { inspectCommand } from './commands/inspect.js';
 import { conformance } from './commands/conformance.js';
 import { dashboardCommand } from './commands/dashboard.js';
 import { demoCommand } from './commands/demo.js';
@@ -22,7 +23,7 @@ import { scoreCommand } from './commands/score.js';
 import { steerCommand } from './commands/steer.js';
 import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, harvestCommand, steerCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand, anomalyDemoCommand];
+export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, harvestCommand, steerCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand, anomalyDemoCommand, inspectCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -23,6 +23,7 @@ import { pngDataUrl, singleFilter } from './images.js';
 import { featureLogits, type FeatureLogits, type LogitSource, topLogitEffects } from './logit-effects.js';
 import { layerOfHook, NEURONPEDIA_BATCH, type NeuronpediaFeature, neuronpediaFeature } from './neuronpedia.js';
 import { type DashboardInfo, type FeaturePageData, featureFile, type FeatureRow, renderFeaturePage, renderOverview } from './pages.js';
+import { cutToken } from './tokens.js';
 
 export interface DashboardOptions extends CollectOptions {
   /** The output folder (created if needed). */
@@ -68,6 +69,7 @@ const PREFETCH = 16 * GROUP;
 
 export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, source: ExampleSource, o: DashboardOptions): Promise<DashboardResult> {
   if (ds.dIn !== sae.dims.dIn) throw new RangeError(`buildDashboard: data rows of ${ds.dIn} for an SAE of d_in ${sae.dims.dIn}`);
+  await ensureWritableDir(o.out);
   await ensureWritableDir(join(o.out, 'features'));
   await ensureWritableDir(join(o.out, 'neuronpedia'));
   const log = o.log ?? (() => undefined);
@@ -214,9 +216,9 @@ function featureRow(s: FeatureStats, cosine: number | undefined, thumb: string |
   return { index: s.index, fires: s.fires, density: s.density, maxActivation: s.maxActivation, meanActivation: s.meanActivation, cosine, ...(thumb ? { thumb } : {}) };
 }
 
-/** A token example's own token and up to 6 before and 2 after it, as plain text (whitespace runs as one space). */
+/** A token example's own token and up to 6 before and 2 after it, as plain text (whitespace runs as one space, long tokens cut). */
 function previewOf(e: ShownExample): { before: string; token: string; after: string } {
-  const squash = (ts: readonly string[]): string => ts.join('').replace(/\s+/g, ' ');
+  const squash = (ts: readonly string[]): string => ts.map((t) => cutToken(t)).join('').replace(/\s+/g, ' ');
   return { before: squash(e.tokens.slice(Math.max(0, e.highlight - 6), e.highlight)).trimStart(), token: e.tokens[e.highlight] ?? '', after: squash(e.tokens.slice(e.highlight + 1, e.highlight + 3)).trimEnd() };
 }
 

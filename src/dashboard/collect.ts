@@ -10,6 +10,7 @@
  *                              the largest activation always lies in the upper half of the range
  * An activation counts where it is > 0 (the evaluation graph zeroes latents that do not fire).
  */
+import { UserError } from '../errors.js';
 import type { Histogram } from '../eval.js';
 import { Rng } from '../rng.js';
 
@@ -100,7 +101,7 @@ export class FeatureCollector {
     this.rng = Rng.derive(o.seed, SAMPLE_STREAM);
   }
 
-  /** latents: [rows, dSae] (0 where a latent does not fire); ids: [rows] the dataset row of each. */
+  /** latents: [rows, dSae] (0 where a latent does not fire, finite); ids: [rows] the dataset row of each. An Inf is a UserError. */
   add(latents: Float32Array, rows: number, ids: ArrayLike<number>): void {
     const { dSae } = this;
     for (let r = 0; r < rows; r++) {
@@ -108,7 +109,10 @@ export class FeatureCollector {
       const base = r * dSae;
       for (let i = 0; i < dSae; i++) {
         const v = latents[base + i]!;
-        if (v > 0) this.record(i, v, row);
+        if (v > 0) {
+          if (v === Infinity) throw new UserError(`row ${row}: latent ${i} is Inf; the SAE overflows on this data`);
+          this.record(i, v, row);
+        }
       }
     }
     this.inputs += rows;

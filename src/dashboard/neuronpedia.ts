@@ -19,6 +19,7 @@
  */
 import type { FeatureStats, QuantileBand } from './collect.js';
 import type { FeatureLogits } from './logit-effects.js';
+import { cutToken, MAX_EXPORT_TOKEN_CHARS } from './tokens.js';
 
 export interface NeuronpediaActivation {
   readonly bin_min: number;
@@ -96,7 +97,7 @@ export function neuronpediaFeature(
     bin_min: binMin,
     bin_max: binMax,
     bin_contains: contains,
-    tokens: [...e.tokens],
+    tokens: e.tokens.map((t) => cutToken(t, MAX_EXPORT_TOKEN_CHARS)),
     values: e.values.map(round),
   });
   return {

@@ -10,7 +10,7 @@ import { barChart, rateLabel, shortNumber } from '../viz/charts.js';
 import type { FeatureStats, QuantileBand } from './collect.js';
 import type { FeatureLogits, TokenEffect } from './logit-effects.js';
 import { card, page } from './html.js';
-import { tokenText } from './tokens.js';
+import { isolatedText, tokenText } from './tokens.js';
 
 export type DataKind = 'images' | 'tokens' | 'rows';
 
@@ -133,7 +133,7 @@ function featureList(info: DashboardInfo, rows: readonly FeatureRow[]): string {
       `<td>${r.fires > 0 ? escapeHtml(shortNumber(r.maxActivation)) : '–'}</td>`,
       `<td>${r.fires > 0 ? escapeHtml(shortNumber(r.meanActivation)) : '–'}</td>`,
       `<td>${fixed(r.cosine, 3)}</td>`,
-      info.kind === 'tokens' ? `<td class="l preview">${r.preview ? `${escapeHtml(r.preview.before)}<mark>${tokenText(r.preview.token)}</mark>${escapeHtml(r.preview.after)}` : ''}</td>` : '',
+      info.kind === 'tokens' ? `<td class="l preview">${r.preview ? `${isolatedText(r.preview.before)}<mark>${tokenText(r.preview.token)}</mark>${isolatedText(r.preview.after)}` : ''}</td>` : '',
     ];
     return `<tr${r.fires > 0 ? '' : ' class="dead"'} data-index="${r.index}" data-density="${r.density}" data-max="${r.maxActivation}">${cells.join('')}</tr>`;
   });

@@ -14,7 +14,12 @@
  *                example's own token (the one whose activation ranked it).
  *
  * Token text is data: it is always escaped, never interpreted as markup. Whitespace shows as it is,
- * a line break as a visible return sign.
+ * a line break as a visible return sign. Every token is rendered inside a bidi isolate (<bdi>), so a
+ * right-to-left override in one token cannot reorder the text after it, and the characters that are
+ * invisible or steer layout (Unicode categories Cc, Cf, Zl, Zp and lone surrogates, but tab and the
+ * joiners ZWJ/ZWNJ) are shown as code editors show them, as a visible escape: <U+202E>, <U+0000>.
+ * A token longer than MAX_TOKEN_CHARS is shown cut, with its length: "abc…(100000 chars)", so that
+ * pages stay small whatever the data (the Neuronpedia export cuts at MAX_EXPORT_TOKEN_CHARS).
  */
 import type { Dataset } from '../data/dataset.js';
 import { firstAtOrAbove } from '../data/search.js';
@@ -134,10 +139,34 @@ function width(w: { start: number; end: number }): number {
   return w.end - w.start;
 }
 
-/** A token as it is shown: its text escaped, a line break as a visible sign, empty as a middle dot. */
+/** Tokens longer than this many UTF-16 units are shown cut (pages stay small). */
+export const MAX_TOKEN_CHARS = 64;
+/** The Neuronpedia export cuts tokens longer than this (its limit is not documented; real tokens are far shorter). */
+export const MAX_EXPORT_TOKEN_CHARS = 256;
+
+/** `token`, or its first `max` units (a surrogate pair kept whole) and its length: "abc…(100000 chars)". */
+export function cutToken(token: string, max = MAX_TOKEN_CHARS): string {
+  if (token.length <= max) return token;
+  const end = /[\uD800-\uDBFF]/.test(token[max - 1]!) ? max - 1 : max;
+  return `${token.slice(0, end)}…(${token.length} chars)`;
+}
+
+/** Invisible or layout-steering characters (not tab, not the joiners U+200C and U+200D that scripts and emoji need). */
+const INVISIBLE = /(?![\t\u200C\u200D])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/** Text with line breaks as '↵' and invisible characters as visible escapes ('<U+202E>'); not HTML-escaped. */
+export function visibleText(text: string): string {
+  return text.replace(/\r\n|\n|\r/g, '↵').replace(INVISIBLE, (c) => `<U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}>`);
+}
+
+/** Text from data as HTML: made visible, escaped, inside a bidi isolate. */
+export function isolatedText(text: string): string {
+  return `<bdi>${escapeHtml(visibleText(text))}</bdi>`;
+}
+
+/** A token as it is shown: cut if long, made visible, escaped, isolated; empty as a middle dot. */
 export function tokenText(token: string): string {
-  if (token.length === 0) return '·';
-  return escapeHtml(token.replace(/\r\n|\n|\r/g, '↵'));
+  return token.length === 0 ? '<bdi>·</bdi>' : isolatedText(cutToken(token));
 }
 
 /**

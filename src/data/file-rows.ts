@@ -10,6 +10,13 @@ import { bfloat16ToFloat32, float16ToFloat32 } from '../io/float16.js';
 import type { Dataset } from './dataset.js';
 import { checkRead } from './memory.js';
 
+/**
+ * The one rule for the rank of data arrays, in every format (npy, safetensors): exactly 2-D. A 3-D
+ * array is ambiguous ([batch, seq, d] activations want batch * seq rows of d; [n, h, w] images want n
+ * rows of h * w), so it is refused rather than flattened one way by guess.
+ */
+export const TWO_D_ONLY = 'data must be 2-D, [rows, width]: reshape it first (activations [batch, seq, d] to [batch * seq, d])';
+
 /** Little-endian element types a row file may hold. */
 export type ElementType = 'f32' | 'f16' | 'bf16';
 

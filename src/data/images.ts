@@ -1,6 +1,7 @@
 /**
- * Images as data: JPEG and PNG files (or folders of them) decoded to grey, and square patches cut
- * at seeded random positions. Luma: grey = (0.299 R + 0.587 G + 0.114 B) / 255, in [0, 1].
+ * Images as data: JPEG and PNG files (or folders of them) decoded to grey, or in their own channels
+ * (grey or RGB), and square patches cut at seeded random positions.
+ * Luma: grey = (0.299 R + 0.587 G + 0.114 B) / 255, in [0, 1]; colour: (R, G, B) / 255.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -10,6 +11,7 @@ import { fileError, UserError } from '../errors.js';
 import { readWholeFile } from '../io/atomic.js';
 import type { Rng } from '../rng.js';
 import { lastAtOrBelow } from './search.js';
+import type { ImageChannels } from './whitening.js';
 
 export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png'];
 
@@ -55,17 +57,80 @@ async function imagesInFolder(dir: string, seen = new Set<string>()): Promise<st
   return out;
 }
 
-/** Reads and decodes a JPEG or PNG file to grey. */
-export async function readGreyImage(path: string): Promise<GreyImage> {
+/** A decoded image in the channels its file holds: pixels: [height, width, channels] in [0, 1], row-major. */
+export interface ChannelImage {
+  readonly path: string;
+  readonly width: number;
+  readonly height: number;
+  /** 1: the file is grey (PNG grey or grey + alpha, single-component JPEG); 3: colour. Alpha is dropped. */
+  readonly channels: ImageChannels;
+  readonly pixels: Float32Array;
+}
+
+interface Rgba {
+  readonly width: number;
+  readonly height: number;
+  /** [height, width, 4] bytes. */
+  readonly data: Uint8Array;
+  readonly channels: ImageChannels;
+}
+
+/** The number of components in a JPEG's start-of-frame header (SOF0..SOF15 but DHT, JPG, DAC), or undefined. */
+function jpegComponents(bytes: Uint8Array): number | undefined {
+  let at = 2; // after SOI
+  while (at + 9 < bytes.length) {
+    if (bytes[at] !== 0xff) return undefined;
+    const marker = bytes[at + 1]!;
+    if (marker === 0xff) {
+      at++;
+      continue;
+    }
+    const length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return bytes[at + 9];
+    at += 2 + length;
+  }
+  return undefined;
+}
+
+/** Reads and decodes a JPEG or PNG file to RGBA bytes; a truncated or corrupt file is a one-line error. */
+async function readRgba(path: string): Promise<Rgba> {
   const bytes = await readWholeFile(path);
   const isPng = extname(path).toLowerCase() === '.png';
-  let rgba: { width: number; height: number; data: Uint8Array };
   try {
-    rgba = isPng ? PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)) : decodeJpeg(bytes, { useTArray: true, formatAsRGBA: true });
+    if (isPng) {
+      const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+      return { width: png.width, height: png.height, data: png.data, channels: png.colorType === 0 || png.colorType === 4 ? 1 : 3 };
+    }
+    const jpeg = decodeJpeg(bytes, { useTArray: true, formatAsRGBA: true });
+    return { width: jpeg.width, height: jpeg.height, data: jpeg.data, channels: jpegComponents(bytes) === 1 ? 1 : 3 };
   } catch (err) {
     throw fileError(path, `cannot decode the ${isPng ? 'PNG' : 'JPEG'} image (${err instanceof Error ? err.message : String(err)})`);
   }
+}
+
+/** Reads and decodes a JPEG or PNG file to grey. */
+export async function readGreyImage(path: string): Promise<GreyImage> {
+  const rgba = await readRgba(path);
   return { path, width: rgba.width, height: rgba.height, pixels: luma(rgba.data, rgba.width * rgba.height) };
+}
+
+/** Reads and decodes a JPEG or PNG file in its own channels (grey or RGB). */
+export async function readChannelImage(path: string): Promise<ChannelImage> {
+  const rgba = await readRgba(path);
+  const n = rgba.width * rgba.height;
+  const pixels = rgba.channels === 1 ? luma(rgba.data, n) : rgbOf(rgba.data, n);
+  return { path, width: rgba.width, height: rgba.height, channels: rgba.channels, pixels };
+}
+
+/** rgba: [pixels, 4] bytes -> [pixels, 3] in [0, 1]. */
+export function rgbOf(rgba: Uint8Array, pixels: number): Float32Array {
+  const out = new Float32Array(pixels * 3);
+  for (let i = 0; i < pixels; i++) {
+    out[3 * i] = rgba[4 * i]! / 255;
+    out[3 * i + 1] = rgba[4 * i + 1]! / 255;
+    out[3 * i + 2] = rgba[4 * i + 2]! / 255;
+  }
+  return out;
 }
 
 /** rgba: [pixels, 4] bytes -> [pixels] grey in [0, 1]. */

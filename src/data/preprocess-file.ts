@@ -2,18 +2,19 @@
  * An ImagePreprocess saved as safetensors: tensors mean [d], matrix [d, d], inverse [d, d] and
  * eigenvalues [d] (F32); the settings in the metadata (strings, as safetensors requires):
  *   format = "sparse-autoencoder/image-preprocess", version = "1", patch_size, mean_removal
- *   ("true" | "false"), whitening ("none" | "pca" | "zca"), eps.
+ *   ("true" | "false"), whitening ("none" | "pca" | "zca"), eps, and channels ("1" grey, "3" RGB;
+ *   absent in files written before colour patches: grey). d = channels patch_size^2.
  */
 import { fileError } from '../errors.js';
 import { formatShape } from '../io/atomic.js';
 import { type LoadedTensor, readSafetensors, toFloat32, writeSafetensors } from '../io/safetensors.js';
-import { type ImagePreprocess, type Whitening, WHITENINGS } from './whitening.js';
+import { type ImageChannels, type ImagePreprocess, patchWidth, type Whitening, WHITENINGS } from './whitening.js';
 
 const FORMAT = 'sparse-autoencoder/image-preprocess';
 const VERSION = '1';
 
 export async function saveImagePreprocess(path: string, p: ImagePreprocess): Promise<void> {
-  const d = p.patchSize * p.patchSize;
+  const d = patchWidth(p);
   await writeSafetensors(
     path,
     {
@@ -29,6 +30,7 @@ export async function saveImagePreprocess(path: string, p: ImagePreprocess): Pro
       mean_removal: String(p.meanRemoval),
       whitening: p.whitening,
       eps: String(p.eps),
+      channels: String(p.channels ?? 1),
     },
   );
 }
@@ -48,10 +50,14 @@ export async function loadImagePreprocess(path: string): Promise<ImagePreprocess
   if (!(eps > 0) || !Number.isFinite(eps)) throw fileError(path, `bad eps ${JSON.stringify(metadata['eps'] ?? null)} in the metadata`);
   if (whitening === undefined) throw fileError(path, `bad whitening ${JSON.stringify(metadata['whitening'] ?? null)} in the metadata (expected ${WHITENINGS.join(', ')})`);
   if (meanRemoval !== 'true' && meanRemoval !== 'false') throw fileError(path, `bad mean_removal ${JSON.stringify(meanRemoval ?? null)} in the metadata`);
-  const d = patchSize * patchSize;
+  const channelsText = metadata['channels'] ?? '1';
+  if (channelsText !== '1' && channelsText !== '3') throw fileError(path, `bad channels ${JSON.stringify(channelsText)} in the metadata (expected "1" or "3")`);
+  const channels: ImageChannels = channelsText === '3' ? 3 : 1;
+  const d = channels * patchSize * patchSize;
   const get = (name: string, shape: readonly number[]): Float32Array => checkedTensor(path, tensors.get(name), name, shape);
   return {
     patchSize,
+    channels,
     meanRemoval: meanRemoval === 'true',
     whitening,
     eps,

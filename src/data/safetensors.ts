@@ -6,7 +6,7 @@ import { fileError } from '../errors.js';
 import { formatShape, quoteName } from '../io/atomic.js';
 import { readSafetensorsHeader, type StTensorInfo } from '../io/safetensors.js';
 import type { Dataset } from './dataset.js';
-import { type ElementType, openRowFile } from './file-rows.js';
+import { type ElementType, openRowFile, TWO_D_ONLY } from './file-rows.js';
 
 const ELEMENTS: Partial<Record<StTensorInfo['dtype'], ElementType>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
@@ -18,7 +18,7 @@ export async function safetensorsDataset(path: string, tensor: string | undefine
   if (element === undefined) throw fileError(path, `tensor ${quoteName(info.name)} has dtype ${info.dtype}; data must be F32, F16 or BF16`);
   const [rows, dIn, ...rest] = info.shape;
   if (rows === undefined || dIn === undefined || rest.length > 0) {
-    throw fileError(path, `tensor ${quoteName(info.name)} has shape ${formatShape(info.shape)}; data must be 2-D, [rows, width]`);
+    throw fileError(path, `tensor ${quoteName(info.name)} has shape ${formatShape(info.shape)}; ${TWO_D_ONLY}`);
   }
   return openRowFile(path, {
     element,

@@ -1,5 +1,6 @@
 /** Reading a dataset in order, in chunks (for encoding and evaluation), with NaN/Inf rows flagged. */
 import type { Kernels } from '../engine/kernels.js';
+import { fileError } from '../errors.js';
 import type { Dataset } from './dataset.js';
 
 export interface Chunk {
@@ -38,4 +39,14 @@ export function dropMasked(x: Float32Array, rows: number, dIn: number, mask: Uin
     kept++;
   }
   return kept;
+}
+
+/**
+ * Refuses NaN or Inf in `values` [rows, width], computed from finite rows starting at dataset row
+ * `first` of `file` (the non-finite policy: outputs are never written with Inf in them).
+ */
+export function assertFiniteOutput(kernels: Kernels, values: Float32Array, rows: number, width: number, first: number, file: string, what: string): void {
+  const mask = new Uint8Array(rows);
+  if (kernels.nonFiniteRows(values, rows, width, mask) === 0) return;
+  throw fileError(file, `row ${first + mask.indexOf(1)}: the ${what} hold NaN or Inf although the row is finite (the SAE overflows on this data); nothing was written`);
 }

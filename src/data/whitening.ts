@@ -1,7 +1,9 @@
 /**
  * Patch preprocessing for image SAEs, fitted once and reused on new images:
- *   x: [d] grey pixels of a patch (d = patchSize^2, row-major)
- *   mean removal (option):  x <- x - mean_i(x_i)
+ *   x: [d] pixels of a patch, row-major [patchSize, patchSize, channels]: d = channels patchSize^2
+ *      (channels 1: grey; 3: RGB, interleaved as in the image)
+ *   mean removal (option):  x <- x - mean_i(x_i), one mean over all the patch's values (its
+ *                           brightness; colour differences between channels are kept)
  *   whitening:              y = W (x - mu),   mu = the mean patch of the fitting sample
  *   C = cov(x) = U diag(l) U^T  (l descending)
  *     pca: W = diag(1 / sqrt(l + eps)) U^T        W^-1 = U diag(sqrt(l + eps))
@@ -16,12 +18,16 @@ import { symmetricEigen } from './eigen.js';
 
 /** How image patches are whitened: not at all, PCA or ZCA. */
 export type Whitening = 'none' | 'pca' | 'zca';
+/** Values per pixel of a patch: 1 grey, 3 RGB. */
+export type ImageChannels = 1 | 3;
 export const WHITENINGS: readonly Whitening[] = ['none', 'pca', 'zca'];
 
 /** The fitted preprocessing of an image patch dataset: everything needed to treat new patches the same way. */
 export interface ImagePreprocess {
-  /** Patches are patchSize x patchSize grey pixels in [0, 1], row-major: d = patchSize^2. */
+  /** Patches are patchSize x patchSize pixels in [0, 1], row-major: d = channels patchSize^2. */
   readonly patchSize: number;
+  /** 1 (grey, the default when absent) or 3 (RGB). */
+  readonly channels?: ImageChannels;
   /** Each patch's own mean is subtracted first. */
   readonly meanRemoval: boolean;
   readonly whitening: Whitening;
@@ -39,9 +45,16 @@ export interface ImagePreprocess {
 
 export interface WhiteningSettings {
   readonly patchSize: number;
+  /** 1 (grey, the default when absent) or 3 (RGB). */
+  readonly channels?: ImageChannels;
   readonly meanRemoval: boolean;
   readonly whitening: Whitening;
   readonly eps: number;
+}
+
+/** d: the values of one patch, channels patchSize^2. */
+export function patchWidth(s: { readonly patchSize: number; readonly channels?: ImageChannels }): number {
+  return (s.channels ?? 1) * s.patchSize * s.patchSize;
 }
 
 /** Rows per matrix product when fitting or applying (bounds the scratch memory). */
@@ -59,7 +72,7 @@ export function removePatchMeans(x: Float32Array, rows: number, d: number): void
 
 /** sample: [rows, d] patches, already mean-removed if settings.meanRemoval -> the fitted preprocessing. */
 export async function fitPreprocess(sample: Float32Array, rows: number, settings: WhiteningSettings, engine: Engine): Promise<ImagePreprocess> {
-  const d = settings.patchSize * settings.patchSize;
+  const d = patchWidth(settings);
   if (sample.length !== rows * d) throw new RangeError(`fitPreprocess: ${sample.length} floats are not ${rows} patches of ${d}`);
   if (!(settings.eps > 0) || !Number.isFinite(settings.eps)) throw new UserError(`the whitening eps must be a positive number, got ${settings.eps}`);
   if (rows < 2) throw new UserError(`whitening needs at least 2 patches to fit, got ${rows}`);
@@ -69,6 +82,7 @@ export async function fitPreprocess(sample: Float32Array, rows: number, settings
   const { matrix, inverse } = whiteningMatrices(settings.whitening, vectors, l, settings.eps, d);
   return {
     ...settings,
+    channels: settings.channels ?? 1,
     mean: settings.whitening === 'none' ? new Float32Array(d) : Float32Array.from(mu),
     matrix: Float32Array.from(matrix),
     inverse: Float32Array.from(inverse),
@@ -77,7 +91,7 @@ export async function fitPreprocess(sample: Float32Array, rows: number, settings
 }
 
 /** x: [rows, d] -> [d] column means (float64). */
-function columnMeans(x: Float32Array, rows: number, d: number): Float64Array {
+export function columnMeans(x: Float32Array, rows: number, d: number): Float64Array {
   const mu = new Float64Array(d);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < d; i++) mu[i] = mu[i]! + x[r * d + i]!;
@@ -86,7 +100,7 @@ function columnMeans(x: Float32Array, rows: number, d: number): Float64Array {
 }
 
 /** x: [rows, d], mu: [d] -> [d, d] = (x - mu)^T (x - mu) / (rows - 1), products on the engine, sums in float64. */
-async function covariance(x: Float32Array, rows: number, d: number, mu: Float64Array, engine: Engine): Promise<Float64Array> {
+export async function covariance(x: Float32Array, rows: number, d: number, mu: Float64Array, engine: Engine): Promise<Float64Array> {
   const sum = new Float64Array(d * d);
   for (let start = 0; start < rows; start += CHUNK_ROWS) {
     const n = Math.min(CHUNK_ROWS, rows - start);
@@ -154,11 +168,11 @@ function transpose(m: Float32Array, d: number): Float32Array {
 }
 
 /**
- * patches: [rows, d] raw grey pixel patches, in place -> preprocessed as `p` says (mean removal,
+ * patches: [rows, d] raw pixel patches, in place -> preprocessed as `p` says (mean removal,
  * then y = W (x - mu) for every row, as chunked products on the engine).
  */
 export async function preprocessPatches(p: ImagePreprocess, patches: Float32Array, rows: number, engine: Engine): Promise<void> {
-  const d = p.patchSize * p.patchSize;
+  const d = patchWidth(p);
   if (patches.length !== rows * d) throw new RangeError(`preprocessPatches: ${patches.length} floats are not ${rows} patches of ${d}`);
   if (p.meanRemoval) removePatchMeans(patches, rows, d);
   if (p.whitening !== 'none') await applyLinear(patches, rows, d, p.mean, transpose(p.matrix, d), engine);
@@ -181,7 +195,7 @@ async function applyLinear(x: Float32Array, rows: number, d: number, mu: Float32
  * pixel space, W^-1 w (no mean added: these are directions, not patches).
  */
 export async function toPixelSpace(p: ImagePreprocess, w: Float32Array, rows: number, engine: Engine): Promise<Float32Array> {
-  const d = p.patchSize * p.patchSize;
+  const d = patchWidth(p);
   if (w.length !== rows * d) throw new RangeError(`toPixelSpace: ${w.length} floats are not ${rows} rows of ${d}`);
   if (p.whitening === 'none') return w.slice();
   return engine.matmul(w, transpose(p.inverse, d), rows, d, d);

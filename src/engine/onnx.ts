@@ -1,65 +1,17 @@
 /**
  * Builds ONNX models in TypeScript: a small protobuf writer for the few messages of onnx.proto we
  * emit (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto), and a
- * GraphBuilder with one method per operator we use. Field numbers follow onnx/onnx.proto3.
+ * GraphBuilder with one method per operator we use. Field numbers follow onnx/onnx.proto3; the
+ * protobuf encoding itself is src/engine/protobuf.ts.
  */
+import { ProtoWriter } from './protobuf.js';
 
 /** ONNX TensorProto.DataType values. */
-export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
+export const DataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 } as const;
 export type ElemType = keyof typeof DataType;
 
 /** A dimension: a fixed size, or a symbolic name such as 'batch'. */
 export type Dim = number | string;
-
-class ProtoWriter {
-  private chunks: number[] = [];
-
-  varint(value: number | bigint): this {
-    let v = BigInt(value);
-    if (v < 0n) v += 1n << 64n;
-    while (v >= 0x80n) {
-      this.chunks.push(Number(v & 0x7fn) | 0x80);
-      v >>= 7n;
-    }
-    this.chunks.push(Number(v));
-    return this;
-  }
-
-  private key(field: number, wireType: 0 | 2 | 5): void {
-    this.varint(field * 8 + wireType);
-  }
-
-  int(field: number, value: number | bigint): this {
-    this.key(field, 0);
-    return this.varint(value);
-  }
-
-  float(field: number, value: number): this {
-    this.key(field, 5);
-    for (const b of new Uint8Array(new Float32Array([value]).buffer)) this.chunks.push(b);
-    return this;
-  }
-
-  bytes(field: number, data: Uint8Array): this {
-    this.key(field, 2);
-    this.varint(data.length);
-    // push in slices: spreading a large array into push() overflows the stack
-    for (let i = 0; i < data.length; i += 8192) this.chunks.push(...data.subarray(i, i + 8192));
-    return this;
-  }
-
-  string(field: number, s: string): this {
-    return this.bytes(field, new TextEncoder().encode(s));
-  }
-
-  message(field: number, m: ProtoWriter): this {
-    return this.bytes(field, m.finish());
-  }
-
-  finish(): Uint8Array {
-    return Uint8Array.from(this.chunks);
-  }
-}
 
 /** An ONNX node attribute: an integer, a float, a list of integers or a string. */
 export type AttrValue = number | { float: number } | readonly number[] | string;
@@ -91,7 +43,7 @@ function tensorProto(name: string, type: ElemType, dims: readonly number[], data
   const t = new ProtoWriter();
   for (const d of dims) t.int(1, d);
   t.int(2, DataType[type]).string(8, name);
-  return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice()); // copied: the writer keeps views
 }
 
 /** A value in the graph under construction: its name. */
@@ -106,6 +58,11 @@ export class GraphBuilder {
   private initializers: ProtoWriter[] = [];
   private inputs: ProtoWriter[] = [];
   private outputs: ProtoWriter[] = [];
+  /** Each node's input and output names, parallel to `nodes`, for pruning. */
+  private edges: { inputs: readonly string[]; outputs: readonly string[] }[] = [];
+  private inputNames: string[] = [];
+  private outputNames: string[] = [];
+  private initializerNames: string[] = [];
   private counter = 0;
   private readonly constCache = new Map<string, Value>();
 
@@ -114,6 +71,7 @@ export class GraphBuilder {
   /** A graph input of this shape and element type. */
   input(name: string, shape: readonly Dim[], type: ElemType = 'float32'): Value {
     this.inputs.push(valueInfo(name, type, shape));
+    this.inputNames.push(name);
     return name as Value;
   }
 
@@ -121,6 +79,7 @@ export class GraphBuilder {
   output(value: Value, name: string, shape: readonly Dim[], type: ElemType = 'float32'): void {
     this.op('Identity', [value], {}, name);
     this.outputs.push(valueInfo(name, type, shape));
+    this.outputNames.push(name);
   }
 
   /** A constant tensor (an initializer); scalars are cached. */
@@ -131,6 +90,7 @@ export class GraphBuilder {
     if (cached) return cached;
     const name = `const_${this.counter++}` as Value;
     this.initializers.push(tensorProto(name, type, dims, data));
+    this.initializerNames.push(name);
     if (key) this.constCache.set(key, name);
     return name;
   }
@@ -160,6 +120,7 @@ export class GraphBuilder {
     node.string(3, `node_${id}`).string(4, type);
     for (const [k, v] of Object.entries(attrs)) node.message(5, attribute(k, v));
     this.nodes.push(node);
+    this.edges.push({ inputs, outputs: outs });
     return outs;
   }
 
@@ -214,17 +175,77 @@ export class GraphBuilder {
     return [v!, i!];
   }
 
-  /** The serialised ONNX ModelProto. */
-  encode(): Uint8Array {
+  /** Softmax along `axis`. */
+  softmax(a: Value, axis = -1): Value { return this.op('Softmax', [a], { axis }); }
+  tanh(a: Value): Value { return this.op('Tanh', [a]); }
+  erf(a: Value): Value { return this.op('Erf', [a]); }
+  sin(a: Value): Value { return this.op('Sin', [a]); }
+  cos(a: Value): Value { return this.op('Cos', [a]); }
+  pow(a: Value, b: Value): Value { return this.op('Pow', [a, b]); }
+  /** Reshape to `shape` (a constant list, 0 = keep, -1 = infer, or an int64 value). */
+  reshape(a: Value, shape: readonly number[] | Value): Value {
+    return this.op('Reshape', [a, typeof shape === 'string' ? shape : this.ints(shape)]);
+  }
+  transpose(a: Value, perm: readonly number[]): Value { return this.op('Transpose', [a], { perm }); }
+  /** Rows of `data` along `axis` picked by integer `indices`. */
+  gather(data: Value, indices: Value, axis = 0): Value { return this.op('Gather', [data, indices], { axis }); }
+  concat(values: readonly Value[], axis: number): Value { return this.op('Concat', values, { axis }); }
+  /** a[..., starts:ends] along `axes` (constant bounds). */
+  slice(a: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
+    return this.op('Slice', [a, this.ints(starts), this.ints(ends), this.ints(axes)]);
+  }
+  /** Mean over the given axes (opset < 18: axes as an attribute). */
+  mean(a: Value, axes: number[], keepdims = true): Value {
+    return this.op('ReduceMean', [a], { axes, keepdims: keepdims ? 1 : 0 });
+  }
+  expand(a: Value, shape: Value): Value { return this.op('Expand', [a, shape]); }
+  /** The lower (upper = false) or upper triangle of the last two axes, from diagonal k on. */
+  trilu(a: Value, upper: boolean, k = 0): Value { return this.op('Trilu', [a, this.ints([k])], { upper: upper ? 1 : 0 }); }
+  /** An int64 constant vector. */
+  ints(values: readonly number[]): Value {
+    return this.constant(BigInt64Array.from(values.map(BigInt)), [values.length]);
+  }
+
+  /**
+   * The serialised ModelProto. With `prune`, only the nodes that the outputs depend on are kept,
+   * and only the inputs and initializers those nodes read (a graph input nothing reads is dropped).
+   */
+  encode(options: { prune?: boolean } = {}): Uint8Array {
+    const keep = options.prune ? this.liveNodes() : undefined;
+    const used = new Set<string>();
+    if (keep) for (const i of keep) for (const name of this.edges[i]!.inputs) used.add(name);
     const graph = new ProtoWriter();
-    for (const n of this.nodes) graph.message(1, n);
+    this.nodes.forEach((n, i) => {
+      if (!keep || keep.has(i)) graph.message(1, n);
+    });
     graph.string(2, 'sparse_autoencoder');
-    for (const t of this.initializers) graph.message(5, t);
-    for (const i of this.inputs) graph.message(11, i);
+    this.initializers.forEach((t, i) => {
+      if (!keep || used.has(this.initializerNames[i]!)) graph.message(5, t);
+    });
+    this.inputs.forEach((t, i) => {
+      if (!keep || used.has(this.inputNames[i]!)) graph.message(11, t);
+    });
     for (const o of this.outputs) graph.message(12, o);
     const model = new ProtoWriter().int(1, 8).string(2, 'sparse-autoencoder');
     model.message(7, graph);
     model.message(8, new ProtoWriter().string(1, '').int(2, this.opset));
     return model.finish();
+  }
+
+  /** Indices of the nodes the graph outputs depend on. */
+  private liveNodes(): Set<number> {
+    const producer = new Map<string, number>();
+    this.edges.forEach((e, i) => {
+      for (const o of e.outputs) producer.set(o, i);
+    });
+    const live = new Set<number>();
+    const stack = [...this.outputNames];
+    while (stack.length > 0) {
+      const i = producer.get(stack.pop()!);
+      if (i === undefined || live.has(i)) continue;
+      live.add(i);
+      for (const name of this.edges[i]!.inputs) if (name) stack.push(name);
+    }
+    return live;
   }
 }

@@ -15,8 +15,8 @@ export interface OrtApi {
   readonly Tensor: typeof Tensor;
 }
 
-/** The element arrays a graph takes and returns. */
-export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+/** Uint8Array is bool, Uint16Array is float16 (bit patterns). */
+export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
 
 /** A typed array and its dims, the engine's tensor. */
 export interface HostTensor<T extends TensorData = TensorData> {
@@ -60,6 +60,7 @@ function toOrt(ort: OrtApi, t: HostTensor): Tensor {
   if (d instanceof Float32Array) return new ort.Tensor('float32', d, dims);
   if (d instanceof Int32Array) return new ort.Tensor('int32', d, dims);
   if (d instanceof BigInt64Array) return new ort.Tensor('int64', d, dims);
+  if (d instanceof Uint16Array) return new ort.Tensor('float16', d, dims);
   return new ort.Tensor('bool', d, dims);
 }
 
@@ -74,10 +75,22 @@ function disableOrtTelemetry(): void {
   if (process.env['SAE_ORT_TELEMETRY'] !== '1') process.env['ORT_DISABLE_TELEMETRY'] ||= '1';
 }
 
+export interface CompileOptions {
+  /**
+   * Keep onnxruntime's CPU arena (default true): intermediates are reused between runs, and the
+   * arena keeps its peak size for the session's life. false: intermediates are freed after each run
+   * (for graphs with large intermediates, such as language models' logits, cached side by side).
+   */
+  readonly arena?: boolean;
+  /** The folder that the model's external data locations are relative to (weights read from files). */
+  readonly externalDataFolder?: string;
+}
+
 /** Compiles ONNX model bytes into a Graph with `threads` intra-op threads. */
-export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number): Promise<Graph> {
+export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number, options: CompileOptions = {}): Promise<Graph> {
   disableOrtTelemetry();
-  const session = await ort.InferenceSession.create(model, {
+  const sessionOptions: InferenceSession.SessionOptions = {
+    enableCpuMemArena: options.arena ?? true,
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -85,6 +98,8 @@ export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: numb
     // A memory pattern plans one block for all intermediates: measured 30-60% more peak memory
     // for the training graphs, and no faster.
     enableMemPattern: false,
-  });
+    ...(options.externalDataFolder === undefined ? {} : { extra: { session: { model_external_initializers_file_folder_path: options.externalDataFolder } } }),
+  };
+  const session = await ort.InferenceSession.create(model, sessionOptions);
   return new Graph(ort, session);
 }

@@ -5,7 +5,7 @@
  * (EACCES: permission denied)", "data.npy: no such file".
  */
 import { randomBytes } from 'node:crypto';
-import { constants, type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { constants, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileError, UserError } from '../errors.js';
 
@@ -48,9 +48,38 @@ async function syncFolder(dir: string): Promise<void> {
   await handle.close().catch(() => undefined);
 }
 
+/** `<name>.tmp-<pid>-<12 hex digits>`: the temporary files writeFileAtomic makes. */
+const TEMP_FILE = /\.tmp-(\d+)-[0-9a-f]{12}$/;
+
+/** Whether process `pid` is alive (a process of another user counts as alive). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errorCode(err) === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files of writes that were interrupted (a kill -9, a power cut) in `dir`:
+ * those whose writer's process is gone. Those of a live process are left alone. Returns their names.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const stale = names.filter((n) => {
+    const m = TEMP_FILE.exec(n);
+    return m !== null && !processAlive(Number(m[1]));
+  });
+  for (const n of stale) await rm(join(dir, n), { force: true }).catch(() => undefined);
+  return stale;
+}
+
 /**
  * Creates `dir` (and its parents) if needed and proves it can be written by creating and removing a
- * probe file, so that a long run fails at its start rather than at its first checkpoint.
+ * probe file, so that a long run fails at its start rather than at its first checkpoint. Temporary
+ * files left there by interrupted writes of earlier runs are removed (see removeStaleTemps).
  */
 export async function ensureWritableDir(dir: string): Promise<void> {
   const info = await stat(dir).catch(() => undefined);
@@ -67,6 +96,7 @@ export async function ensureWritableDir(dir: string): Promise<void> {
   const handle = await open(probe, 'wx').catch(rethrowAs(dir, 'folder is not writable'));
   await handle.close();
   await rm(probe, { force: true });
+  await removeStaleTemps(dir);
 }
 
 /** A file opened for reading, with its size. Close it when done. */
@@ -75,9 +105,12 @@ export interface OpenedFile {
   readonly size: number;
 }
 
-/** Opens a regular file for reading: "path: no such file", "path: is a folder, not a file". */
+/**
+ * Opens a regular file for reading: "path: no such file", "path: is a folder, not a file". Opened
+ * non-blocking, so that a FIFO is refused at once instead of waiting for a writer.
+ */
 export async function openForReading(path: string): Promise<OpenedFile> {
-  const handle = await open(path, 'r').catch(rethrowAs(path, 'cannot read'));
+  const handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)).catch(rethrowAs(path, 'cannot read'));
   try {
     const info = await handle.stat();
     if (info.isDirectory()) throw fileError(path, 'is a folder, not a file');

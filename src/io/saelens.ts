@@ -14,6 +14,7 @@
  * Hook names, neuronpedia_id, model_from_pretrained_kwargs and the rest go to metadata. Every
  * tensor's shape is checked and tensors we would ignore are refused, as SAELens's strict load does.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { architecture as architectureDef, isArchitecture } from '../arch/index.js';
 import type { Architecture, Params } from '../arch/types.js';
@@ -22,7 +23,7 @@ import { fileError } from '../errors.js';
 import { Sae } from '../sae.js';
 import { ensureWritableDir, writeFileAtomic } from './atomic.js';
 import { isRecord, readJsonObject } from './json.js';
-import { type LoadedTensor, readSafetensors, type TensorToWrite, toFloat32, writeSafetensors } from './safetensors.js';
+import { type LoadedTensor, readSafetensors, readSafetensorsHeader, type TensorToWrite, toFloat32, writeSafetensors } from './safetensors.js';
 
 export const CFG_FILENAME = 'cfg.json';
 export const WEIGHTS_FILENAME = 'sae_weights.safetensors';
@@ -254,13 +255,31 @@ export async function loadSaeLens(dir: string): Promise<LoadedSae> {
   const cfgPath = join(dir, CFG_FILENAME);
   const weightsPath = join(dir, WEIGHTS_FILENAME);
   const cfg = await readJsonObject(cfgPath);
-  if (isOwnLayout(cfg)) return { sae: await loadOwnLayout(cfg, cfgPath, weightsPath), format: 'saelens', folded: [] };
+  if (isOwnLayout(cfg)) {
+    const sae = await loadOwnLayout(cfg, cfgPath, weightsPath);
+    await checkSparsityHeader(dir, sae.dims.dSae);
+    return { sae, format: 'saelens', folded: [] };
+  }
   const folded: string[] = [];
   const c = readSaeLensConfig(cfg, cfgPath, folded);
   const { tensors } = await readSafetensors(weightsPath);
   const params = saeLensParams(c, tensors, weightsPath, folded);
   const sae = toSae({ kind: c.kind, dIn: c.dIn, dSae: c.dSae, applyBDec: c.applyBDec, ...(c.k !== undefined ? { k: c.k } : {}), params, metadata: c.metadata }, folded);
+  await checkSparsityHeader(dir, sae.dims.dSae);
   return { sae, format: 'saelens', folded };
+}
+
+/**
+ * A folder's sparsity.safetensors, when present, must be whole and hold [dSae] values: its header
+ * is read (the reader refuses a file shorter than its offsets) so that a truncated file is noticed
+ * at load, not later by the one command that reads its values.
+ */
+async function checkSparsityHeader(dir: string, dSae: number): Promise<void> {
+  const path = join(dir, SPARSITY_FILENAME);
+  if (!existsSync(path)) return;
+  const t = (await readSafetensorsHeader(path)).tensors.find((x) => x.name === 'sparsity');
+  if (!t) throw fileError(path, "tensor 'sparsity' is missing");
+  if (t.shape.length !== 1 || t.shape[0] !== dSae) throw fileError(path, `tensor 'sparsity' has shape [${t.shape.join(', ')}], expected [${dSae}] (d_sae)`);
 }
 
 /**

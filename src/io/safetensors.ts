@@ -106,7 +106,9 @@ function headerLength(prefix: Uint8Array, fileSize: number, file: string): numbe
  * Parses and checks a header. `bytes` holds at least the first 8 + N bytes of a file of `fileSize`
  * bytes. Checks: N against the file, UTF-8 and JSON, each dtype known, shapes of non-negative
  * integers, offsets inside the data section with begin <= end and end - begin = product(shape) *
- * itemsize, no two tensors overlapping, __metadata__ a map of strings.
+ * itemsize, each name once, and, as the Rust library's reader requires, the tensors tiling the data
+ * section exactly: sorted by offsets, each begins where the previous one ends (no gap, no overlap)
+ * and the last ends at the end of the file; __metadata__ a map of strings.
  */
 export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, file: string): StHeader {
   if (fileSize >= 8 && bytes.length < 8) throw new RangeError('parseSafetensorsHeader: bytes must hold the first 8 bytes');
@@ -127,6 +129,8 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, file
     throw fileError(file, `header is not valid JSON (${why})`);
   }
   if (!isPlainObject(json)) throw fileError(file, 'header is not a JSON object');
+  const repeated = repeatedTopLevelKey(text);
+  if (repeated !== undefined) throw fileError(file, `the header names ${quoteName(repeated)} twice`);
 
   const dataStart = 8 + n;
   const tensors: StTensorInfo[] = [];
@@ -136,7 +140,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, file
     else tensors.push(parseTensorInfo(key, value, dataStart, fileSize, file));
   }
   tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  checkNoOverlap(tensors, dataStart, file);
+  checkTiling(tensors, dataStart, fileSize, file);
   return { tensors, metadata, fileSize };
 }
 
@@ -191,17 +195,53 @@ function parseTensorInfo(name: string, value: unknown, dataStart: number, fileSi
   return { name, dtype, shape, begin: dataStart + begin, end: dataStart + end };
 }
 
-/** tensors: sorted by begin. Tensors of zero bytes overlap nothing. */
-function checkNoOverlap(tensors: readonly StTensorInfo[], dataStart: number, file: string): void {
+/**
+ * tensors: sorted by (begin, end). Each must begin where the previous one ended, and the last end
+ * at the end of the file: no gap, no overlap, no trailing bytes (the Rust library's rule).
+ */
+function checkTiling(tensors: readonly StTensorInfo[], dataStart: number, fileSize: number, file: string): void {
+  const range = (x: StTensorInfo): string => `[${x.begin - dataStart}, ${x.end - dataStart}]`;
+  let at = dataStart;
   let last: StTensorInfo | undefined;
   for (const t of tensors) {
-    if (t.begin === t.end) continue;
-    if (last !== undefined && t.begin < last.end) {
-      const range = (x: StTensorInfo): string => `[${x.begin - dataStart}, ${x.end - dataStart}]`;
-      throw fileError(file, `tensors ${quoteName(last.name)} ${range(last)} and ${quoteName(t.name)} ${range(t)} overlap`);
+    if (t.begin < at && last !== undefined) throw fileError(file, `tensors ${quoteName(last.name)} ${range(last)} and ${quoteName(t.name)} ${range(t)} overlap`);
+    if (t.begin > at) {
+      const after = last === undefined ? 'the start of the data section' : `${quoteName(last.name)} ${range(last)}`;
+      throw fileError(file, `${t.begin - at} unused bytes between ${after} and ${quoteName(t.name)} ${range(t)} (the data section must be covered exactly)`);
     }
+    at = t.end;
     last = t;
   }
+  if (at !== fileSize) throw fileError(file, `${fileSize - at} bytes after the last tensor's data (the data section must be covered exactly)`);
+}
+
+/**
+ * The first key that appears twice at the top level of a JSON object text (JSON.parse keeps the
+ * last silently; the Rust library refuses the file). text: valid JSON, an object.
+ */
+function repeatedTopLevelKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      expectKey = depth === 1;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return undefined;
 }
 
 /** Reads and checks only the header, with positional reads: safe on files of many GB. */

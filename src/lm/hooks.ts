@@ -139,19 +139,69 @@ const residualAdd = (which: 'first' | 'last'): Rule => (nodes, l) => {
   return (which === 'first' ? adds[0] : adds.at(-1))?.outputs[0];
 };
 
-/** How to find each hook point in an ONNX export of a pre-LN transformer (GPT-2, Llama, NeoX naming). */
-export const ONNX_RULES: Readonly<Record<HookPoint, Rule>> = {
-  hook_embed: (nodes) => nodes.find((n) => n.opType === 'Gather' && /(wte|embed_tokens|word_embeddings|embed_in)\//.test(scoped(n)))?.outputs[0],
-  hook_resid_pre: (nodes, l) => (l === 0 ? firstInputOf(/^(ln_1|input_layernorm|ln1)\//)(nodes, l) : residualAdd('last')(nodes, l - 1)),
-  'ln1.hook_normalized': lastIn(/^(ln_1|input_layernorm|ln1)\//),
-  hook_attn_out: lastIn(/^(attn|self_attn|attention)\/(c_proj|o_proj|dense|out_proj)\//),
-  hook_resid_mid: residualAdd('first'),
-  'ln2.hook_normalized': lastIn(/^(ln_2|post_attention_layernorm|ln2)\//),
-  'mlp.hook_pre': (nodes, l) => firstInputOf(/^mlp\/(act|act_fn|gelu_act)\//)(nodes, l),
-  'mlp.hook_post': lastIn(/^mlp\/(act|act_fn|gelu_act)\//),
-  hook_mlp_out: lastIn(/^mlp\/(c_proj|down_proj|dense_4h_to_h|fc2)\//),
-  hook_resid_post: residualAdd('last'),
+/**
+ * Fused norms (onnxruntime-genai's builder, onnxruntime's transformer optimizer): a
+ * Skip[Simplified]LayerNormalization adds its two inputs and normalises the sum; its fourth output
+ * (input_skip_bias_sum) is the residual stream. Block l's input norm carries resid_pre(l) (l >= 1),
+ * its post-attention norm resid_mid(l). The final norm outputs no sum: the last block's resid_post
+ * is then named `residualSumOf(that norm)`, an output the session graph adds to the node.
+ */
+const SUM_PREFIX = 'sae.residual_sum:';
+
+/** The name of the sum a Skip*LayerNormalization computes but does not output (the node named by its first output). */
+export function residualSumOf(normOutput: string): string {
+  return `${SUM_PREFIX}${normOutput}`;
+}
+
+/** The first output of the norm whose residual sum `tensor` names, or undefined for a tensor of the graph. */
+export function residualSumNode(tensor: string): string | undefined {
+  return tensor.startsWith(SUM_PREFIX) ? tensor.slice(SUM_PREFIX.length) : undefined;
+}
+
+/** A fused norm after block l with no sum output (the final norm): its sum is resid_post(l). */
+const finalSum: Rule = (nodes, l) => {
+  const n = inBlock(nodes, l + 1, /^final_norm_layernorm\//).find((x) => /^Skip(Simplified)?LayerNormalization$/.test(x.opType) && !x.outputs[3]);
+  return n?.outputs[0] ? residualSumOf(n.outputs[0]) : undefined;
 };
+const skipSum = (sub: RegExp): Rule => (nodes, l) => inBlock(nodes, l, sub).find((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType) && n.outputs[3])?.outputs[3];
+const INPUT_NORM = /^(ln_1|input_layernorm|ln1)\//;
+const POST_ATTN_NORM = /^(ln_2|post_attention_layernorm|ln2)\//;
+
+/** The first tensor that enters the block's `sub` scope from outside it (not a weight): the input of a projection. */
+const entering = (sub: RegExp): Rule => (nodes, l) => {
+  const scope = inBlock(nodes, l, sub);
+  const made = new Set(scope.flatMap((n) => n.outputs));
+  const producer = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  for (const n of scope) for (const i of n.inputs) if (i && !made.has(i) && producer.has(i) && producer.get(i)!.opType !== 'Constant') return i;
+  return undefined;
+};
+
+const MLP_OUT = /^mlp\/(c_proj|down_proj|dense_4h_to_h|fc2)\//;
+const MLP_ACT = /^mlp\/(act|act_fn|gelu_act)\//;
+/** A gated MLP (act(gate) * up): its hook_post is the input of the down projection, not the activation. */
+const GATED = /^mlp\/(up_proj|gate_up_proj|fc_in_up)\//;
+
+const residPost: Rule = (nodes, l) => residualAdd('last')(nodes, l) ?? skipSum(INPUT_NORM)(nodes, l + 1) ?? finalSum(nodes, l);
+
+/** How to find each hook point in an ONNX export of a pre-LN transformer (GPT-2, Llama, NeoX naming; fused norms). */
+export const ONNX_RULES: Readonly<Record<HookPoint, Rule>> = {
+  hook_embed: (nodes) => nodes.find((n) => (n.opType === 'Gather' || n.opType === 'GatherBlockQuantized') && /(wte|embed_tokens|word_embeddings|embed_in)\//.test(scoped(n)))?.outputs[0],
+  hook_resid_pre: (nodes, l) => (l === 0 ? firstInputOf(INPUT_NORM)(nodes, l) : residPost(nodes, l - 1)),
+  'ln1.hook_normalized': (nodes, l) => inBlock(nodes, l, INPUT_NORM).find((n) => /LayerNorm/.test(n.opType))?.outputs[0] ?? lastIn(INPUT_NORM)(nodes, l),
+  hook_attn_out: lastIn(/^(attn|self_attn|attention)\/(c_proj|o_proj|dense|out_proj)\//),
+  hook_resid_mid: (nodes, l) => residualAdd('first')(nodes, l) ?? skipSum(POST_ATTN_NORM)(nodes, l),
+  'ln2.hook_normalized': (nodes, l) => inBlock(nodes, l, POST_ATTN_NORM).find((n) => /LayerNorm/.test(n.opType))?.outputs[0] ?? lastIn(POST_ATTN_NORM)(nodes, l),
+  'mlp.hook_pre': (nodes, l) => firstInputOf(MLP_ACT)(nodes, l),
+  'mlp.hook_post': (nodes, l) => (inBlock(nodes, l, GATED).length > 0 ? entering(MLP_OUT)(nodes, l) : (lastIn(MLP_ACT)(nodes, l) ?? entering(MLP_OUT)(nodes, l))),
+  hook_mlp_out: lastIn(MLP_OUT),
+  hook_resid_post: residPost,
+};
+
+/** Why a hook point may be missing from a graph whose norms are fused. */
+function missingReason(nodes: readonly OnnxNodeInfo[]): string {
+  if (nodes.some((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType))) return ': its norms are fused (SkipLayerNormalization) and this hook point has no tensor of its own';
+  return " (its node names do not follow a known export's); name the tensor instead";
+}
 
 /** The tensor of an ONNX graph a hook name stands for; a raw tensor name is passed through if the graph has it. */
 export function onnxHookTensor(hook: string, nodes: readonly OnnxNodeInfo[], tensors: ReadonlySet<string>): string {
@@ -163,6 +213,6 @@ export function onnxHookTensor(hook: string, nodes: readonly OnnxNodeInfo[], ten
     throw new UserError(`unknown hook '${hook}': use a hook name (blocks.L.hook_resid_post, blocks.L.mlp.hook_post, ...; see sae harvest --help) or a tensor or node name of the graph`);
   }
   const t = ONNX_RULES[h.point](nodes, h.layer ?? 0);
-  if (t === undefined) throw new UserError(`hook '${hook}': not found in this ONNX graph (its node names do not follow a known export's); name the tensor instead`);
+  if (t === undefined) throw new UserError(`hook '${hook}': not found in this ONNX graph${missingReason(nodes)}`);
   return t;
 }

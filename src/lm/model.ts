@@ -6,7 +6,7 @@
 import type { Engine } from '../engine/index.js';
 import type { Sae } from '../sae.js';
 import type { Context, HookedModel } from './harvest.js';
-import { OnnxLm } from './onnx-lm.js';
+import { OnnxLm, type OnnxLmOptions } from './onnx-lm.js';
 import { causalSplice, type CausalSpliceMetrics, encoderSplice, type EncoderSpliceMetrics, reconstructEdit } from './splice.js';
 import { type ContextMode, contextsOf, type TextDocument } from './text.js';
 import { USE_LITE_MAX_TOKENS, USE_LITE_NAME, UseLite } from './use-lite.js';
@@ -21,9 +21,10 @@ export function isUseLite(spec: string): boolean {
   return USE_LITE_NAMES.includes(spec);
 }
 
-export async function openLanguageModel(spec: string, engine: Engine): Promise<LanguageModel> {
+/** `options` (the ONNX weight variant) apply to ONNX models only. */
+export async function openLanguageModel(spec: string, engine: Engine, options: OnnxLmOptions = {}): Promise<LanguageModel> {
   if (isUseLite(spec)) return { kind: 'encoder', use: await UseLite.load() };
-  return { kind: 'causal', lm: await OnnxLm.load(spec, engine) };
+  return { kind: 'causal', lm: await OnnxLm.load(spec, engine, options) };
 }
 
 export function modelName(m: LanguageModel): string {
@@ -68,4 +69,5 @@ export async function spliceMetrics(engine: Engine, m: LanguageModel, sae: Sae, 
 
 export function closeLanguageModel(m: LanguageModel): void {
   if (m.kind === 'encoder') m.use.dispose();
+  else void m.lm.dispose(); // releases its onnxruntime session
 }

@@ -48,6 +48,7 @@ export function isStoreDataset(ds: Dataset): ds is StoreDataset {
 
 export async function openStore(dir: string): Promise<StoreDataset> {
   const m = await readManifest(dir);
+  for (let i = 0; i < m.shards.length; i++) await checkShard(dir, m, i); // headers only: a store larger than memory is fine
   const starts: number[] = []; // [shards + 1] first row of each shard, then the total
   let total = 0;
   for (const s of m.shards) {
@@ -130,8 +131,8 @@ function checkRows(ds: Dataset, start: number, count: number): void {
   checkRead({ name: ds.name, rows: ds.rows, dIn: 0 }, start, count, new Float32Array(0));
 }
 
-/** Opens shard i and checks it holds what the manifest says. */
-async function openShard(dir: string, m: StoreManifest, i: number): Promise<OpenShard> {
+/** Shard i's header checked against the manifest (its rows, d_in, dtype and columns): the columns' places. */
+async function checkShard(dir: string, m: StoreManifest, i: number): Promise<Record<Column, StTensorInfo>> {
   const entry = m.shards[i]!;
   const path = join(dir, entry.file);
   const header = await readSafetensorsHeader(path);
@@ -144,7 +145,13 @@ async function openShard(dir: string, m: StoreManifest, i: number): Promise<Open
   };
   find(SHARD_TENSORS.activations, m.dtype === 'float16' ? 'F16' : 'F32', [entry.rows, m.d_in]);
   const column = (c: Column): StTensorInfo => find(SHARD_TENSORS[c], 'I32', [entry.rows]);
-  const columns = { doc: column('doc'), ctx: column('ctx'), pos: column('pos'), token: column('token') };
+  return { doc: column('doc'), ctx: column('ctx'), pos: column('pos'), token: column('token') };
+}
+
+/** Opens shard i and checks it holds what the manifest says. */
+async function openShard(dir: string, m: StoreManifest, i: number): Promise<OpenShard> {
+  const path = join(dir, m.shards[i]!.file);
+  const columns = await checkShard(dir, m, i);
   const activations = await safetensorsDataset(path, SHARD_TENSORS.activations);
   const file = await openForReading(path);
   return { path, activations, file, columns };

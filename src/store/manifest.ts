@@ -8,10 +8,10 @@
  *   vocab.json                 the tokenizer's token strings, saved once (index = token id)
  * Rows are in harvest order: context by context, position by position; padding is never stored.
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { fileError, formatIssues } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { quoteName, writeFileAtomic } from '../io/atomic.js';
 import { readJsonObject } from '../io/json.js';
 
 export const MANIFEST_FILENAME = 'manifest.json';
@@ -74,7 +74,20 @@ export async function readManifest(dir: string): Promise<StoreManifest> {
   const m = parsed.data;
   const total = m.shards.reduce((n, s) => n + s.rows, 0);
   if (total !== m.rows) throw fileError(path, `its shards hold ${total} rows, but it says ${m.rows}`);
+  const seen = new Set<string>();
+  for (const name of [...m.shards.map((s) => s.file), m.vocab]) {
+    if (!isPlainFileName(name)) throw fileError(path, `${quoteName(name)} is not a file name inside the store folder (no folders, no '..')`);
+  }
+  for (const s of m.shards) {
+    if (seen.has(s.file)) throw fileError(path, `shard ${quoteName(s.file)} is listed twice`);
+    seen.add(s.file);
+  }
   return m;
+}
+
+/** A name of a file directly in the store folder: no separator, not '.' or '..', no NUL. */
+function isPlainFileName(name: string): boolean {
+  return name !== '.' && name !== '..' && !/[/\\\0]/.test(name) && basename(name) === name;
 }
 
 export async function writeManifest(dir: string, m: StoreManifest): Promise<void> {

@@ -9,7 +9,7 @@ import { fileError, UserError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { imagePatchDataset, type ImagePatchOptions } from '../data/image-dataset.js';
-import { IMAGE_EXTENSIONS } from '../data/images.js';
+import { IMAGE_EXTENSIONS, listImages } from '../data/images.js';
 import { npyDataset } from '../data/npy.js';
 import { rawDataset } from '../data/raw.js';
 import { safetensorsDataset } from '../data/safetensors.js';
@@ -61,6 +61,7 @@ export async function openDataset(spec: DataSpec, engine: Engine): Promise<Datas
   const paths = typeof spec.path === 'string' ? [spec.path] : spec.path;
   const [first, ...others] = paths;
   if (first === undefined) throw new UserError('no data path given');
+  for (const p of paths) await checkDataPath(p);
   const format = spec.format ?? (await inferFormat(first, others.length > 0));
   if (!DATA_FORMATS.includes(format)) throw new UserError(`unknown data format '${format}': choose one of ${DATA_FORMATS.join(', ')}`);
   if (format !== 'images' && others.length > 0) throw new UserError(`several data paths are only allowed for images, not ${format}`);
@@ -87,11 +88,27 @@ function openFormat(format: DataFormat, path: string, paths: readonly string[], 
   }
 }
 
+/**
+ * Data is a regular file or a folder: a FIFO, socket or device is refused at once, from its stat
+ * (opening a FIFO for reading would wait for a writer).
+ */
+async function checkDataPath(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) throw fileError(path, 'no such file');
+  if (info.isFile() || info.isDirectory()) return;
+  const kind = info.isFIFO() ? 'a FIFO (named pipe)' : info.isSocket() ? 'a socket' : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : 'not a regular file';
+  throw fileError(path, `is ${kind}; data must be a regular file or a folder`);
+}
+
 async function inferFormat(path: string, several: boolean): Promise<DataFormat> {
   if (several) return 'images';
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw fileError(path, 'no such file');
-  if (info.isDirectory()) return existsSync(join(path, MANIFEST_FILENAME)) ? 'store' : 'images';
+  if (info.isDirectory()) {
+    if (existsSync(join(path, MANIFEST_FILENAME))) return 'store';
+    if ((await listImages([path])).length > 0) return 'images';
+    throw fileError(path, `is neither an activation store (no ${MANIFEST_FILENAME}) nor a folder of images (no ${IMAGE_EXTENSIONS.join(', ')} file in it)`);
+  }
   const ext = extname(path).toLowerCase();
   const format = EXTENSIONS[ext];
   if (format === undefined) {

@@ -7,6 +7,7 @@ import type { Params } from '../arch/types.js';
 import { fileError } from '../errors.js';
 import { type TensorToWrite, readSafetensors, toFloat32, writeSafetensors } from '../io/safetensors.js';
 import { DeadTracker } from './dead.js';
+import type { StepStats } from './progress.js';
 
 const FORMAT = 'sparse-autoencoder-checkpoint/1';
 
@@ -21,6 +22,8 @@ export interface Checkpoint {
   readonly scale: number;
   /** The settings it belongs to (see resumeKey). */
   readonly key: string;
+  /** The figures of its last step (none at step 0): what a resumed, already finished run reports. */
+  readonly lastStats?: StepStats | undefined;
 }
 
 export async function saveCheckpoint(path: string, c: Checkpoint): Promise<void> {
@@ -39,6 +42,7 @@ export async function saveCheckpoint(path: string, c: Checkpoint): Promise<void>
     dead_window: String(c.dead.window),
     scale: String(c.scale),
     key: c.key,
+    ...(c.lastStats !== undefined ? { last_stats: JSON.stringify(c.lastStats) } : {}),
   });
 }
 
@@ -62,5 +66,26 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   dead.seen = numberField('seen');
   const key = metadata['key'];
   if (key === undefined) throw fileError(path, "checkpoint metadata 'key' is missing");
-  return { step: numberField('step'), params: group('param'), m: group('adam_m'), v: group('adam_v'), dead, scale: numberField('scale'), key };
+  const lastStats = parseLastStats(metadata['last_stats'], path);
+  return { step: numberField('step'), params: group('param'), m: group('adam_m'), v: group('adam_v'), dead, scale: numberField('scale'), key, lastStats };
+}
+
+/** The 'last_stats' metadata: a StepStats as JSON, absent in checkpoints of step 0 and older ones. */
+function parseLastStats(text: string | undefined, path: string): StepStats | undefined {
+  if (text === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = undefined;
+  }
+  const numbers = ['step', 'steps', 'inputs', 'lr', 'coefficient', 'explainedVariance', 'l0', 'deadFraction', 'inputsPerSecond', 'elapsedSeconds'] as const;
+  if (typeof v !== 'object' || v === null || !numbers.every((k) => typeof (v as Record<string, unknown>)[k] === 'number')) {
+    throw fileError(path, "checkpoint metadata 'last_stats' is not a record of the last step's figures");
+  }
+  const losses: unknown = (v as Record<string, unknown>)['losses'];
+  if (typeof losses !== 'object' || losses === null || !Object.values(losses).every((x) => typeof x === 'number')) {
+    throw fileError(path, "checkpoint metadata 'last_stats' has no losses");
+  }
+  return v as StepStats;
 }

@@ -3,6 +3,7 @@
  * the decoder constraint in place on the parameters, bookkeeping, progress and checkpoints. Given
  * the same seed and settings the trajectory is the same, also across a resume after a kill.
  */
+import { existsSync } from 'node:fs';
 import type { Architecture, Dims, Params, TrainStep } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { UserError } from '../errors.js';
@@ -83,10 +84,12 @@ async function initialState(engine: Engine, s: TrainSettings, data: TrainingData
   return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key };
 }
 
-function assertFinite(engine: Engine, params: Params, step: number): void {
-  for (const [name, p] of Object.entries(params)) {
-    if (engine.kernels.nonFiniteRows(p, 1, p.length, new Uint8Array(1)) > 0) {
-      throw new UserError(`step ${step}: parameter ${name} holds NaN or Inf after the update; the run stopped (lower the learning rate)`);
+/** Throws a UserError naming the first of `groups` (parameters, Adam moments) that holds NaN or Inf. */
+function assertFinite(engine: Engine, groups: Readonly<Record<string, Params>>, step: number): void {
+  const flag = new Uint8Array(1);
+  for (const [group, params] of Object.entries(groups)) {
+    for (const [name, p] of Object.entries(params)) {
+      if (engine.kernels.nonFiniteRows(p, 1, p.length, flag) > 0) throw new UserError(`step ${step}: ${group} ${name} holds NaN or Inf after the update (the run diverged)`);
     }
   }
 }
@@ -127,7 +130,12 @@ export class StepRunner {
     return new StepRunner(engine, s, params, await def.step(engine, s.dims, s.hyper, false));
   }
 
-  /** x: [rows, dIn] (already scaled); step: 0-based. Throws a UserError if the loss is not finite. */
+  /**
+   * x: [rows, dIn] (already scaled); step: 0-based. Throws a UserError if the loss is not finite or
+   * if, after the update, a parameter or an Adam moment holds NaN or Inf: divergence is caught at
+   * the step it happens, whatever the schedule (a warm-up can keep the loss finite while Adam's
+   * second moment overflows and freezes the weights).
+   */
   async step(x: Float32Array, rows: number, step: number, deadMask: Uint8Array): Promise<StepOutput> {
     const { engine, s, params } = this;
     const { dIn, dSae } = s.dims;
@@ -142,6 +150,7 @@ export class StepRunner {
     const lr = learningRate(s.schedule, step);
     this.adam.update(engine.kernels, this.trainable, out.grads, lr, step + 1);
     if (s.unitNormDecoder) engine.kernels.normalizeRows(wDec, dSae, dIn, 1);
+    assertFinite(engine, { parameter: params, 'Adam first moment of': this.adam.m, 'Adam second moment of': this.adam.v }, step + 1);
     return { losses: out.losses, fires: out.fires, explainedVariance: 1 - out.sse / out.variance, lr, coefficient };
   }
 }
@@ -163,8 +172,11 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
   const start = performance.now();
   let windowStart = start;
   let windowInputs = 0;
-  let lastStats: StepStats | undefined;
+  let lastStats: StepStats | undefined = state.lastStats;
   let lastCheckpoint = state.step;
+  if (run.resumeFrom && state.step >= s.schedule.steps) {
+    run.progress.message(`the run is already finished (step ${state.step} of ${s.schedule.steps}): nothing to train; its outputs are written again`);
+  }
 
   let next = state.step < s.schedule.steps ? data.batchAt(state.step) : undefined;
   for (let step = state.step; step < s.schedule.steps; step++) {
@@ -176,10 +188,11 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
     try {
       out = await runner.step(x, batch.rows, step, dead.mask(deadMask));
     } catch (e) {
-      if (e instanceof UserError && run.checkpointPath) {
-        throw new UserError(`${e.message}; the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}. Try a lower learning rate or check the data.`);
-      }
-      throw e;
+      if (!(e instanceof UserError)) throw e;
+      const kept = run.checkpointPath !== undefined && lastCheckpoint > 0 && existsSync(run.checkpointPath)
+        ? `the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}`
+        : 'no checkpoint was saved before it';
+      throw new UserError(`${e.message}; the run stopped and ${kept}. Try a lower learning rate or check the data.`);
     }
     dead.update(out.fires, batch.rows);
     let l0 = 0;
@@ -205,12 +218,10 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
 
     const done = step + 1 === s.schedule.steps;
     if (run.checkpointPath && ((run.checkpointEvery > 0 && (step + 1) % run.checkpointEvery === 0) || done)) {
-      assertFinite(engine, params, step + 1);
-      await saveCheckpoint(run.checkpointPath, { ...state, step: step + 1, m: runner.adam.m, v: runner.adam.v });
+      await saveCheckpoint(run.checkpointPath, { ...state, step: step + 1, m: runner.adam.m, v: runner.adam.v, lastStats });
       lastCheckpoint = step + 1;
     }
   }
-  assertFinite(engine, params, s.schedule.steps);
   run.progress.finish();
   const trained = new Sae(s.architecture, s.dims, s.hyper, params);
   return {

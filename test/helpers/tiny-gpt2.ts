@@ -7,37 +7,58 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphBuilder, type Value } from '../../src/engine/onnx.js';
+import { BYTE_LEVEL } from '../../src/lm/tokenizers/index.js';
 import { Rng } from '../../src/rng.js';
 
 export const TINY = { d: 16, heads: 2, layers: 2, mlp: 48, maxLen: 64 } as const;
 
-/** Byte-level vocabulary: GPT-2's 256 byte characters, a few merges, and <|endoftext|>. */
-function tokenizerJson(): { json: object; vocabSize: number; bos: number } {
-  const keep: number[] = [];
-  for (let b = 33; b <= 126; b++) keep.push(b);
-  for (let b = 161; b <= 172; b++) keep.push(b);
-  for (let b = 174; b <= 255; b++) keep.push(b);
-  const chars: string[] = [];
-  let extra = 0;
-  for (let b = 0; b < 256; b++) chars.push(String.fromCodePoint(keep.includes(b) ? b : 256 + extra++));
-  const vocab: Record<string, number> = Object.fromEntries(chars.map((c, i) => [c, i]));
+/** Widths of a model the helpers build. */
+export interface Dims {
+  readonly d: number;
+  readonly heads: number;
+  readonly layers: number;
+  readonly mlp: number;
+  readonly maxLen: number;
+}
+
+/**
+ * A GPT-2-style tokenizer.json in the layout Hugging Face writes: byte-level BPE over GPT-2's 256 byte
+ * characters, a few merges, and <|endoftext|> as a special added token.
+ */
+export function tokenizerJson(): { json: object; vocabSize: number; bos: number } {
+  const vocab: Record<string, number> = Object.fromEntries(BYTE_LEVEL.toChar.map((c, i) => [c, i]));
   const merges = ['Ġ t', 'h e', 'Ġt he', 'Ġ a', 'i n', 'Ġ w'];
   merges.forEach((m, i) => (vocab[m.replace(' ', '')] = 256 + i));
   const bos = 256 + merges.length;
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
   return {
-    json: { version: '1.0', added_tokens: [{ id: bos, content: '<|endoftext|>', special: true }], model: { type: 'BPE', vocab, merges } },
+    json: {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: [{ id: bos, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+      normalizer: null,
+      pre_tokenizer: byteLevel,
+      post_processor: byteLevel,
+      decoder: byteLevel,
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    },
     vocabSize: bos + 1,
     bos,
   };
 }
 
-function weights(rng: Rng, n: number, scale: number): Float32Array {
+export function weights(rng: Rng, n: number, scale: number): Float32Array {
   return Float32Array.from({ length: n }, () => rng.normal() * scale);
 }
 
-/** Builds the graph: input_ids, attention_mask [batch, seq] int64 -> logits [batch, seq, vocab]. */
-function buildModel(vocabSize: number, seed: number): Uint8Array {
-  const { d, heads, layers, mlp, maxLen } = TINY;
+/**
+ * Builds the graph: input_ids, attention_mask [batch, seq] int64 (and with `past`, empty caches
+ * past_key_values.L.key/value [batch, heads, past, hd] concatenated before the keys and values, as
+ * optimum's decoder exports take them) -> logits [batch, seq, vocab].
+ */
+export function buildTinyGpt2(vocabSize: number, seed: number, dims: Dims = TINY, past = false): Uint8Array {
+  const { d, heads, layers, mlp, maxLen } = dims;
   const hd = d / heads;
   const rng = new Rng(seed);
   const g = new GraphBuilder();
@@ -68,8 +89,9 @@ function buildModel(vocabSize: number, seed: number): Uint8Array {
     const qkv = linear(x, d, 3 * d, `${s}attn/c_attn/`);
     const [q, kk, v] = g.opN('Split', [qkv, g.constant(new BigInt64Array([BigInt(d), BigInt(d), BigInt(d)]), [3])], 3, { axis: 2 });
     const split = (t: Value): Value => g.op('Transpose', [g.op('Reshape', [t, shape4])], { perm: [0, 2, 1, 3] }); // [B, h, S, hd]
-    const scores = g.add(g.mul(g.matmul(split(q!), g.op('Transpose', [split(kk!)], { perm: [0, 1, 3, 2] })), g.scalar(1 / Math.sqrt(hd))), bias);
-    const z = g.matmul(g.op('Softmax', [scores], { axis: -1 }), split(v!)); // [B, h, S, hd]
+    const cached = (t: Value, which: string): Value => (past ? g.op('Concat', [g.input(`past_key_values.${l}.${which}`, ['batch', heads, 'past_sequence_length', hd]), t], { axis: 2 }) : t);
+    const scores = g.add(g.mul(g.matmul(split(q!), g.op('Transpose', [cached(split(kk!), 'key')], { perm: [0, 1, 3, 2] })), g.scalar(1 / Math.sqrt(hd))), bias);
+    const z = g.matmul(g.op('Softmax', [scores], { axis: -1 }), cached(split(v!), 'value')); // [B, h, S, hd]
     const merged = g.op('Reshape', [g.op('Transpose', [z], { perm: [0, 2, 1, 3] }), shape3]);
     h = g.op('Add', [h, linear(merged, d, d, `${s}attn/c_proj/`)], {}, named(s, 'Add'));
     const x2 = ln(h, `${s}ln_2/`);
@@ -87,11 +109,12 @@ function buildModel(vocabSize: number, seed: number): Uint8Array {
 }
 
 /** Writes the model folder into `dir`; returns its vocabulary size and BOS id. */
-export async function writeTinyGpt2(dir: string, seed = 1): Promise<{ vocabSize: number; bos: number }> {
+export async function writeTinyGpt2(dir: string, seed = 1, options: { dims?: Dims; past?: boolean } = {}): Promise<{ vocabSize: number; bos: number }> {
+  const dims = options.dims ?? TINY;
   const tok = tokenizerJson();
   await mkdir(join(dir, 'onnx'), { recursive: true });
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tok.json));
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: TINY.d, n_layer: TINY.layers, vocab_size: tok.vocabSize, bos_token_id: tok.bos }));
-  await writeFile(join(dir, 'onnx', 'model.onnx'), buildModel(tok.vocabSize, seed));
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: dims.d, n_layer: dims.layers, vocab_size: tok.vocabSize, bos_token_id: tok.bos }));
+  await writeFile(join(dir, 'onnx', 'model.onnx'), buildTinyGpt2(tok.vocabSize, seed, dims, options.past));
   return { vocabSize: tok.vocabSize, bos: tok.bos };
 }

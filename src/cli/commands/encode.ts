@@ -1,6 +1,6 @@
 /** sae encode: the latents of every input row, dense or in sparse top-k form. */
 import { extname } from 'node:path';
-import { sequentialChunks } from '../../data/sequential.js';
+import { assertFiniteOutput, sequentialChunks } from '../../data/sequential.js';
 import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
 import { writeNpy } from '../../io/npy.js';
@@ -43,10 +43,12 @@ export const encodeCommand = defineCommand(
         }
         if (k !== undefined) {
           const code = await sae.encodeTopK(engine, c.x, k);
+          assertFiniteOutput(engine.kernels, code.values, c.rows, k, c.start, ds.name, 'latents');
           indices!.set(code.indices, c.start * width);
           values!.set(code.values, c.start * width);
         } else {
           latents!.set(await sae.encode(engine, c.x), c.start * dSae);
+          assertFiniteOutput(engine.kernels, latents!.subarray(c.start * dSae, (c.start + c.rows) * dSae), c.rows, dSae, c.start, ds.name, 'latents');
         }
       }
       const metadata = { sae: dir, data: ds.name, ...(k !== undefined ? { k: String(k) } : {}) };

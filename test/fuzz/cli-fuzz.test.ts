@@ -1,0 +1,117 @@
+/**
+ * The fuzzing suite: mutated files of every format `sae` reads (formats.ts), each run through the
+ * real command (runner.ts) under a timeout and a memory cap. Seeded and bounded in time:
+ *   npm test      a small budget (FUZZ_CASES cases, default 24, within FUZZ_SECONDS, default 45)
+ *   npm run fuzz  FUZZ_SECONDS (default 600) of cases; FUZZ_SEED picks the sequence (default 12)
+ * Prints the counts per format; a finding fails the test with the case and the seed to replay it.
+ */
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FORMATS, type FuzzFormat, targetBytes } from './formats.js';
+import { applyMutation, byteMutation, jsonMutation, type Mutation } from './mutate.js';
+import { judge, runCase } from './runner.js';
+
+const env = (name: string, fallback: number): number => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
+const LONG = process.env['FUZZ_SECONDS'] !== undefined;
+const SECONDS = env('FUZZ_SECONDS', 45);
+const CASES = LONG ? env('FUZZ_CASES', 1_000_000) : env('FUZZ_CASES', 24);
+const SEED = env('FUZZ_SEED', 12);
+
+interface Counts {
+  cases: number;
+  accepted: number;
+  refused: number;
+  findings: number;
+}
+
+let root = '';
+const fixtures = new Map<string, { dir: string; bytes: Uint8Array }>();
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'sae-fuzz-'));
+  for (const f of FORMATS) {
+    const dir = join(root, 'fixtures', String(fixtures.size));
+    await mkdir(dir, { recursive: true });
+    await f.fixture(dir);
+    fixtures.set(f.name, { dir, bytes: await targetBytes(f, dir) });
+  }
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function mutationOf(f: FuzzFormat, bytes: Uint8Array): fc.Arbitrary<Mutation> {
+  return f.json ? jsonMutation(bytes.length) : byteMutation(bytes.length, f.header(bytes));
+}
+
+describe('fuzz: mutated files through the sae command', () => {
+  it('accepts every valid fixture (so that refusals mean something)', async () => {
+    for (const f of FORMATS) {
+      const { dir } = fixtures.get(f.name)!;
+      const out = join(root, 'valid', String(FORMATS.indexOf(f)));
+      await mkdir(out, { recursive: true });
+      const r = await runCase(f.args(dir, out));
+      expect(`${f.name}: exit ${r.code} ${r.stderr}`).toBe(`${f.name}: exit 0 `);
+    }
+  });
+
+  it(
+    `every case ends in a clean acceptance or one clear refusal (seed ${SEED}, ${LONG ? `${SECONDS} s` : `${CASES} cases`})`,
+    async () => {
+      const counts = new Map<string, Counts>(FORMATS.map((f) => [f.name, { cases: 0, accepted: 0, refused: 0, findings: 0 }]));
+      const findings: string[] = [];
+      let n = 0;
+      const caseArb = fc.nat({ max: FORMATS.length - 1 }).chain((k) => {
+        const f = FORMATS[k]!;
+        return fc.tuple(fc.constant(f), mutationOf(f, fixtures.get(f.name)!.bytes));
+      });
+      const property = fc.asyncProperty(caseArb, async ([f, m]) => {
+        const fixture = fixtures.get(f.name)!;
+        const dir = join(root, 'cases', String(n++));
+        const out = join(dir, 'out');
+        await cp(fixture.dir, dir, { recursive: true });
+        await mkdir(out);
+        let mutated: Uint8Array;
+        try {
+          mutated = applyMutation(fixture.bytes, m);
+        } catch {
+          return true; // a structural mutation of a document that a byte mutation broke: nothing to run
+        }
+        await writeFile(join(dir, f.target), mutated);
+        const r = await runCase(f.args(dir, out));
+        const c = counts.get(f.name)!;
+        c.cases++;
+        const wrong = await judge(r, out);
+        await rm(dir, { recursive: true, force: true });
+        if (wrong === undefined) {
+          if (r.code === 0) c.accepted++;
+          else c.refused++;
+          return true;
+        }
+        c.findings++;
+        findings.push(`${f.name}: ${wrong} (mutation ${JSON.stringify(m, (_, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v))})`);
+        return false;
+      });
+      const result = await fc.check(property, {
+        seed: SEED,
+        numRuns: CASES,
+        interruptAfterTimeLimit: SECONDS * 1000,
+        markInterruptAsFailure: false,
+        endOnFailure: true,
+      });
+      const table = [...counts].map(([name, c]) => `  ${name.padEnd(28)} ${String(c.cases).padStart(5)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`);
+      const total = [...counts.values()].reduce((s, c) => s + c.cases, 0);
+      console.log(`fuzz (seed ${SEED}): ${total} cases in ${LONG ? `a ${SECONDS} s budget` : 'the npm test budget'}\n${table.join('\n')}`);
+      expect(findings).toEqual([]);
+      expect(result.failed).toBe(false);
+      expect(total).toBeGreaterThan(0);
+    },
+    (SECONDS + 180) * 1000,
+  );
+});

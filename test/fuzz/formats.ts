@@ -1,0 +1,145 @@
+/**
+ * The file formats the fuzzer mutates, each with a valid fixture and the `sae` command that reads
+ * it. To fuzz a new format (GGUF and ONNX models are next), add a FuzzFormat to FORMATS: a fixture
+ * builder that writes valid files into a folder, the file to mutate in it, whether it is JSON, how
+ * long its header is, and the command line that reads it and writes its output under `out`.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeNpy } from '../../src/io/npy.js';
+import { saveSae } from '../../src/io/saelens.js';
+import { serializeSafetensors } from '../../src/io/safetensors.js';
+import { Sae } from '../../src/sae.js';
+import { writeTinyGpt2 } from '../helpers/tiny-gpt2.js';
+
+export interface FuzzFormat {
+  /** Names the format in counts and findings. */
+  readonly name: string;
+  /** Writes a valid fixture into `dir` (an empty folder). */
+  readonly fixture: (dir: string) => Promise<void>;
+  /** The file to mutate, relative to the fixture folder. */
+  readonly target: string;
+  /** JSON documents get structural mutations too. */
+  readonly json: boolean;
+  /** Bytes at the start that are header (byte mutations favour them); from the valid file. */
+  readonly header: (bytes: Uint8Array) => number;
+  /** The command line that reads the fixture in `dir` and writes only under `out`. */
+  readonly args: (dir: string, out: string) => string[];
+}
+
+/** A standard SAE 2 -> 4 with small weights. */
+async function sae(dir: string): Promise<void> {
+  await saveSae(
+    join(dir, 'sae'),
+    new Sae('standard', { dIn: 2, dSae: 4 }, {}, {
+      W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0.5]),
+      b_enc: Float32Array.from([0, 0, 0, -0.1]),
+      W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
+      b_dec: new Float32Array(2),
+    }),
+    { log10FiringRates: Float32Array.from([-1, -2, -3, -10]) },
+  );
+  await writeNpy(join(dir, 'x.npy'), Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)), [12, 2]);
+}
+
+/** A standard SAE 4 -> 3 on 2 x 2 image patches, with its firing rates (sparsity.safetensors). */
+async function patchSae(dir: string): Promise<void> {
+  await saveSae(
+    join(dir, 'sae'),
+    new Sae('standard', { dIn: 4, dSae: 3 }, {}, {
+      W_enc: Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)),
+      b_enc: new Float32Array(3),
+      W_dec: Float32Array.from({ length: 12 }, (_, i) => Math.cos(i)),
+      b_dec: new Float32Array(4),
+    }),
+    { log10FiringRates: Float32Array.from([-1, -2, -10]) },
+  );
+}
+
+/** An activation store of two shards of rows of width 2, beside the SAE. */
+async function store(dir: string): Promise<void> {
+  await sae(dir);
+  const at = join(dir, 'store');
+  await mkdir(at, { recursive: true });
+  const shards = [];
+  for (const [k, rows] of [[0, 3], [1, 2]] as const) {
+    const col = (v: (i: number) => number) => ({ dtype: 'I32', shape: [rows], data: Int32Array.from({ length: rows }, (_, i) => v(i)) }) as const;
+    const file = `shard-0000${k}.safetensors`;
+    await writeFile(
+      join(at, file),
+      serializeSafetensors({
+        activations: { dtype: 'F32', shape: [rows, 2], data: Float32Array.from({ length: rows * 2 }, (_, i) => Math.cos(i + k)) },
+        doc: col(() => k),
+        ctx: col(() => k),
+        pos: col((i) => i),
+        token: col((i) => i % 2),
+      }),
+    );
+    shards.push({ file, rows });
+  }
+  await writeFile(join(at, 'vocab.json'), JSON.stringify(['a', 'b']));
+  const manifest = {
+    format: 'sae-activation-store', version: 1, model: 'tiny', hook_name: 'blocks.0.hook_resid_post', hook_tensor: 't', dtype: 'float32', d_in: 2,
+    rows_per_shard: 3, context_size: 4, source: { text: 'x' }, shards, rows: 5, documents: 2, contexts: 2, next: { context: 2, row: 0 }, complete: true, vocab: 'vocab.json',
+  };
+  await writeFile(join(at, 'manifest.json'), JSON.stringify(manifest, null, 1));
+}
+
+/** `sae eval` of the fixture's SAE on the fixture's `data`. */
+const evalArgs = (data: string) => (dir: string, out: string): string[] => ['eval', join(dir, 'sae'), '--data', join(dir, data), '--out', join(out, 'metrics.json')];
+
+/** N from a safetensors file's first 8 bytes, plus 8. */
+function safetensorsHeader(b: Uint8Array): number {
+  return b.length < 8 ? b.length : 8 + Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true));
+}
+
+/** A .npy header: magic, version, length, and the dict, 128 bytes in files we write. */
+const npyHeader = (b: Uint8Array): number => Math.min(b.length, 128);
+
+const whole = (b: Uint8Array): number => b.length;
+
+export const FORMATS: readonly FuzzFormat[] = [
+  { name: 'npy data', fixture: sae, target: 'x.npy', json: false, header: npyHeader, args: evalArgs('x.npy') },
+  {
+    name: 'safetensors data',
+    fixture: async (dir) => {
+      await sae(dir);
+      await writeFile(join(dir, 'x.safetensors'), serializeSafetensors({ x: { dtype: 'F32', shape: [12, 2], data: Float32Array.from({ length: 24 }, (_, i) => Math.cos(i)) } }, { note: 'fuzz' }));
+    },
+    target: 'x.safetensors',
+    json: false,
+    header: safetensorsHeader,
+    args: evalArgs('x.safetensors'),
+  },
+  { name: 'SAE weights (safetensors)', fixture: sae, target: 'sae/sae_weights.safetensors', json: false, header: safetensorsHeader, args: evalArgs('x.npy') },
+  { name: 'SAE cfg.json', fixture: sae, target: 'sae/cfg.json', json: true, header: whole, args: evalArgs('x.npy') },
+  {
+    name: 'sparsity.safetensors',
+    fixture: patchSae,
+    target: 'sae/sparsity.safetensors',
+    json: false,
+    header: safetensorsHeader,
+    args: (dir, out) => ['filters', join(dir, 'sae'), '--order', 'frequency', '--out', join(out, 'filters.png')],
+  },
+  { name: 'store manifest.json', fixture: store, target: 'store/manifest.json', json: true, header: whole, args: evalArgs('store') },
+  { name: 'store shard', fixture: store, target: 'store/shard-00001.safetensors', json: false, header: safetensorsHeader, args: evalArgs('store') },
+  {
+    name: 'tokenizer.json',
+    fixture: async (dir) => {
+      await writeTinyGpt2(join(dir, 'model'));
+      await writeFile(join(dir, 'text.jsonl'), `${JSON.stringify({ text: 'Call me Ishmael. Some years ago the whale swam.' })}\n`);
+    },
+    target: 'model/tokenizer.json',
+    json: true,
+    header: whole,
+    args: (dir, out) => ['harvest', '--model', join(dir, 'model'), '--hook', 'blocks.0.hook_resid_post', '--text', join(dir, 'text.jsonl'), '--out', join(out, 'store'), '--context-size', '8', '--batch-size', '1', '--quiet'],
+  },
+  // GGUF and ONNX models: add their FuzzFormat here once `sae` reads them (a fixture from the
+  // helpers that write them, the model file as target, header: the GGUF key-value section or the
+  // ONNX graph proto, args: the command that loads the model, e.g. harvest --model).
+];
+
+/** The valid bytes of a format's target in a fixture folder. */
+export async function targetBytes(f: FuzzFormat, dir: string): Promise<Uint8Array> {
+  return new Uint8Array(await readFile(join(dir, f.target)));
+}
