@@ -36,7 +36,7 @@ export type {
 export { Engine, type EngineOptions, type KernelsChoice } from './engine/index.js';
 export type { AdamHyper, CsrRows, Kernels, KernelsName, ScatterLayout } from './engine/kernels.js';
 export type { AttrValue, ConstData, Dim, GraphBuilder, Value } from './engine/onnx.js';
-export type { Feeds, Graph, HostTensor, OrtApi, TensorData } from './engine/ort.js';
+export type { CompileOptions, Feeds, Graph, HostTensor, OrtApi, TensorData } from './engine/ort.js';
 export { Sae, type SparseCode } from './sae.js';
 export { loadSae, loadSparsity, saveSae, type SaveOptions } from './io/saelens.js';
 export {
@@ -63,7 +63,7 @@ export { BatchStream, type Batch, type BatchOptions, type NonFinitePolicy, type 
 export type { Dataset } from './data/dataset.js';
 export type { ImagePatchOptions } from './data/image-dataset.js';
 export type { Split } from './data/split.js';
-export type { ImagePreprocess, Whitening } from './data/whitening.js';
+export type { ImageChannels, ImagePreprocess, Whitening } from './data/whitening.js';
 export type { OutStream } from './io/terminal.js';
 export { runConformance, formatConformance, type ConformanceReport, type ConformanceRow } from './conformance.js';
 export { UserError } from './errors.js';

@@ -177,18 +177,25 @@ export class GraphBuilder {
 
   /** Softmax along `axis`. */
   softmax(a: Value, axis = -1): Value { return this.op('Softmax', [a], { axis }); }
+  /** tanh(a). */
   tanh(a: Value): Value { return this.op('Tanh', [a]); }
+  /** The error function of a. */
   erf(a: Value): Value { return this.op('Erf', [a]); }
+  /** sin(a). */
   sin(a: Value): Value { return this.op('Sin', [a]); }
+  /** cos(a). */
   cos(a: Value): Value { return this.op('Cos', [a]); }
+  /** a to the power b. */
   pow(a: Value, b: Value): Value { return this.op('Pow', [a, b]); }
   /** Reshape to `shape` (a constant list, 0 = keep, -1 = infer, or an int64 value). */
   reshape(a: Value, shape: readonly number[] | Value): Value {
     return this.op('Reshape', [a, typeof shape === 'string' ? shape : this.ints(shape)]);
   }
+  /** a with its axes permuted. */
   transpose(a: Value, perm: readonly number[]): Value { return this.op('Transpose', [a], { perm }); }
   /** Rows of `data` along `axis` picked by integer `indices`. */
   gather(data: Value, indices: Value, axis = 0): Value { return this.op('Gather', [data, indices], { axis }); }
+  /** The values one after another along `axis`. */
   concat(values: readonly Value[], axis: number): Value { return this.op('Concat', values, { axis }); }
   /** a[..., starts:ends] along `axes` (constant bounds). */
   slice(a: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
@@ -198,6 +205,7 @@ export class GraphBuilder {
   mean(a: Value, axes: number[], keepdims = true): Value {
     return this.op('ReduceMean', [a], { axes, keepdims: keepdims ? 1 : 0 });
   }
+  /** a broadcast to `shape` (an int64 value). */
   expand(a: Value, shape: Value): Value { return this.op('Expand', [a, shape]); }
   /** The lower (upper = false) or upper triangle of the last two axes, from diagonal k on. */
   trilu(a: Value, upper: boolean, k = 0): Value { return this.op('Trilu', [a, this.ints([k])], { upper: upper ? 1 : 0 }); }

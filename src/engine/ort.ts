@@ -75,6 +75,7 @@ function disableOrtTelemetry(): void {
   if (process.env['SAE_ORT_TELEMETRY'] !== '1') process.env['ORT_DISABLE_TELEMETRY'] ||= '1';
 }
 
+/** How a graph is compiled into an onnxruntime session. */
 export interface CompileOptions {
   /**
    * Keep onnxruntime's CPU arena (default true): intermediates are reused between runs, and the
