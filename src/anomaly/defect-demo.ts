@@ -188,7 +188,9 @@ async function evaluateModel(engine: Engine, ins: Inspector, calibrationTiles: r
 /** Runs the whole demo (see the top of this file). */
 export async function runDefectDemo(engine: Engine, o: DefectDemoOptions, stderr: OutStream): Promise<DefectDemoResult> {
   const started = performance.now();
-  const say = (m: string): void => void (o.quiet || stderr.write(`${m}\n`));
+  const say = (m: string): void => {
+    if (!o.quiet) stderr.write(`${m}\n`);
+  };
   await ensureWritableDir(o.out);
   const dataDir = join(o.out, 'data');
   await ensureWritableDir(dataDir);

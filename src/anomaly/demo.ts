@@ -109,10 +109,13 @@ export function demoTrainConfig(data: string, out: string, steps: number, seed: 
   });
 }
 
+// eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable (what reconstructionErrors takes) of rows already in memory
+async function* oneChunk(x: Float32Array): AsyncGenerator<{ x: Float32Array; rows: number }> {
+  yield { x, rows: x.length / PIXELS };
+}
+
 async function errorsOf(engine: Engine, sae: Sae, x: Float32Array): Promise<Float32Array> {
-  return reconstructionErrors(engine, sae, (async function* () {
-    yield { x, rows: x.length / PIXELS };
-  })());
+  return reconstructionErrors(engine, sae, oneChunk(x));
 }
 
 /** A picture of the test inputs with the largest errors among those with `label`. */
@@ -122,7 +125,9 @@ async function writeTopInputs(path: string, test: Float32Array, errors: Float32A
 }
 
 export async function runAnomalyDemo(engine: Engine, o: AnomalyDemoOptions, stderr: OutStream): Promise<AnomalyDemoResult> {
-  const say = (m: string): void => void (o.quiet || stderr.write(`${m}\n`));
+  const say = (m: string): void => {
+    if (!o.quiet) stderr.write(`${m}\n`);
+  };
   await ensureWritableDir(o.out);
   const dataDir = join(o.out, 'data');
   await ensureWritableDir(dataDir);

@@ -69,8 +69,11 @@ export function confusionAt(scores: ArrayLike<number>, labels: Labels, threshold
   let fn = 0;
   for (let i = 0; i < scores.length; i++) {
     const flagged = scores[i]! > threshold;
-    if (isAnomaly(labels, i)) flagged ? tp++ : fn++;
-    else flagged ? fp++ : tn++;
+    if (isAnomaly(labels, i)) {
+      if (flagged) tp++;
+      else fn++;
+    } else if (flagged) fp++;
+    else tn++;
   }
   return { threshold, tp, fp, tn, fn, precision: tp / (tp + fp), recall: tp / (tp + fn), falsePositiveRate: fp / (fp + tn) };
 }

@@ -298,7 +298,7 @@ function checkOptions(o: BatchOptions): void {
   const m = o.heldOutMaxRows;
   if (m !== undefined && (!Number.isSafeInteger(m) || m < 0)) throw new UserError(`the held-out cap must be a non-negative integer, got ${m}`);
   if (o.nonFinite !== undefined && !NON_FINITE_POLICIES.includes(o.nonFinite)) {
-    throw new UserError(`unknown NaN/Inf policy '${String(o.nonFinite)}': choose one of ${NON_FINITE_POLICIES.join(', ')}`);
+    throw new UserError(`unknown NaN/Inf policy '${o.nonFinite}': choose one of ${NON_FINITE_POLICIES.join(', ')}`);
   }
 }
 

@@ -105,7 +105,7 @@ function resolveSettings(o: ImagePatchOptions): WhiteningSettings {
     eps: o.eps ?? IMAGE_DEFAULTS.eps,
   };
   checkCount('patch size', s.patchSize, 1);
-  if (!WHITENINGS.includes(s.whitening)) throw new UserError(`unknown whitening '${String(s.whitening)}': choose one of ${WHITENINGS.join(', ')}`);
+  if (!WHITENINGS.includes(s.whitening)) throw new UserError(`unknown whitening '${s.whitening}': choose one of ${WHITENINGS.join(', ')}`);
   return s;
 }
 

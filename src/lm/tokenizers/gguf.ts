@@ -190,6 +190,7 @@ export class SpmTokenizer implements Tokenizer {
 
   encode(text: string): number[] {
     if (text === '') return [];
+    // eslint-disable-next-line @typescript-eslint/no-misused-spread -- the symbols SentencePiece merges are code points, as llama.cpp splits them
     const sym = [...`${this.addSpacePrefix ? ' ' : ''}${text}`.replaceAll(' ', '▁')];
     const next = sym.map((_, i) => (i + 1 < sym.length ? i + 1 : -1));
     const prev = sym.map((_, i) => i - 1);

@@ -134,7 +134,8 @@ export function ropeScaling(c: ConfigJson): RopeScaling {
   if (r === undefined || r === null) return { type: 'none' };
   if (typeof r !== 'object' || Array.isArray(r)) throw fileError(c.file, `'rope_scaling' is not an object`);
   const sub: ConfigJson = { file: c.file, json: r as Record<string, unknown> };
-  const type = str(sub, 'rope_type', typeof sub.json['type'] === 'string' ? String(sub.json['type']) : 'default');
+  const legacyType = sub.json['type'];
+  const type = str(sub, 'rope_type', typeof legacyType === 'string' ? legacyType : 'default');
   if (type === 'default') return { type: 'none' };
   if (type === 'linear') return { type: 'linear', factor: num(sub, 'factor') };
   if (type === 'llama3') {

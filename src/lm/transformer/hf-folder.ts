@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileError } from '../../errors.js';
 import { openForReading, readExactly } from '../../io/atomic.js';
-import { readJsonObject } from '../../io/json.js';
+import { isRecord, readJsonObject } from '../../io/json.js';
 import { readSafetensorsHeader, type StTensorInfo } from '../../io/safetensors.js';
 import { bfloat16ToFloat32, float16ToFloat32 } from '../../io/float16.js';
 import type { ConfigJson } from './config.js';
@@ -41,8 +41,8 @@ export class SafetensorsSource implements TensorSource {
     const tensors = new Map<string, Located>();
     if (existsSync(index)) {
       const map = (await readJsonObject(index))['weight_map'];
-      if (typeof map !== 'object' || map === null || Array.isArray(map)) throw fileError(index, `has no 'weight_map' object`);
-      const files = new Set(Object.values(map as Record<string, unknown>).map((f) => {
+      if (!isRecord(map)) throw fileError(index, `has no 'weight_map' object`);
+      const files = new Set(Object.values(map).map((f) => {
         if (typeof f !== 'string' || f.includes('/') || f.includes('\\')) throw fileError(index, `weight_map names ${JSON.stringify(f)}, not a file of the folder`);
         return f;
       }));
@@ -50,7 +50,7 @@ export class SafetensorsSource implements TensorSource {
         const path = join(folder, f);
         for (const info of (await readSafetensorsHeader(path)).tensors) tensors.set(info.name, { file: path, info });
       }
-      for (const name of Object.keys(map as Record<string, unknown>)) if (!tensors.has(name)) throw fileError(index, `lists tensor '${name}', which no shard holds`);
+      for (const name of Object.keys(map)) if (!tensors.has(name)) throw fileError(index, `lists tensor '${name}', which no shard holds`);
       return new SafetensorsSource(index, tensors);
     }
     if (!existsSync(single)) throw fileError(folder, 'has neither model.safetensors nor model.safetensors.index.json');

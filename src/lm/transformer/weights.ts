@@ -46,7 +46,11 @@ export class Weights {
   bytes(): number {
     const seen = new Set<Float32Array>();
     let n = 0;
-    for (const t of this.tensors.values()) if (!seen.has(t.data)) (seen.add(t.data), (n += t.data.byteLength));
+    for (const t of this.tensors.values()) {
+      if (seen.has(t.data)) continue;
+      seen.add(t.data);
+      n += t.data.byteLength;
+    }
     return n;
   }
 }
