@@ -36,10 +36,10 @@ const D_SAE = 12;
 let dir: string;
 let imageSite: string;
 let tokenSite: string;
-let context: BrowserContext;
+let context: BrowserContext | undefined;
 /** Opens a page that records everything that goes wrong in it: console errors and warnings, page errors, dialogs, requests off the disk. */
 async function watchedPage(): Promise<{ page: Page; problems: string[] }> {
-  const page = await context.newPage();
+  const page = await context!.newPage();
   const problems: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);

@@ -107,7 +107,7 @@ describe(`native dequantisation on many blocks and threads${skipNote(native)}`, 
     expect(() => b.dequantize(GGML_TYPE_IDS.IQ3_S, new Uint8Array(110), new Float32Array(256))).toThrow(/dequantize: ggml type 21 cannot be dequantised/);
     expect(() => b.dequantize(GGML_TYPE_IDS.Q8_0, new Uint8Array(33), new Float32Array(32))).toThrow(/not whole blocks of 34/);
     expect(() => b.dequantize(GGML_TYPE_IDS.Q8_0, new Uint8Array(34), new Float32Array(31))).toThrow(/out has 31 elements/);
-    const untyped = (...args: unknown[]): unknown => Reflect.apply(b.dequantize, undefined, args);
+    const untyped = (...args: unknown[]): unknown => Reflect.apply(b.dequantize.bind(b), undefined, args);
     expect(() => untyped(GGML_TYPE_IDS.Q8_0, new Float32Array(34), new Float32Array(32))).toThrow('dequantize: src must be a Uint8Array, got a Float32Array');
     expect(() => untyped(1.5, new Uint8Array(2), new Float32Array(1))).toThrow(/type must be an integer/);
   });
@@ -184,8 +184,11 @@ describe('malformed GGUF files', () => {
   };
   const tensorField = info('t.f32') + 5 + 4 + 16; // after the name, n_dims and two dims: the type, then the offset
 
+  /** Makes the bytes of a broken file from a copy `b` of tiny-v3.gguf: returns them, or edits `b` in place. */
+  type Edit = ((b: Uint8Array, v: DataView) => Uint8Array) | ((b: Uint8Array, v: DataView) => void);
+
   /** A copy of tiny-v3.gguf changed by `edit`, written to the temp folder. */
-  function variant(name: string, edit: (b: Uint8Array, v: DataView) => Uint8Array | void): string {
+  function variant(name: string, edit: Edit): string {
     const b = Uint8Array.from(good);
     const out = edit(b, new DataView(b.buffer)) ?? b;
     const path = join(dir, `${name}.gguf`);
@@ -193,8 +196,8 @@ describe('malformed GGUF files', () => {
     return path;
   }
 
-  const CASES: readonly [string, (b: Uint8Array, v: DataView) => Uint8Array | void, RegExp][] = [
-    ['not-gguf', (b) => void b.set([0x50, 0x4b, 0x03, 0x04]), /not a GGUF file \(it does not start with "GGUF"\)/],
+  const CASES: readonly [string, Edit, RegExp][] = [
+    ['not-gguf', (b) => b.set([0x50, 0x4b, 0x03, 0x04]), /not a GGUF file \(it does not start with "GGUF"\)/],
     ['empty', (b) => b.subarray(0, 0), /not a GGUF file/],
     ['version-1', (_b, v) => v.setUint32(4, 1, true), /GGUF version 1 is not supported \(only versions 2 and 3\)/],
     ['version-4', (_b, v) => v.setUint32(4, 4, true), /GGUF version 4 is not supported/],

@@ -157,7 +157,7 @@ describe('5. crash leftovers and resuming a finished run', () => {
     const { mkdir, readdir, writeFile } = await import('node:fs/promises');
     const { spawnSync } = await import('node:child_process');
     const { runCli } = await import('./helpers/cli.js');
-    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
     const out = join(dir, 'leftovers');
     await mkdir(out, { recursive: true });
     const stale = [`checkpoint.safetensors.tmp-${dead}-0123456789ab`, `metrics.json.tmp-${dead}-ba9876543210`];
@@ -306,6 +306,7 @@ describe('1. anomaly scores: float64 error sums, Inf refused', () => {
     const engine = new Engine({ kernels: 'reference' });
     const make = (scale: number): InstanceType<typeof Sae> =>
       new Sae('standard', { dIn: 2, dSae: 2 }, {}, { W_enc: Float32Array.from([scale, 0, 0, scale]), b_enc: new Float32Array(2), W_dec: Float32Array.from([0.5, 0, 0, 0.5]), b_dec: new Float32Array(2) });
+    // eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable (what reconstructionErrors takes) of rows already in memory
     const chunk = async function* (x: number[]) {
       yield { x: Float32Array.from(x), rows: x.length / 2 };
     };
