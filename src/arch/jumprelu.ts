@@ -1,11 +1,17 @@
 /**
  * jumprelu: a ReLU that jumps to zero below a learned per-latent threshold, trained with an L0
  * penalty through straight-through estimators (Rajamanoharan et al. 2024; SAELens "jumprelu").
- *   pre = x @ W_enc + b_enc (x is not shifted by b_dec);  f = pre * H(pre - theta);  x_hat = f @ W_dec + b_dec
+ *   pre = x @ W_enc + b_enc (x is not shifted by b_dec);  f = relu(pre) * H(pre - theta);  x_hat = f @ W_dec + b_dec
  *   mse = mean_b sum_d (x_hat - x)^2;  l0 = mean_b sum_i H(pre_i - theta_i);  total = mse + l0_coefficient * l0
+ * The ReLU before the threshold is SAELens's JumpReLUSAE.encode, Gemma Scope's and dictionary_learning's:
+ * for theta >= 0 it changes nothing (f = pre * H(pre - theta)); a negative theta (which the 'linear'
+ * parametrisation can reach, and published files hold) then acts as 0, as it does at home.
  * Straight-through gradients, bandwidth eps, rectangle kernel K(u) = 1 for -1/2 < u < 1/2:
- *   df/dpre = H(pre - theta);  df/dtheta = -(theta / eps) K((pre - theta) / eps)
+ *   df/dpre = H(pre - theta) H(pre);  df/dtheta = -(relu(theta) / eps) K((pre - theta) / eps)  (the jump is relu(theta))
  *   dH/dpre = 0;  dH/dtheta = -(1 / eps) K((pre - theta) / eps)
+ * The L0 term is SAELens's Step, H(pre - theta): a negative threshold still pays for the latents
+ * above it, so the penalty pushes it back to 0 and above. For theta >= 0 all of this is SAELens's
+ * training step exactly (test/fixtures/reference/jumprelu.json).
  * The threshold is trained either directly ('linear', the default: SAELens moved to it because a
  * log-threshold barely moves under Adam, SAELens PR #718) or as log_threshold ('log', as the
  * reference vectors; its gradient is theta * dL/dtheta). It is saved as `threshold` either way.
@@ -43,8 +49,9 @@ function thetaOf(g: GraphBuilder, p: ParamValues): Value {
   return p['threshold'] ?? g.exp(p['log_threshold']!);
 }
 
+/** pre: [B, dSae], theta: [dSae] or [1] -> f = relu(pre) * H(pre - theta), active = f > 0. */
 export function jumpReluEncode(g: GraphBuilder, pre: Value, theta: Value): Encoded {
-  const active = g.greater(pre, theta); // H(pre - theta)
+  const active = g.and(g.greater(pre, theta), g.greater(pre, g.scalar(0))); // H(pre - theta) H(pre)
   return { f: g.mul(pre, g.cast(active, 'float32')), active };
 }
 
@@ -65,7 +72,8 @@ function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
   const e = g.sub(xHat, x);
   const mse = g.div(g.sum(g.square(e)), batch);
   const activeF = g.cast(active, 'float32');
-  const l0 = g.div(g.sum(activeF), batch);
+  const step = g.cast(g.greater(pre, theta), 'float32'); // H(pre - theta), SAELens's Step
+  const l0 = g.div(g.sum(step), batch);
 
   const g2 = g.mul(e, g.div(g.scalar(2), batch)); // d mse / d x_hat: [B, dIn]
   const df = g.gemm(g2, p['W_dec']!, { transB: true }); // [B, dSae]
@@ -73,10 +81,10 @@ function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
   const u = g.sub(pre, theta);
   const half = h.bandwidth / 2;
   const kernel = g.cast(g.and(g.greater(u, g.scalar(-half)), g.less(u, g.scalar(half))), 'float32'); // K((pre - theta) / eps)
-  // dL/dtheta = sum_b [ df * -(theta / eps) K ] + coef / B * sum_b -(1 / eps) K
+  // dL/dtheta = sum_b [ df * -(relu(theta) / eps) K ] + coef / B * sum_b -(1 / eps) K
   const kSum = g.sum(kernel, [0]); // [dSae]
   const dTheta = g.neg(
-    g.add(g.div(g.mul(g.sum(g.mul(df, kernel), [0]), theta), g.scalar(h.bandwidth)), g.div(g.mul(g.div(coef, batch), kSum), g.scalar(h.bandwidth))),
+    g.add(g.div(g.mul(g.sum(g.mul(df, kernel), [0]), g.relu(theta)), g.scalar(h.bandwidth)), g.div(g.mul(g.div(coef, batch), kSum), g.scalar(h.bandwidth))),
   );
   const thresholdGrad: Record<string, Value> = p['threshold'] ? { threshold: dTheta } : { log_threshold: g.mul(theta, dTheta) };
   const dbEnc = g.sum(dpre, [0]);
@@ -103,7 +111,7 @@ function initExtra(d: Dims, h: JumpReluHyper): Params {
 
 export const jumprelu: ArchitectureDef<JumpReluHyper> = {
   name: 'jumprelu',
-  formulas: 'f = pre * H(pre - theta), pre = x W_enc + b_enc; x_hat = f W_dec + b_dec; loss = mse + l0_coefficient * L0 (straight-through)',
+  formulas: 'f = relu(pre) * H(pre - theta), pre = x W_enc + b_enc; x_hat = f W_dec + b_dec; loss = mse + l0_coefficient * L0 (straight-through)',
   coefficient: { name: 'l0_coefficient', default: 1 },
   hyper,
   options: [
