@@ -24,7 +24,8 @@ import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, refNumber, saeParams } from './common.js';
 import { denseStep } from './graphs.js';
-import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, TrainContext, TrainGraph } from './types.js';
+import type { Engine } from '../engine/index.js';
+import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, StepInputs, StepResult, TrainContext, TrainGraph, TrainStep } from './types.js';
 
 const hyper = z
   .object({
@@ -34,6 +35,13 @@ const hyper = z
     initThreshold: z.number().positive().default(0.001),
     /** Train theta directly ('linear') or log theta ('log'). */
     thresholdParam: z.enum(['linear', 'log']).default('linear'),
+    /**
+     * Coefficient of the pre-activation loss on dead latents (Anthropic's 2025 JumpReLU recipe, in
+     * SAELens as pre_act_loss_coefficient): c / B sum_b sum_{i dead} relu(theta_i - pre_bi) |W_dec_i|.
+     * A dead latent gets no gradient from the MSE nor from the L0 term; this one raises its
+     * pre-activations until it fires again. 0: off (the papers' step).
+     */
+    preActCoefficient: z.number().min(0).default(0),
     /** Encode x - b_dec instead of x (as a BatchTopK SAE saved in this form does). */
     applyBDec: z.boolean().default(false),
   })
@@ -103,6 +111,63 @@ function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
   };
 }
 
+/**
+ * Adds the pre-activation loss of dead latents to a step's result (computed here for the dead
+ * latents only: [B, dead] pre-activations). |W_dec_i| is taken as a constant (no gradient to W_dec).
+ *   L = c / B sum_b sum_{i dead} relu(theta_i - pre_bi) n_i,  n_i = |W_dec_i|
+ *   dL/dpre_bi = -(c n_i / B) [pre_bi < theta_i];  dL/dtheta_i = (c n_i / B) sum_b [pre_bi < theta_i]
+ */
+function addPreActLoss(out: StepResult, params: Params, inp: StepInputs, d: Dims, h: JumpReluHyper): StepResult {
+  const { dIn, dSae } = d;
+  const B = inp.rows;
+  const wEnc = params['W_enc']!;
+  const bEnc = params['b_enc']!;
+  const bDec = params['b_dec']!;
+  const wDec = params['W_dec']!;
+  const linear = params['threshold'];
+  const theta = linear ?? params['log_threshold']!.map(Math.exp);
+  const gWEnc = out.grads['W_enc']!;
+  const gBEnc = out.grads['b_enc']!;
+  const gTheta = (linear ? out.grads['threshold'] : out.grads['log_threshold'])!;
+  const gBDec = out.grads['b_dec']!;
+  const xc = new Float64Array(dIn);
+  let loss = 0;
+  for (let i = 0; i < dSae; i++) {
+    if (!inp.deadMask[i]) continue;
+    let n = 0;
+    for (let j = 0; j < dIn; j++) n += wDec[i * dIn + j]! ** 2;
+    const w = (h.preActCoefficient * Math.sqrt(n)) / B;
+    let below = 0;
+    const gx = new Float64Array(dIn); // sum over rows below the threshold of xc
+    for (let b = 0; b < B; b++) {
+      let pre = bEnc[i]!;
+      for (let j = 0; j < dIn; j++) {
+        xc[j] = inp.x[b * dIn + j]! - (h.applyBDec ? bDec[j]! : 0);
+        pre += xc[j]! * wEnc[j * dSae + i]!;
+      }
+      if (pre >= theta[i]!) continue;
+      loss += w * (theta[i]! - pre);
+      below++;
+      for (let j = 0; j < dIn; j++) gx[j]! += xc[j]!;
+    }
+    if (below === 0) continue;
+    for (let j = 0; j < dIn; j++) {
+      gWEnc[j * dSae + i]! -= w * gx[j]!;
+      if (h.applyBDec) gBDec[j]! += w * below * wEnc[j * dSae + i]!; // pre depends on -b_dec @ W_enc
+    }
+    gBEnc[i]! -= w * below;
+    gTheta[i]! += w * below * (linear ? 1 : theta[i]!);
+  }
+  return { ...out, losses: { ...out.losses, pre_act: loss, total: out.losses['total']! + loss } };
+}
+
+/** The step: the graph's, with the pre-activation loss of dead latents when its coefficient is set. */
+async function step(engine: Engine, d: Dims, h: JumpReluHyper, debug: boolean): Promise<TrainStep> {
+  const dense = await denseStep(jumprelu, train, engine, d, h, debug);
+  if (h.preActCoefficient === 0) return dense;
+  return { run: async (params, inp) => addPreActLoss(await dense.run(params, inp), params, inp, d, h) };
+}
+
 /** Initial threshold parameters (the rest is the common initialisation). */
 function initExtra(d: Dims, h: JumpReluHyper): Params {
   const v = h.thresholdParam === 'log' ? Math.log(h.initThreshold) : h.initThreshold;
@@ -118,6 +183,7 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
     { key: 'bandwidth', kind: 'number', help: 'straight-through kernel width (default 0.001)' },
     { key: 'initThreshold', kind: 'number', help: 'threshold at initialisation (default 0.001, as SAELens; it moves about lr per step, so short runs want one near the pre-activations\' scale)' },
     { key: 'thresholdParam', kind: 'string', help: "train the threshold as 'linear' (default) or 'log'" },
+    { key: 'preActCoefficient', kind: 'number', help: 'pre-activation loss on dead latents (Anthropic 2025; 0: off)' },
   ],
   unitNormDecoder: false,
   decoder: () => 'affine',
@@ -128,7 +194,7 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
   initExtra,
   encode: (g, x, p, h) => encode(g, x, p, h),
   decode: (g, f, p) => decodeAffine(g, f, p),
-  step: (engine, d, h, debug) => denseStep(jumprelu, train, engine, d, h, debug),
+  step,
   exportForm: (h, _d, p) => {
     if (h.thresholdParam === 'linear') return { architecture: 'jumprelu', hyper: h, params: p };
     const { log_threshold: logTheta, ...rest } = p;
