@@ -73,7 +73,7 @@ describe('sae bench-recovery', () => {
       [['--firing-probability', '2'], /--firing-probability must be in \(0, 1\]/],
       [['--steps', '0'], /--steps must be a positive integer/],
       [['--hyper', '{nope'], /--hyper: not JSON/],
-      [['--hyper', '{"batchtopk":{"auxLatents":"all"}}'], /--hyper: batchtopk: auxLatents: /],
+      [['--hyper', '{"jumprelu":{"bandwidth":-1}}'], /--hyper: jumprelu: bandwidth: /],
       [['--hyper', '{"nope":{}}'], /unknown architecture 'nope'/],
     ];
     for (const [args, message] of cases) {

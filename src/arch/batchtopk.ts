@@ -30,12 +30,6 @@ export const batchTopKHyper = z
      * (measured: on the demo's image patches, k 20, 1500 steps, held-out L0 13.1 with 0.999).
      */
     thresholdBeta: z.number().min(0).lt(1).default(0.99),
-    /**
-     * Latents the AuxK loss revives: 'dead' (silent for the trainer's dead window, as the papers) or
-     * 'silent' (also those that won no slot in the previous batch: under a batch budget a latent
-     * can fire once in a long while, escape the dead window, and never learn).
-     */
-    auxLatents: z.enum(['dead', 'silent']).default('dead'),
   })
   .strict();
 export type BatchTopKHyper = z.infer<typeof batchTopKHyper>;
@@ -60,24 +54,17 @@ export function asJumpRelu(d: Dims, p: Params): { architecture: 'jumprelu'; hype
   };
 }
 
-/** [dSae] 1 where a latent is dead or did not fire in the previous batch. */
-function silentMask(deadMask: Uint8Array, lastFires: Float32Array): Uint8Array {
-  return deadMask.map((m, i) => (m || lastFires[i] === 0 ? 1 : 0));
-}
-
 /** The training step of batchtopk (prefixes: one) and matryoshka (nested prefixes). */
 export async function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug: boolean, prefixes?: readonly number[]): Promise<TrainStep> {
   const { dIn, dSae } = d;
   const auxK = h.auxK ?? Math.max(1, Math.floor(dIn / 2));
   let kCand = Math.min(dSae, 4 * h.k);
   const workspace = debug ? undefined : new Workspace(); // debug results must outlive the step
-  let lastFires: Float32Array | undefined; // [dSae] fires of the previous batch ('silent' revival)
   return {
     async run(params, inp): Promise<StepResult> {
       const B = inp.rows;
       const x = inp.x.subarray(0, B * dIn);
-      const silent = h.auxLatents === 'silent' && lastFires ? silentMask(inp.deadMask, lastFires) : inp.deadMask;
-      const { bias, dead } = deadBias(silent);
+      const { bias, dead } = deadBias(inp.deadMask);
       const kAux = Math.min(auxK, dead);
       const aux = kAux > 0 ? { deadBias: bias, kAux } : undefined;
       for (;;) {
@@ -105,7 +92,6 @@ export async function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, 
           forward['threshold_after'] = threshold.slice();
         }
         const fires = firesOf(engine.kernels, chosen.selection, dSae);
-        lastFires = fires;
         return { grads: pass.grads.record(), losses: pass.losses, fires, sse: pass.sse, variance: pass.variance, forward };
       }
     },
@@ -121,7 +107,6 @@ export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
     { key: 'k', kind: 'integer', help: 'latents kept per input (default 32)' },
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
     { key: 'thresholdBeta', kind: 'number', help: 'EMA factor of the inference threshold (default 0.99, as SAELens)' },
-    { key: 'auxLatents', kind: 'string', help: "latents AuxK revives: 'dead' (the papers') or 'silent' (also those that fired in none of the previous batch)" },
   ],
   decoder: () => 'affine',
   recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },
