@@ -82,3 +82,28 @@ describe('jumprelu with negative thresholds', () => {
     expect(ref.dTheta.some((v, i) => params['threshold']![i]! < 0 && v < 0)).toBe(true);
   });
 });
+
+describe('jumprelu pre-activation loss on dead latents', () => {
+  it('its gradients are the finite differences of its value; live latents and c = 0 are untouched', async () => {
+    const { params, x } = setup();
+    const def = architecture('jumprelu');
+    const deadMask = Uint8Array.from([1, 0, 1, 0, 0, 1, 1, 0]);
+    const c = 0.7;
+    const run = async (pa: number, p: Params) => (await def.step(engine, d, def.hyper.parse({ bandwidth: eps, preActCoefficient: pa }), false)).run(p, { x, rows, coef, deadMask });
+    const withLoss = await run(c, params);
+    const without = await run(0, params);
+    expect(without.losses['pre_act']).toBeUndefined();
+    expect(withLoss.losses['pre_act']).toBeGreaterThan(0);
+    const h = 1e-3;
+    const loss = async (name: string, idx: number, delta: number): Promise<number> => {
+      const p: Params = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.slice()]));
+      p[name]![idx]! += delta;
+      return (await run(c, p)).losses['pre_act']!;
+    };
+    for (const [name, idx] of [['b_enc', 0], ['b_enc', 5], ['threshold', 0], ['W_enc', 3 * d.dSae + 6], ['b_enc', 1], ['threshold', 3]] as const) {
+      const numeric = ((await loss(name, idx, h)) - (await loss(name, idx, -h))) / (2 * h);
+      const analytic = withLoss.grads[name]![idx]! - without.grads[name]![idx]!;
+      expect(analytic, `${name}[${idx}]`).toBeCloseTo(numeric, 2);
+    }
+  });
+});

@@ -39,7 +39,10 @@ const hyper = z
      * Coefficient of the pre-activation loss on dead latents (Anthropic's 2025 JumpReLU recipe, in
      * SAELens as pre_act_loss_coefficient): c / B sum_b sum_{i dead} relu(theta_i - pre_bi) |W_dec_i|.
      * A dead latent gets no gradient from the MSE nor from the L0 term; this one raises its
-     * pre-activations until it fires again. 0: off (the papers' step).
+     * pre-activations until it fires again. 0: off (the papers' step, and the default).
+     * Measured (bench-recovery, 5000 steps, c = 0.01): dead 58% -> 36%, MMCS 0.896 -> 0.915 at L0
+     * 6.9 / 6.5; on the demo's image patches (1500 steps) nothing died, so nothing changed. Not the
+     * default: it is computed outside the step's graph, O(dead * batch * d_in) per step in JS.
      */
     preActCoefficient: z.number().min(0).default(0),
     /** Encode x - b_dec instead of x (as a BatchTopK SAE saved in this form does). */

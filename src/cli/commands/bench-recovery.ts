@@ -32,7 +32,7 @@ const spec = {
 
     architectures: { kind: 'string', help: `comma-separated (default all: ${ARCHITECTURES.join(',')})`, group: 'training' },
     peers: { kind: 'boolean', help: `also train the reference recipes on the same data (${PEERS.join(', ')}; python3 with torch, tools/peers_recovery.py)`, group: 'training', default: false },
-    hyper: { kind: 'string', help: 'JSON of hyper-parameters by architecture, e.g. \'{"jumprelu":{"preActCoefficient":0}}\' (the papers\' recipe)', group: 'training' },
+    hyper: { kind: 'string', help: 'JSON of hyper-parameters by architecture, e.g. \'{"jumprelu":{"preActCoefficient":0.01}}\'', group: 'training' },
     dSae: { kind: 'integer', help: `latents of every SAE (default ${D.dSae})`, group: 'training', default: D.dSae, min: 1 },
     steps: { kind: 'integer', help: `training steps (default ${D.steps})`, group: 'training', default: D.steps, min: 1 },
     batchSize: { kind: 'integer', help: `inputs per step (default ${S.batchSize})`, group: 'training', default: S.batchSize },
