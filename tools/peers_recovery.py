@@ -11,7 +11,7 @@ Peers (their own defaults, except the learning rate, which is the benchmark's: d
 default learns almost nothing in a few thousand steps at this width):
   dl-batchtopk    BatchTopK (Bussmann et al.): keep the k*B largest relu(pre) of the batch; AuxK on
                   latents silent for 10M tokens (so never, in runs this short); threshold EMA 0.999
-                  from step 1000; unit-norm decoder, gradient projected; clip 1; b_dec = geometric median.
+                  after the lr warm-up (1000 steps, steps / 5 in shorter runs); unit-norm decoder, gradient projected; clip 1; b_dec = geometric median.
   dl-matryoshka   the same with nested groups (our prefixes), the mean of the groups' losses.
   dl-jumprelu     f = relu(pre * H(pre - theta)); loss mse + (L0 / target - 1)^2 (its target-L0 form,
                   so no search); theta init 0.001, bandwidth 0.001; Adam betas (0, 0.999); sparsity warm-up.
