@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseMagnitude } from '../src/cli/commands/bench-recovery.js';
 import { type ArchResult, correctedValue, nextKnobValue, settingsFor } from '../src/synthetic/bench.js';
+import { PEERS } from '../src/synthetic/peers.js';
 import { runCli } from './helpers/cli.js';
 
 describe('matched sparsity search', () => {
@@ -32,7 +34,18 @@ describe('matched sparsity search', () => {
   });
 });
 
+const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+
 describe('sae bench-recovery', () => {
+  it.skipIf(!hasTorch)('--peers prints the reference recipes beside ours, scored on the same held-out rows', async () => {
+    const r = await runCli(
+      'bench-recovery', '--d-in', '8', '--features', '12', '--firing-probability', '0.1', '--d-sae', '24', '--batch-size', '64',
+      '--steps', '30', '--search-steps', '10', '--max-probes', '2', '--eval-rows', '256', '--architectures', 'topk', '--peers', '--quiet',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    for (const peer of PEERS) expect(r.stdout).toMatch(new RegExp(`^${peer}\\s+\\S+\\s+[\\d.e+-]+\\s+0\\.\\d{4}\\s`, 'm'));
+  }, 120_000);
+
   it('recovers the features of an easy case and matches the L0 of a searched architecture', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'sae-recovery-')), 'recovery.json');
     const r = await runCli(
@@ -59,6 +72,9 @@ describe('sae bench-recovery', () => {
       [['--architectures', 'standard,nope'], /unknown architecture 'nope'/],
       [['--firing-probability', '2'], /--firing-probability must be in \(0, 1\]/],
       [['--steps', '0'], /--steps must be a positive integer/],
+      [['--hyper', '{nope'], /--hyper: not JSON/],
+      [['--hyper', '{"jumprelu":{"bandwidth":-1}}'], /--hyper: jumprelu: bandwidth: /],
+      [['--hyper', '{"nope":{}}'], /unknown architecture 'nope'/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli('bench-recovery', ...args);

@@ -13,6 +13,7 @@ import { benchRecoveryCommand } from './commands/bench-recovery.js';
 import { calibrateCommand } from './commands/calibrate.js';
 import { inspectCommand } from './commands/inspect.js';
 import { conformance } from './commands/conformance.js';
+import { convertCommand } from './commands/convert.js';
 import { dashboardCommand } from './commands/dashboard.js';
 import { demoCommand } from './commands/demo.js';
 import { encodeCommand } from './commands/encode.js';
@@ -23,7 +24,7 @@ import { scoreCommand } from './commands/score.js';
 import { steerCommand } from './commands/steer.js';
 import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, harvestCommand, steerCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand, anomalyDemoCommand, inspectCommand];
+export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, harvestCommand, steerCommand, demoCommand, conformance, benchRecoveryCommand, convertCommand, scoreCommand, calibrateCommand, anomalyDemoCommand, inspectCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -21,6 +21,7 @@ import { Progress } from '../train/progress.js';
 import type { OutStream } from '../io/terminal.js';
 import { train, type TrainSettings } from '../train/trainer.js';
 import { SyntheticData, type SyntheticBatch, type SyntheticSpec } from './generator.js';
+import { type Peer, type PeerResult, runPeers } from './peers.js';
 import { maxCosines, recoveryScores } from './recovery.js';
 
 export interface ArchSettings {
@@ -33,10 +34,10 @@ export interface ArchSettings {
   readonly hyper: Readonly<Record<string, unknown>>;
 }
 
-/** The benchmark's settings of an architecture: its `recovery` field in the table. */
-export function settingsFor(name: Architecture): ArchSettings {
+/** The benchmark's settings of an architecture: its `recovery` field in the table, and hyper-parameters given for it. */
+export function settingsFor(name: Architecture, hyper: Readonly<Record<string, unknown>> = {}): ArchSettings {
   const { knob, unitNormDecoder } = architecture(name).recovery;
-  return { knob, unitNormDecoder, lrScale: 1, hyper: {} };
+  return { knob, unitNormDecoder, lrScale: 1, hyper };
 }
 
 export interface RecoveryBenchOptions {
@@ -58,6 +59,10 @@ export interface RecoveryBenchOptions {
   /** Cosine above which a true feature counts as recovered. */
   readonly threshold: number;
   readonly seed: number;
+  /** Reference recipes to run on the same data (tools/peers_recovery.py, python3 + torch). */
+  readonly peers?: readonly Peer[];
+  /** Hyper-parameters by architecture, besides the knob (e.g. { batchtopk: { auxLatents: 'dead' } }). */
+  readonly hyper?: Readonly<Partial<Record<Architecture, Readonly<Record<string, unknown>>>>>;
 }
 
 export const BENCH_DEFAULTS = {
@@ -108,6 +113,8 @@ export interface BenchReport {
   readonly targetL0: number;
   readonly trueL0: number;
   readonly results: readonly ArchResult[];
+  /** The peers' figures on the same data (with --peers). */
+  readonly peers?: readonly PeerResult[];
   readonly seconds: number;
 }
 
@@ -237,7 +244,7 @@ export function correctedValue(runs: readonly Probe[], target: number, l0GrowsWi
 
 export async function benchArchitecture(engine: Engine, data: SyntheticData, evalSet: SyntheticBatch, o: RecoveryBenchOptions, arch: Architecture, log: BenchLog): Promise<ArchResult> {
   const start = performance.now();
-  const s = settingsFor(arch);
+  const s = settingsFor(arch, o.hyper?.[arch]);
   const name = knobName(arch, s.knob);
   const found = await searchKnob(engine, data, evalSet, o, arch, s, log);
   let value = found.value;
@@ -290,5 +297,6 @@ export async function runRecoveryBench(engine: Engine, o: RecoveryBenchOptions, 
     say(log, `${arch}:`);
     results.push(await benchArchitecture(engine, data, evalSet, o, arch, log));
   }
-  return { targetL0: o.targetL0, trueL0: meanL0(evalSet.codes, evalSet.rows), results, seconds: (performance.now() - start) / 1000 };
+  const peers = o.peers?.length ? await runPeers({ ...o, peers: o.peers, threads: engine.threads }, data.features, evalSet, log.quiet ? undefined : log.stream) : undefined;
+  return { targetL0: o.targetL0, trueL0: meanL0(evalSet.codes, evalSet.rows), results, ...(peers ? { peers } : {}), seconds: (performance.now() - start) / 1000 };
 }

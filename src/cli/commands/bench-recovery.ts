@@ -3,7 +3,9 @@ import { ARCHITECTURES, architecture } from '../../arch/index.js';
 import type { Architecture } from '../../arch/types.js';
 import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { isRecord } from '../../io/json.js';
 import { BENCH_DEFAULTS, type BenchReport, type RecoveryBenchOptions, runRecoveryBench } from '../../synthetic/bench.js';
+import { PEERS } from '../../synthetic/peers.js';
 import { checkSyntheticSpec, type Magnitude, SYNTHETIC_DEFAULTS, type SyntheticSpec } from '../../synthetic/generator.js';
 import { formatDuration } from '../../io/terminal.js';
 import { kebab, type Parsed } from '../args.js';
@@ -29,6 +31,8 @@ const spec = {
     seed: { kind: 'integer', help: 'seed of the features, the data and the initialisation (default 0)', group: 'data', default: S.seed },
 
     architectures: { kind: 'string', help: `comma-separated (default all: ${ARCHITECTURES.join(',')})`, group: 'training' },
+    peers: { kind: 'boolean', help: `also train the reference recipes on the same data (${PEERS.join(', ')}; python3 with torch, tools/peers_recovery.py)`, group: 'training', default: false },
+    hyper: { kind: 'string', help: 'JSON of hyper-parameters by architecture, e.g. \'{"jumprelu":{"preActCoefficient":0.01}}\'', group: 'training' },
     dSae: { kind: 'integer', help: `latents of every SAE (default ${D.dSae})`, group: 'training', default: D.dSae, min: 1 },
     steps: { kind: 'integer', help: `training steps (default ${D.steps})`, group: 'training', default: D.steps, min: 1 },
     batchSize: { kind: 'integer', help: `inputs per step (default ${S.batchSize})`, group: 'training', default: S.batchSize },
@@ -69,6 +73,26 @@ function parseArchitectures(text: string | undefined): Architecture[] {
   return names.map((n) => architecture(n).name);
 }
 
+/** --hyper: {"arch": {key: value}}, each architecture's hyper-parameters checked by its schema now. */
+function parseHyper(text: string): Partial<Record<Architecture, Record<string, unknown>>> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new UserError(`--hyper: not JSON: ${text}`);
+  }
+  if (!isRecord(v)) throw new UserError('--hyper: expected a JSON object of hyper-parameters by architecture');
+  const out: Partial<Record<Architecture, Record<string, unknown>>> = {};
+  for (const [name, h] of Object.entries(v)) {
+    const def = architecture(name);
+    if (!isRecord(h)) throw new UserError(`--hyper: ${name}: expected an object of hyper-parameters`);
+    const parsed = def.hyper.safeParse(h);
+    if (!parsed.success) throw new UserError(`--hyper: ${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}`);
+    out[def.name] = h;
+  }
+  return out;
+}
+
 /** The benchmark's options from the flags, checked. */
 export function benchOptionsFrom(v: Parsed<typeof spec>): RecoveryBenchOptions {
   const { dIn, features, firingProbability, groupSize, groupCorrelation, noise, batchSize, seed } = v;
@@ -84,7 +108,9 @@ export function benchOptionsFrom(v: Parsed<typeof spec>): RecoveryBenchOptions {
   }
   const { dSae, steps, lr, searchSteps, maxProbes, maxCorrections, tolerance, evalRows, threshold } = v;
   const targetL0 = v.targetL0 ?? D.targetL0OverData * data.features * data.firingProbability;
-  const o: RecoveryBenchOptions = { data, dSae, steps, lr, targetL0, architectures: parseArchitectures(v.architectures), searchSteps, maxProbes, maxCorrections, tolerance, evalRows, threshold, seed };
+  const architectures = parseArchitectures(v.architectures);
+  const hyper = v.hyper !== undefined ? parseHyper(v.hyper) : undefined;
+  const o: RecoveryBenchOptions = { data, dSae, steps, lr, targetL0, architectures, searchSteps, maxProbes, maxCorrections, tolerance, evalRows, threshold, seed, ...(hyper ? { hyper } : {}), ...(v.peers ? { peers: PEERS } : {}) };
   for (const k of ['lr', 'targetL0', 'tolerance'] as const) {
     if (!(o[k] > 0)) throw new UserError(`--${kebab(k)} must be positive, got ${String(o[k])}`);
   }
@@ -94,7 +120,7 @@ export function benchOptionsFrom(v: Parsed<typeof spec>): RecoveryBenchOptions {
 
 export function formatBenchTable(r: BenchReport): string {
   const head = ['architecture', 'knob', 'value', 'MMCS', 'recovered', 'L0', 'FVU', 'dead', 'train s', 'total s'];
-  const rows = r.results.map((a) => [
+  const rows = [...r.results, ...(r.peers ?? []).map((p) => ({ ...p, trainSeconds: p.seconds, totalSeconds: p.seconds }))].map((a) => [
     a.architecture,
     a.knob,
     a.value.toPrecision(3),

@@ -11,7 +11,7 @@ import { datasetErrors, type Detection, detection, detectionRecord, writeCalibra
 import { type Calibration, fitCalibration } from '../../anomaly/score.js';
 import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
-import { loadSae } from '../../io/saelens.js';
+import { loadAnySaeAsSae } from '../../formats/index.js';
 import type { Sae } from '../../sae.js';
 import { type CliIO, defineCommand, print } from '../command.js';
 import { formatTable } from './format.js';
@@ -84,7 +84,7 @@ export const calibrateCommand = defineCommand(
     if (!(q > 0 && q < 1)) throw new UserError(`--quantile must be in (0, 1), got ${String(q)}`);
     if (test !== undefined && labelsPath === undefined) throw new UserError('--test needs --labels (one label per row of --test)');
     const out = args.out ?? join(dir, CALIBRATION_FILENAME);
-    const sae = await loadSae(dir);
+    const sae = await loadAnySaeAsSae(dir);
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
     try {
       const dataErrors = await errorsOf(args, data, dir, sae, engine, io);

@@ -14,7 +14,7 @@ import { storeTokenRows } from '../../store/tokens.js';
 import type { Dataset } from '../../data/dataset.js';
 import { Engine } from '../../engine/index.js';
 import { fileError, UserError } from '../../errors.js';
-import { loadSae } from '../../io/saelens.js';
+import { loadAnySaeAsSae } from '../../formats/index.js';
 import type { Sae } from '../../sae.js';
 import { PREPROCESS_FILENAME } from '../../train/run.js';
 import type { Parsed } from '../args.js';
@@ -73,7 +73,7 @@ async function exampleSource(args: DashboardArgs, ds: Dataset): Promise<ExampleS
 
 export const dashboardCommand = defineCommand(spec, async (args, io) => {
   const { positionals: [dir], out, batchSize: batch, maxRows, topK, samples, layer, modelId, saeSet, model } = args;
-  const sae = await loadSae(dir);
+  const sae = await loadAnySaeAsSae(dir);
   const engine = new Engine({ warn: (m) => print(io.stderr, m) });
   const ds = await openData(args, dir, sae, engine);
   try {

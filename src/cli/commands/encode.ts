@@ -4,7 +4,7 @@ import { assertFiniteOutput, sequentialChunks } from '../../data/sequential.js';
 import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
 import { writeNpy } from '../../io/npy.js';
-import { loadSae } from '../../io/saelens.js';
+import { loadAnySaeAsSae } from '../../formats/index.js';
 import { writeSafetensors } from '../../io/safetensors.js';
 import { defineCommand, print } from '../command.js';
 import { INPUT_OPTIONS, openInput } from './inference-data.js';
@@ -26,7 +26,7 @@ export const encodeCommand = defineCommand(
     const ext = extname(out).toLowerCase();
     if (ext !== '.safetensors' && ext !== '.npy') throw new UserError(`--out: ${out} must end in .safetensors or .npy`);
     if (k !== undefined && ext !== '.safetensors') throw new UserError('--topk writes indices and values: give an --out ending in .safetensors');
-    const sae = await loadSae(dir);
+    const sae = await loadAnySaeAsSae(dir);
     if (k !== undefined && k > sae.dims.dSae) throw new UserError(`--topk must be between 1 and d_sae = ${sae.dims.dSae}`);
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
     const ds = await openInput(args, dir, sae, engine);

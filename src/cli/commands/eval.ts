@@ -4,7 +4,7 @@ import { Engine } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
 import { encoderDecoderCosine, evaluate, summarize } from '../../eval.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { loadSae } from '../../io/saelens.js';
+import { loadAnySaeAsSae } from '../../formats/index.js';
 import { defineCommand, print } from '../command.js';
 import { formatTable, metricRows } from './format.js';
 import { OPTIONAL_INPUT_OPTIONS, openInput } from './inference-data.js';
@@ -26,7 +26,7 @@ export const evalCommand = defineCommand(
   async (args, io) => {
     const { positionals: [dir], data, batchSize: batch, model } = args;
     const maxRows = args.maxRows ?? Infinity;
-    const sae = await loadSae(dir);
+    const sae = await loadAnySaeAsSae(dir);
     if (model !== undefined) return spliceEval(args, model, dir, sae, io);
     if (data === undefined) throw new UserError('--data is required (or --model to splice into a model)');
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });

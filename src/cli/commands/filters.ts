@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { loadImagePreprocess } from '../../data/preprocess-file.js';
 import { Engine } from '../../engine/index.js';
 import { writePng } from '../../io/png.js';
-import { loadSae, loadSparsity } from '../../io/saelens.js';
+import { loadAnySaeAsSae } from '../../formats/index.js';
+import { loadSparsity, SPARSITY_FILENAME } from '../../io/saelens.js';
 import { PREPROCESS_FILENAME } from '../../train/run.js';
 import { saeFilters } from '../../viz/sae-filters.js';
 import { defineCommand, print } from '../command.js';
@@ -27,13 +28,13 @@ export const filtersCommand = defineCommand(
   },
   async (v, io) => {
     const { positionals: [dir], space, order } = v;
-    const sae = await loadSae(dir);
+    const sae = await loadAnySaeAsSae(dir);
     const preprocessPath = v.preprocess ?? join(dir, PREPROCESS_FILENAME);
     const preprocess = v.preprocess !== undefined || existsSync(preprocessPath) ? await loadImagePreprocess(preprocessPath) : undefined;
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
     const png = await saeFilters(engine, sae, preprocess, {
       space,
-      log10Rates: order === 'frequency' ? await loadSparsity(dir) : undefined,
+      log10Rates: order === 'frequency' && existsSync(join(dir, SPARSITY_FILENAME)) ? await loadSparsity(dir) : undefined,
       ...(v.max !== undefined ? { max: v.max } : {}),
       ...(v.zoom !== undefined ? { zoom: v.zoom } : {}),
       ...(v.columns !== undefined ? { columns: v.columns } : {}),

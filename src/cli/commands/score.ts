@@ -10,7 +10,7 @@ import { quantile } from '../../anomaly/roc.js';
 import { normalisedScores } from '../../anomaly/score.js';
 import { Engine } from '../../engine/index.js';
 import { UserError, fileError } from '../../errors.js';
-import { loadSae } from '../../io/saelens.js';
+import { loadAnySaeAsSae } from '../../formats/index.js';
 import { defineCommand, print } from '../command.js';
 import { formatTable } from './format.js';
 import { INPUT_OPTIONS, openInput } from './inference-data.js';
@@ -44,7 +44,7 @@ export const scoreCommand = defineCommand(
     const { positionals: [dir], out } = v;
     if (!/\.(csv|npy)$/i.test(out)) throw fileError(out, 'scores are written as .csv or .npy: choose one of these extensions');
     const calibrationPath = v.calibration ?? join(dir, CALIBRATION_FILENAME);
-    const sae = await loadSae(dir);
+    const sae = await loadAnySaeAsSae(dir);
     const calibration = await loadCalibration(calibrationPath, sae, dir).catch((e: unknown) => {
       if (e instanceof UserError && e.message.endsWith('no such file') && v.calibration === undefined) {
         throw fileError(calibrationPath, `no such file: calibrate first (sae calibrate ${dir} --data CLEAN_INPUTS), or pass --calibration FILE`);

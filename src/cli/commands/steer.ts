@@ -6,7 +6,7 @@
  */
 import { Engine } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
-import { loadSae } from '../../io/saelens.js';
+import { loadAnySaeAsSae } from '../../formats/index.js';
 import { closeLanguageModel, hookTensor, type LanguageModel, openLanguageModel, tokenize } from '../../lm/model.js';
 import { rowCosines, type Steer, steerEdit } from '../../lm/splice.js';
 import type { Sae } from '../../sae.js';
@@ -69,7 +69,7 @@ export const steerCommand = defineCommand(
   },
   async (v, io) => {
     const { positionals: [dir], feature, clamp } = v;
-    const sae = await loadSae(dir);
+    const sae = await loadAnySaeAsSae(dir);
     if (feature >= sae.dims.dSae) throw new UserError(`--feature must be in [0, ${sae.dims.dSae})`);
     const modelSpec = v.model ?? sae.metadata['model_name'];
     const hook = v.hook ?? sae.metadata['hook_name'];
