@@ -65,6 +65,17 @@ describe('reading files numpy wrote', () => {
   });
 });
 
+describe('decoding bytes in memory', () => {
+  it('a Node Buffer from readFile (a view into a shared pool) decodes to exactly its own values', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'sae-npy-')), 'x.npy');
+    const x = Float32Array.from({ length: 128 }, (_, i) => i / 7);
+    await writeNpy(path, x, [32, 4]);
+    const bytes = Buffer.concat([Buffer.from('padding'), await readFile(path)]).subarray(7);
+    expect(decodeNpyArray(bytes, path).data).toEqual(x);
+    expect(decodeNpy(bytes, path).data).toEqual(x);
+  });
+});
+
 describe('writing', () => {
   it('writes the same bytes as np.save', async () => {
     expect(serializeNpy(values, [2, 3])).toEqual(new Uint8Array(await readFile(fixture('f4.npy'))));

@@ -223,7 +223,9 @@ export async function readNpyHeader(path: string): Promise<NpyHeader> {
 /** Parses a whole .npy file held in memory; the data is copied into a fresh typed array. */
 export function decodeNpyArray(bytes: Uint8Array, file: string): NpyArray {
   const { descr, shape, dataOffset } = parseNpyHeader(bytes, bytes.length, file);
-  const b = bytes.slice(dataOffset).buffer;
+  // a fresh copy of exactly the data: a Node Buffer's slice() is a view into a shared pool, whose
+  // .buffer would be the whole pool
+  const b = new Uint8Array(bytes.subarray(dataOffset)).buffer;
   switch (descr) {
     case '<f4': return { descr, shape, data: new Float32Array(b) };
     case '<f2': return { descr, shape, data: new Uint16Array(b) };
