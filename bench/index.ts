@@ -1,8 +1,9 @@
 /**
  * npm run bench: prints figures and ratios against baselines run in the same script, and as its
  * last line one JSON object with every figure, to compare across commits.
- *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store)
+ *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store, hooked)
  */
+import { benchHooked } from './hooked-transformer.js';
 import { benchKernels } from './kernels.js';
 import { benchStandardStep } from './standard-step.js';
 import { benchStore } from './store.js';
@@ -13,6 +14,7 @@ const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
   topk: benchTopKStep,
   kernels: async () => ({ bench: 'kernels', ...(await benchKernels()) }),
   store: benchStore,
+  hooked: benchHooked,
 };
 
 const wanted = process.argv.slice(2);

@@ -8,7 +8,7 @@ import { UserError } from '../errors.js';
 import type { Kernels, KernelsName } from './kernels.js';
 import { loadNativeKernels } from './native.js';
 import { GraphBuilder } from './onnx.js';
-import { compileGraph, type Graph, type OrtApi } from './ort.js';
+import { type CompileOptions, compileGraph, type Graph, type OrtApi } from './ort.js';
 import { referenceKernels } from './reference.js';
 
 export type KernelsChoice = KernelsName | 'auto';
@@ -65,10 +65,10 @@ export class Engine {
   }
 
   /** Compiles the model built by `build` once per key. */
-  graph(key: string, build: () => Uint8Array): Promise<Graph> {
+  graph(key: string, build: () => Uint8Array, options: CompileOptions = {}): Promise<Graph> {
     let g = this.cache.get(key);
     if (!g) {
-      g = compileGraph(this.ort, build(), this.threads);
+      g = compileGraph(this.ort, build(), this.threads, options);
       this.cache.set(key, g);
     }
     return g;

@@ -104,6 +104,11 @@ export class GraphBuilder {
   private initializers: ProtoWriter[] = [];
   private inputs: ProtoWriter[] = [];
   private outputs: ProtoWriter[] = [];
+  /** Each node's input and output names, parallel to `nodes`, for pruning. */
+  private edges: { inputs: readonly string[]; outputs: readonly string[] }[] = [];
+  private inputNames: string[] = [];
+  private outputNames: string[] = [];
+  private initializerNames: string[] = [];
   private counter = 0;
   private readonly constCache = new Map<string, Value>();
 
@@ -111,6 +116,7 @@ export class GraphBuilder {
 
   input(name: string, shape: readonly Dim[], type: ElemType = 'float32'): Value {
     this.inputs.push(valueInfo(name, type, shape));
+    this.inputNames.push(name);
     return name as Value;
   }
 
@@ -118,6 +124,7 @@ export class GraphBuilder {
   output(value: Value, name: string, shape: readonly Dim[], type: ElemType = 'float32'): void {
     this.op('Identity', [value], {}, name);
     this.outputs.push(valueInfo(name, type, shape));
+    this.outputNames.push(name);
   }
 
   /** A constant tensor (an initializer); scalars are cached. */
@@ -128,6 +135,7 @@ export class GraphBuilder {
     if (cached) return cached;
     const name = `const_${this.counter++}` as Value;
     this.initializers.push(tensorProto(name, type, dims, data));
+    this.initializerNames.push(name);
     if (key) this.constCache.set(key, name);
     return name;
   }
@@ -153,6 +161,7 @@ export class GraphBuilder {
     node.string(3, `node_${id}`).string(4, type);
     for (const [k, v] of Object.entries(attrs)) node.message(5, attribute(k, v));
     this.nodes.push(node);
+    this.edges.push({ inputs, outputs: outs });
     return outs;
   }
 
@@ -188,16 +197,77 @@ export class GraphBuilder {
     return [v!, i!];
   }
 
-  encode(): Uint8Array {
+  /** Softmax along `axis`. */
+  softmax(a: Value, axis = -1): Value { return this.op('Softmax', [a], { axis }); }
+  tanh(a: Value): Value { return this.op('Tanh', [a]); }
+  erf(a: Value): Value { return this.op('Erf', [a]); }
+  sin(a: Value): Value { return this.op('Sin', [a]); }
+  cos(a: Value): Value { return this.op('Cos', [a]); }
+  pow(a: Value, b: Value): Value { return this.op('Pow', [a, b]); }
+  /** Reshape to `shape` (a constant list, 0 = keep, -1 = infer, or an int64 value). */
+  reshape(a: Value, shape: readonly number[] | Value): Value {
+    return this.op('Reshape', [a, typeof shape === 'string' ? shape : this.ints(shape)]);
+  }
+  transpose(a: Value, perm: readonly number[]): Value { return this.op('Transpose', [a], { perm }); }
+  /** Rows of `data` along `axis` picked by integer `indices`. */
+  gather(data: Value, indices: Value, axis = 0): Value { return this.op('Gather', [data, indices], { axis }); }
+  concat(values: readonly Value[], axis: number): Value { return this.op('Concat', values, { axis }); }
+  /** a[..., starts:ends] along `axes` (constant bounds). */
+  slice(a: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
+    return this.op('Slice', [a, this.ints(starts), this.ints(ends), this.ints(axes)]);
+  }
+  /** Mean over the given axes (opset < 18: axes as an attribute). */
+  mean(a: Value, axes: number[], keepdims = true): Value {
+    return this.op('ReduceMean', [a], { axes, keepdims: keepdims ? 1 : 0 });
+  }
+  expand(a: Value, shape: Value): Value { return this.op('Expand', [a, shape]); }
+  /** The lower (upper = false) or upper triangle of the last two axes, from diagonal k on. */
+  trilu(a: Value, upper: boolean, k = 0): Value { return this.op('Trilu', [a, this.ints([k])], { upper: upper ? 1 : 0 }); }
+  /** An int64 constant vector. */
+  ints(values: readonly number[]): Value {
+    return this.constant(BigInt64Array.from(values.map(BigInt)), [values.length]);
+  }
+
+  /**
+   * The serialised ModelProto. With `prune`, only the nodes that the outputs depend on are kept,
+   * and only the inputs and initializers those nodes read (a graph input nothing reads is dropped).
+   */
+  encode(options: { prune?: boolean } = {}): Uint8Array {
+    const keep = options.prune ? this.liveNodes() : undefined;
+    const used = new Set<string>();
+    if (keep) for (const i of keep) for (const name of this.edges[i]!.inputs) used.add(name);
     const graph = new ProtoWriter();
-    for (const n of this.nodes) graph.message(1, n);
+    this.nodes.forEach((n, i) => {
+      if (!keep || keep.has(i)) graph.message(1, n);
+    });
     graph.string(2, 'sparse_autoencoder');
-    for (const t of this.initializers) graph.message(5, t);
-    for (const i of this.inputs) graph.message(11, i);
+    this.initializers.forEach((t, i) => {
+      if (!keep || used.has(this.initializerNames[i]!)) graph.message(5, t);
+    });
+    this.inputs.forEach((t, i) => {
+      if (!keep || used.has(this.inputNames[i]!)) graph.message(11, t);
+    });
     for (const o of this.outputs) graph.message(12, o);
     const model = new ProtoWriter().int(1, 8).string(2, 'sparse-autoencoder');
     model.message(7, graph);
     model.message(8, new ProtoWriter().string(1, '').int(2, this.opset));
     return model.finish();
+  }
+
+  /** Indices of the nodes the graph outputs depend on. */
+  private liveNodes(): Set<number> {
+    const producer = new Map<string, number>();
+    this.edges.forEach((e, i) => {
+      for (const o of e.outputs) producer.set(o, i);
+    });
+    const live = new Set<number>();
+    const stack = [...this.outputNames];
+    while (stack.length > 0) {
+      const i = producer.get(stack.pop()!);
+      if (i === undefined || live.has(i)) continue;
+      live.add(i);
+      for (const name of this.edges[i]!.inputs) if (name) stack.push(name);
+    }
+    return live;
   }
 }

@@ -67,10 +67,20 @@ function disableOrtTelemetry(): void {
   if (process.env['SAE_ORT_TELEMETRY'] !== '1') process.env['ORT_DISABLE_TELEMETRY'] ||= '1';
 }
 
+export interface CompileOptions {
+  /**
+   * Keep onnxruntime's CPU arena (default true): intermediates are reused between runs, and the
+   * arena keeps its peak size for the session's life. false: intermediates are freed after each run
+   * (for graphs with large intermediates, such as language models' logits, cached side by side).
+   */
+  readonly arena?: boolean;
+}
+
 /** Compiles ONNX model bytes into a Graph with `threads` intra-op threads. */
-export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number): Promise<Graph> {
+export async function compileGraph(ort: OrtApi, model: Uint8Array, threads: number, options: CompileOptions = {}): Promise<Graph> {
   disableOrtTelemetry();
   const session = await ort.InferenceSession.create(model, {
+    enableCpuMemArena: options.arena ?? true,
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
