@@ -1,8 +1,9 @@
 /**
  * npm run bench: prints figures and ratios against baselines run in the same script, and as its
  * last line one JSON object with every figure, to compare across commits.
- *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store, hooked)
+ *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store, hooked, harvest)
  */
+import { benchHarvest } from './harvest.js';
 import { benchHooked } from './hooked-transformer.js';
 import { benchKernels } from './kernels.js';
 import { benchStandardStep } from './standard-step.js';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
   kernels: async () => ({ bench: 'kernels', ...(await benchKernels()) }),
   store: benchStore,
   hooked: benchHooked,
+  harvest: benchHarvest,
 };
 
 const wanted = process.argv.slice(2);
