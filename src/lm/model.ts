@@ -56,7 +56,7 @@ export type ModelLayout = 'use-lite' | 'gguf' | 'hf-folder' | 'onnx';
 export async function resolveModel(spec: string): Promise<ModelLayout> {
   if (isUseLite(spec)) return 'use-lite';
   const info = await stat(spec).catch(() => undefined);
-  if (info === undefined) throw fileError(spec, "no such model file or folder (give use-lite, a .gguf file, a Hugging Face folder, a transformers.js folder or an .onnx file)");
+  if (info === undefined) throw fileError(spec, "no such model file or folder");
   const lower = spec.toLowerCase();
   if (!info.isDirectory()) {
     if (lower.endsWith('.gguf')) return 'gguf';

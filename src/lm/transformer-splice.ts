@@ -17,16 +17,10 @@ import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { Sae } from '../sae.js';
 import { repad, unpad } from './rows.js';
-import { reconstructEdit } from './splice.js';
+import { type CausalSpliceMetrics, reconstructEdit } from './splice.js';
 import type { HookEdit, HookedTransformer } from './transformer/index.js';
 
-export interface TransformerSpliceMetrics {
-  readonly tokens: number;
-  readonly ce_clean: number;
-  readonly ce_spliced: number;
-  readonly ce_zero: number;
-  readonly loss_recovered: number;
-  readonly delta_loss: number;
+export interface TransformerSpliceMetrics extends CausalSpliceMetrics {
   /** Mean KL(clean || spliced) of the next-token distributions, nats. */
   readonly kl_spliced: number;
 }

