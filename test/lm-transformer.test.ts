@@ -1,7 +1,7 @@
 // The hooked transformer against float64 PyTorch references of every family (test/fixtures/lm),
 // and its edits, early stops and errors.
 import { join } from 'node:path';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/index.js';
@@ -236,4 +236,19 @@ describe('bad model folders', () => {
     truncateSync(join(cut, 'model.safetensors'), 5000);
     await expect(HookedTransformer.load(cut, engine)).rejects.toThrow(/model\.safetensors: .*(truncated|past the end)/);
   });
+});
+
+// The real model of the issue, when it has been fetched (the demo's cache; CI fetches it once).
+const TINYLLAMA = process.env['TINYLLAMA_GGUF'] ?? join(process.env['SAE_CACHE_DIR'] ?? join(tmpdir(), 'sparse-autoencoder-cache'), 'tinyllama-1.1b.gguf');
+describe('TinyLlama-1.1B GGUF', () => {
+  if (!existsSync(TINYLLAMA)) console.warn(`lm-transformer: ${TINYLLAMA} not found; the TinyLlama continuation test is skipped`);
+  it.skipIf(!existsSync(TINYLLAMA))(
+    'continues "The capital of France is" greedily as llama.cpp does',
+    async () => {
+      // llama.cpp (node-llama-cpp 3.22.1) on the same file: "the second largest city in the country. ..."
+      const m = await HookedTransformer.load(TINYLLAMA, engine);
+      expect(await m.generate([1, 450, 7483, 310, 3444, 338], 4)).toEqual([278, 1473, 10150, 4272]);
+    },
+    600_000,
+  );
 });
