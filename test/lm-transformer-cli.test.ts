@@ -14,6 +14,7 @@ import { saveSae } from '../src/io/saelens.js';
 import { openLanguageModel, resolveModel } from '../src/lm/model.js';
 import { transformerSplice } from '../src/lm/transformer-splice.js';
 import { Sae } from '../src/sae.js';
+import { openStore } from '../src/store/dataset.js';
 import { runCli } from './helpers/cli.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'lm');
@@ -93,6 +94,35 @@ describe('sae harvest on a GGUF transformer', () => {
     const long = await runCli('harvest', '--model', GGUF, '--hook', HOOK, '--text', text, '--out', join(dir, 'long'), '--context-size', '65', '--quiet');
     expect(long.code).toBe(2);
     expect(long.stderr).toBe(`sae: ${GGUF}: a context of 65 tokens is longer than the model's 64 positions (max_position_embeddings)\n`);
+  });
+});
+
+describe('--exclude-bos', () => {
+  it('harvest runs BOS but stores no row for it; splicing with BOS kept clean is a different ablation', async () => {
+    const args = (out: string, ...more: string[]): string[] => ['harvest', '--model', GGUF, '--hook', HOOK, '--text', text, '--out', out, '--context-size', '16', '--quiet', ...more];
+    expect((await runCli(...args(join(dir, 'all')))).code).toBe(0);
+    expect((await runCli(...args(join(dir, 'nobos'), '--exclude-bos'))).code).toBe(0);
+    const all = await openStore(join(dir, 'all'));
+    const nobos = await openStore(join(dir, 'nobos'));
+    expect(nobos.rows).toBe(all.rows - all.manifest.contexts);
+    const info = await nobos.rowInfo(0, 3);
+    expect(Array.from(info.pos)).toEqual([1, 2, 3]);
+    const a = new Float32Array(D);
+    const b = new Float32Array(D);
+    await all.read(1, 1, a);
+    await nobos.read(0, 1, b);
+    expect(b).toEqual(a);
+    await all.close();
+    await nobos.close();
+
+    const m = await openLanguageModel(GGUF, engine);
+    if (m.kind !== 'transformer') throw new Error('expected a transformer');
+    const ids = [Int32Array.from([1, 278, 285, 287, 293, 295]), Int32Array.from([1, 285, 287])];
+    const full = await transformerSplice(engine, m.tf.model, identitySae(), HOOK, ids);
+    const kept = await transformerSplice(engine, m.tf.model, identitySae(), HOOK, ids, { keepPositions: 1 });
+    expect(kept.ce_spliced).toBe(kept.ce_clean);
+    expect(kept.ce_clean).toBe(full.ce_clean);
+    expect(kept.ce_zero).not.toBe(full.ce_zero);
   });
 });
 

@@ -12,7 +12,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine } from '../engine/index.js';
-import { fileError } from '../errors.js';
+import { fileError, UserError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import type { Sae } from '../sae.js';
 import type { Context, HookedModel } from './harvest.js';
@@ -145,8 +145,10 @@ export type SpliceMetrics =
   | ({ readonly kind: 'transformer' } & TransformerSpliceMetrics);
 
 /** What splicing the SAE's reconstruction at `hook` loses over the contexts. */
-export async function spliceMetrics(engine: Engine, m: LanguageModel, sae: Sae, hook: string, contexts: readonly Int32Array[], keepError = false): Promise<SpliceMetrics> {
-  if (m.kind === 'transformer') return { kind: 'transformer', ...(await transformerSplice(engine, m.tf.model, sae, hook, contexts, { keepError })) };
+/** With keepPositions k (transformers only), the first k positions of every context stay clean (k = 1: BOS). */
+export async function spliceMetrics(engine: Engine, m: LanguageModel, sae: Sae, hook: string, contexts: readonly Int32Array[], keepError = false, keepPositions = 0): Promise<SpliceMetrics> {
+  if (m.kind === 'transformer') return { kind: 'transformer', ...(await transformerSplice(engine, m.tf.model, sae, hook, contexts, { keepError, keepPositions })) };
+  if (keepPositions > 0) throw new UserError('--exclude-bos: splicing with BOS left clean runs on Hugging Face folders and .gguf models only');
   const edit = reconstructEdit(engine, sae, keepError);
   const tensor = hookTensor(m, hook);
   if (m.kind === 'encoder') return { kind: 'encoder', ...(await encoderSplice(m.use, tensor, edit, contexts)) };

