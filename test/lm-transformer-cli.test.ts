@@ -78,6 +78,44 @@ describe('--model resolver', () => {
   });
 });
 
+/** A character-level BPE tokenizer.json whose post-processor prepends <s> (ids below the fixture's vocabulary of 300). */
+function charTokenizer(): object {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (const c of 'abcdefghijklmnopqrstuvwxyzTFP .') vocab[c] = Object.keys(vocab).length;
+  const special = (id: number, content: string): object => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: '1.0',
+    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [{ Sequence: { id: 'A', type_id: 0 } }], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } },
+    decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  };
+}
+
+describe('a Hugging Face folder', () => {
+  it('runs with its tokenizer.json (BOS as its post-processor adds it), and equals the same weights from GGUF', async () => {
+    const folder = join(dir, 'llama-hf');
+    await mkdir(folder);
+    for (const f of await readdir(join(FIXTURES, 'llama'))) await copyFile(join(FIXTURES, 'llama', f), join(folder, f));
+    await writeFile(join(folder, 'tokenizer.json'), JSON.stringify(charTokenizer()));
+    expect(await resolveModel(folder)).toBe('hf-folder');
+    const r = await runCli('generate', folder, '--prompt', 'The cat', '--max-new-tokens', '2', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { ids: number[] }).ids).toEqual([1, 29, 10, 7, 32, 5, 3, 22]);
+    const hf = await openLanguageModel(folder, engine);
+    const gguf = await openLanguageModel(GGUF, engine);
+    if (hf.kind !== 'transformer' || gguf.kind !== 'transformer') throw new Error('expected transformers');
+    const ids = [Int32Array.from([1, 29, 10, 7, 32, 5, 3])];
+    const a = (await hf.tf.model.run(ids, { stopAfter: 'blocks.1.hook_resid_post' })).hooks['blocks.1.hook_resid_post']!.data;
+    const b = (await gguf.tf.model.run(ids, { stopAfter: 'blocks.1.hook_resid_post' })).hooks['blocks.1.hook_resid_post']!.data;
+    const scale = Math.max(...a.map(Math.abs));
+    expect(Math.max(...a.map((x, i) => Math.abs(x - b[i]!))) / scale).toBeLessThan(1e-5);
+  });
+});
+
 describe('sae harvest on a GGUF transformer', () => {
   it('stores the hook for every token, BOS first; a bad hook or too long a context is one line', async () => {
     const out = join(dir, 'store');
