@@ -36,6 +36,11 @@ export interface HarvestOptions {
   /** Stop once the store holds this many rows (default: the whole source). */
   readonly maxTokens?: number;
   readonly progress?: HarvestProgress;
+  /**
+   * Leading positions of every context that the model reads but the store leaves out (1: the BOS
+   * token, whose residual in Llama-like models is one huge vector, the same in every context).
+   */
+  readonly skipPositions?: number;
 }
 
 export interface HarvestResult {
@@ -49,6 +54,7 @@ export interface HarvestResult {
 export async function harvest(model: HookedModel, contexts: AsyncIterable<Context> | Iterable<Context>, writer: StoreWriter, o: HarvestOptions): Promise<HarvestResult> {
   const started = performance.now();
   const max = o.maxTokens ?? Infinity;
+  const skip = o.skipPositions ?? 0;
   let tokens = 0;
   let batch: Context[] = [];
   const run = async (): Promise<void> => {
@@ -56,13 +62,14 @@ export async function harvest(model: HookedModel, contexts: AsyncIterable<Contex
     let row = 0;
     for (const c of batch) {
       const n = c.tokens.length;
-      const rows = keepRows(c, writer, Math.max(0, max - writer.rows));
+      const from = Math.min(skip, n);
+      const rows = keepRows(c.index, n - from, writer, Math.max(0, max - writer.rows));
       await writer.append({
         context: c.index,
         doc: c.doc,
-        x: x.subarray(row * model.dIn, (row + rows) * model.dIn),
-        pos: Int32Array.from({ length: rows }, (_, i) => i),
-        token: c.tokens.subarray(0, rows),
+        x: x.subarray((row + from) * model.dIn, (row + from + rows) * model.dIn),
+        pos: Int32Array.from({ length: rows }, (_, i) => from + i),
+        token: c.tokens.subarray(from, from + rows),
       });
       row += n;
       tokens += n;
@@ -82,12 +89,13 @@ export async function harvest(model: HookedModel, contexts: AsyncIterable<Contex
 }
 
 /**
- * How many leading rows of context c to hand to the writer so that the store stops at the token
- * limit: the writer drops those stored before a resume itself, so they count towards the limit.
+ * How many leading rows of context `index` (n rows to store) to hand to the writer so that the store
+ * stops at the token limit: the writer drops those stored before a resume itself, so they count
+ * towards the limit.
  */
-function keepRows(c: Context, writer: StoreWriter, room: number): number {
-  const already = c.index === writer.next.context ? Math.min(writer.next.row, c.tokens.length) : 0;
-  return Math.min(c.tokens.length, already + room);
+function keepRows(index: number, n: number, writer: StoreWriter, room: number): number {
+  const already = index === writer.next.context ? Math.min(writer.next.row, n) : 0;
+  return Math.min(n, already + room);
 }
 
 /** A bar redrawn in place on a terminal (a line every few seconds otherwise): rows stored, tokens/s, ETA. */

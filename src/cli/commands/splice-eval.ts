@@ -6,20 +6,21 @@
 import { Engine } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
+import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, prefixOf, spliceMetrics } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
 import type { Sae } from '../../sae.js';
 import { defineOptions } from '../args.js';
 import { type CliIO, print } from '../command.js';
-import { MOBY_DICK } from './harvest.js';
+import { MOBY_DICK, MODEL_HELP } from './harvest.js';
 
 export const SPLICE_OPTIONS = defineOptions({
-  model: { kind: 'string', help: "splice into this model instead of reading --data: use-lite, a transformers.js folder or an .onnx file (default hook: cfg.json's hook_name)", group: 'splice' },
+  model: { kind: 'string', help: `splice into this model instead of reading --data (default hook: cfg.json's hook_name): ${MODEL_HELP}`, group: 'splice' },
   hook: { kind: 'string', help: "the hook to splice at (default: cfg.json's hook_name)", group: 'splice' },
   text: { kind: 'string', help: `text to run: file, folder, .jsonl or npm corpus (default ${MOBY_DICK})`, group: 'splice', default: MOBY_DICK },
   maxContexts: { kind: 'integer', help: 'contexts (sentences for encoders) to evaluate on (default 256)', group: 'splice', default: 256, min: 0 },
   skipContexts: { kind: 'integer', help: 'skip the first N contexts of the text (e.g. those trained on; default 0)', group: 'splice', default: 0, min: 0 },
   keepError: { kind: 'boolean', help: "add the SAE's error term back (a check: then nothing is lost)", group: 'splice', default: false },
+  excludeBos: { kind: 'boolean', help: 'transformers: leave the BOS position clean (for SAEs harvested with --exclude-bos; default: as cfg.json records)', group: 'splice' },
 });
 
 /** What spliceEval reads of the parsed eval arguments. */
@@ -29,6 +30,7 @@ export interface SpliceArgs {
   readonly maxContexts: number;
   readonly skipContexts: number;
   readonly keepError: boolean;
+  readonly excludeBos?: boolean | undefined;
   readonly out?: string | undefined;
 }
 
@@ -38,6 +40,7 @@ const METRIC_NAMES: Readonly<Record<string, string>> = {
   ce_zero: 'CE zero-ablated',
   loss_recovered: 'loss recovered',
   delta_loss: 'delta loss',
+  kl_spliced: 'KL(clean || spliced), nats',
   embedding_cosine: 'spliced-embedding cosine',
   embedding_cosine_min: 'cosine, lowest',
   embedding_cosine_zero: 'zero-ablated cosine',
@@ -60,7 +63,8 @@ export async function spliceEval(v: SpliceArgs, modelSpec: string, dir: string, 
       contexts.push(c.tokens);
     }
     if (contexts.length === 0) throw new UserError('no text to evaluate on (the text is empty, or --skip-contexts skips all of it)');
-    const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v.keepError);
+    const excludeBos = v.excludeBos ?? sae.metadata['exclude_bos'] === true;
+    const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v.keepError, excludeBos ? prefixOf(m).length : 0);
     const rows = Object.entries(metrics).filter(([k]) => k !== 'kind');
     print(io.stdout, rows.map(([k, x]) => `${(METRIC_NAMES[k] ?? k).padEnd(28)}  ${typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(4)) : String(x)}`).join('\n'));
     const out = v.out;

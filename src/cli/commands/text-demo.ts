@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { buildDashboard } from '../../dashboard/build.js';
 import type { Engine } from '../../engine/index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { closeLanguageModel, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
-import { readDocuments } from '../../lm/text.js';
+import { closeLanguageModel, type LanguageModel, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
+import { readDocuments, type TextDocument } from '../../lm/text.js';
 import type { Sae } from '../../sae.js';
 import { openStore, type StoreDataset } from '../../store/dataset.js';
 import { storeTokenRows } from '../../store/tokens.js';
 import { TrainConfig } from '../../train/config.js';
-import { runTraining } from '../../train/run.js';
+import { type RunResult, runTraining } from '../../train/run.js';
 import { defineCommand, print } from '../command.js';
 import { formatMetrics } from './format.js';
 import { MOBY_DICK, runHarvest } from './harvest.js';
@@ -37,8 +37,24 @@ export function textDemoConfig(store: string, out: string, steps: number, dSae: 
   });
 }
 
+/** The first n contexts from index `from` on: text the SAE was not trained on. */
+export function heldOutContexts(model: LanguageModel, docs: Iterable<TextDocument>, contextSize: number, from: number, n: number): Int32Array[] {
+  const held: Int32Array[] = [];
+  for (const c of modelContexts(model, docs, contextSize)) {
+    if (held.length === n) break;
+    if (c.index >= from) held.push(c.tokens);
+  }
+  return held;
+}
+
+/** The trained SAE's shape and held-out metrics, as results.json opens. */
+export function saeSummary(r: RunResult): { architecture: string; d_in: number; d_sae: number; fvu: number; l0: number; dead_fraction: number } {
+  const m = r.metrics;
+  return { architecture: r.sae.architecture, d_in: r.sae.dims.dIn, d_sae: r.sae.dims.dSae, fvu: m.fvu, l0: m.l0, dead_fraction: m.dead_fraction };
+}
+
 /** A feature's top examples: its activation, and the context with the example's token marked. */
-interface TopContext {
+export interface TopContext {
   readonly value: number;
   readonly token: string;
   readonly text: string;
@@ -48,7 +64,7 @@ interface TopContext {
  * For each latent, its `keep` largest activations over the store with their contexts; then the
  * latents whose top tokens agree most (the same token text in most of its top examples) first.
  */
-async function topContexts(engine: Engine, sae: Sae, store: StoreDataset, keep: number): Promise<{ feature: number; agreement: number; top: TopContext[] }[]> {
+export async function topContexts(engine: Engine, sae: Sae, store: StoreDataset, keep: number): Promise<{ feature: number; agreement: number; top: TopContext[] }[]> {
   const { dIn, dSae } = sae.dims;
   const best = Array.from({ length: dSae }, (): { value: number; row: number }[] => []);
   const chunk = 4096;
@@ -127,12 +143,7 @@ export const textDemoCommand = defineCommand(
 
       // splice into sentences after the harvested ones: text the SAE never saw
       const docs = await readDocuments(MOBY_DICK);
-      const held: Int32Array[] = [];
-      for (const c of modelContexts(model, docs, 128)) {
-        if (c.index < h.manifest.contexts) continue;
-        held.push(c.tokens);
-        if (held.length === nSplice) break;
-      }
+      const held = heldOutContexts(model, docs, 128, h.manifest.contexts, nSplice);
       say(`splicing the SAE into USE-lite on ${held.length} sentences it was not trained on`);
       const tSplice = performance.now();
       const splice = await spliceMetrics(engine, model, r.sae, HOOK, held);
@@ -148,12 +159,7 @@ export const textDemoCommand = defineCommand(
         await writeFileAtomic(join(out, 'features.txt'), `${lines.join('\n')}\n`);
         const m = r.metrics;
         const results = {
-          architecture: r.sae.architecture,
-          d_in: r.sae.dims.dIn,
-          d_sae: r.sae.dims.dSae,
-          fvu: m.fvu,
-          l0: m.l0,
-          dead_fraction: m.dead_fraction,
+          ...saeSummary(r),
           spliced_embedding_cosine: splice.kind === 'encoder' ? splice.embedding_cosine : null,
           zero_ablated_embedding_cosine: splice.kind === 'encoder' ? splice.embedding_cosine_zero : null,
           splice_sentences: held.length,
