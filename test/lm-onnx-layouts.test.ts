@@ -17,6 +17,7 @@ import { causalSplice, reconstructEdit, steerEdit } from '../src/lm/splice.js';
 import { logitsOutput, type Unembedding } from '../src/lm/unembedding.js';
 import { asMergedDecoder, quantize8, toDynamicUint8, toExternalData, toFloat16, toMatMulNBits } from './helpers/onnx-layouts.js';
 import { perfectSae } from './helpers/perfect-sae.js';
+import { runSae } from './helpers/spawn.js';
 import { TINY, writeTinyGpt2 } from './helpers/tiny-gpt2.js';
 import { LLAMA, writeTinyLlama } from './helpers/tiny-llama.js';
 
@@ -172,7 +173,19 @@ describe('float16', () => {
 
   it('without model.onnx the default refuses and lists the dtypes there', async () => {
     const root = await folder('fp16-only', { 'model_fp16.onnx': toFloat16(plain) });
-    await expect(OnnxLm.load(root, engine)).rejects.toThrow(/holds no onnx\/model\.onnx .*it has dtype fp16: choose one with --dtype/);
+    await expect(OnnxLm.load(root, engine)).rejects.toThrow(/holds no onnx\/model\.onnx .*it has dtype fp16: choose one with --model-dtype/);
+  });
+
+  it('the CLI picks the variant with --model-dtype (sae generate), and refuses an unknown one in one line', async () => {
+    const root = await folder('fp16-cli', { 'model_fp16.onnx': toFloat16(plain) });
+    const fp16 = await runSae('generate', root, '--prompt', 'the whale', '--max-new-tokens', '2', '--model-dtype', 'fp16', '--json');
+    expect(fp16.stderr).toBe('');
+    expect(JSON.parse(fp16.stdout)).toMatchObject({ continuation_ids: expect.any(Array) as unknown });
+    const none = await runSae('generate', root, '--prompt', 'the whale');
+    expect(none.code).not.toBe(0);
+    expect(none.stderr.trim().split('\n')).toHaveLength(1);
+    const bad = await runSae('generate', root, '--prompt', 'x', '--model-dtype', 'fp8');
+    expect(bad.stderr.trim()).toMatch(/^sae: --model-dtype: choose one of fp32, fp16, .* \(got 'fp8'\)$/);
   });
 });
 

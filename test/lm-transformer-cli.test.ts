@@ -59,7 +59,7 @@ describe('--model resolver', () => {
     expect(await resolveModel('use-lite')).toBe('use-lite');
     const empty = join(dir, 'empty');
     await mkdir(empty);
-    await expect(resolveModel(empty)).rejects.toThrow(`${empty}: is not a model folder we know: expected config.json with *.safetensors (Hugging Face), or onnx/model.onnx (transformers.js)`);
+    await expect(resolveModel(empty)).rejects.toThrow(`${empty}: is not a model folder we know: expected config.json with *.safetensors (Hugging Face), or onnx/model*.onnx (transformers.js)`);
     const bert = join(dir, 'bert');
     await mkdir(bert);
     await writeFile(join(bert, 'config.json'), '{"model_type": "bert"}');

@@ -69,8 +69,11 @@ export async function resolveModel(spec: string): Promise<ModelLayout> {
     if (typeof type !== 'string' || !Object.hasOwn(FAMILIES, type)) throw fileError(join(spec, 'config.json'), `model_type ${typeof type === 'string' ? `'${type}'` : '(none)'} is not one we implement (supported: ${Object.keys(FAMILIES).join(', ')})`);
     return 'hf-folder';
   }
-  if (existsSync(join(spec, 'onnx', 'model.onnx')) || existsSync(join(spec, 'model.onnx'))) return 'onnx';
-  throw fileError(spec, 'is not a model folder we know: expected config.json with *.safetensors (Hugging Face), or onnx/model.onnx (transformers.js)');
+  // any .onnx variant (model.onnx, model_fp16.onnx, ...): OnnxLm.load picks one by dtype and says which exist
+  const onnxDir = join(spec, 'onnx');
+  const variants = [...files, ...(existsSync(onnxDir) ? readdirSync(onnxDir) : [])].filter((f) => f.toLowerCase().endsWith('.onnx'));
+  if (variants.length) return 'onnx';
+  throw fileError(spec, 'is not a model folder we know: expected config.json with *.safetensors (Hugging Face), or onnx/model*.onnx (transformers.js)');
 }
 
 export interface OpenOptions {

@@ -63,7 +63,7 @@ function variantFile(folder: string, dtype: OnnxDtype | undefined): string {
   if (merged !== undefined) throw fileError(merged, MERGED);
   const present = (Object.keys(ONNX_DTYPES) as OnnxDtype[]).filter((d) => fileOf(d, 'model') ?? fileOf(d, 'decoder_model'));
   const what = `holds no onnx/model${ONNX_DTYPES[want]}.onnx (dtype ${want}, the transformers.js layout) nor model${ONNX_DTYPES[want]}.onnx`;
-  throw fileError(folder, present.length ? `${what}; it has dtype ${present.join(', ')}: choose one with --dtype` : what);
+  throw fileError(folder, present.length ? `${what}; it has dtype ${present.join(', ')}: choose one with --model-dtype` : what);
 }
 
 const MERGED = 'is a merged decoder (its layers sit inside an If on use_cache_branch), which is not supported: use onnx/decoder_model.onnx or onnx/model.onnx of the same export';

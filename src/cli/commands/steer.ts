@@ -12,7 +12,7 @@ import { rowCosines, type Steer, steerEdit } from '../../lm/splice.js';
 import { generateTokens, type Sampling, steeringEdit } from '../../lm/transformer-splice.js';
 import type { Sae } from '../../sae.js';
 import { defineCommand, print } from '../command.js';
-import { MODEL_HELP } from './harvest.js';
+import { MODEL_DTYPE_OPTION, MODEL_HELP } from './harvest.js';
 
 const split = (s: string): string[] => s.split(' | ').map((x) => x.trim()).filter((x) => x.length > 0);
 
@@ -86,6 +86,7 @@ export const steerCommand = defineCommand(
       topK: { kind: 'integer', help: 'transformers, sampling: draw from the k most likely tokens only (default: all)', min: 1 },
       seed: { kind: 'integer', help: 'sampling: the seed (default 0); clean and steered runs use the same one', default: 0, min: 0 },
       hook: { kind: 'string', help: "the hook (default: the SAE's cfg.json hook_name)" },
+      ...MODEL_DTYPE_OPTION,
     },
   },
   async (v, io) => {
@@ -98,7 +99,7 @@ export const steerCommand = defineCommand(
     if (typeof hook !== 'string') throw new UserError(`${dir}: cfg.json names no hook (metadata.hook_name); give --hook`);
     const s: Steer = clamp !== undefined ? { feature, clamp } : { feature, add: v.alpha };
     const engine = new Engine({ warn: (m) => print(io.stderr, m) });
-    const m = await openLanguageModel(modelSpec, engine);
+    const m = await openLanguageModel(modelSpec, engine, v.modelDtype !== undefined ? { dtype: v.modelDtype } : {});
     try {
       const tensor = hookTensor(m, hook);
       const prompts = split(v.prompt);
