@@ -1,8 +1,9 @@
 /**
  * npm run bench: prints figures and ratios against baselines run in the same script, and as its
  * last line one JSON object with every figure, to compare across commits.
- *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store, inspect, hooked, onnx-lm)
+ *   npm run bench [-- NAME...]   (names: standard, topk, kernels, store, inspect, hooked, onnx-lm, harvest)
  */
+import { benchHarvest } from './harvest.js';
 import { benchHooked } from './hooked-transformer.js';
 import { benchInspect } from './inspect.js';
 import { benchKernels } from './kernels.js';
@@ -19,6 +20,7 @@ const BENCHES: Record<string, (log: (l: string) => void) => Promise<object>> = {
   inspect: benchInspect,
   hooked: benchHooked,
   'onnx-lm': benchOnnxLm,
+  harvest: benchHarvest,
 };
 
 const wanted = process.argv.slice(2);

@@ -17,13 +17,15 @@ import { dashboardCommand } from './commands/dashboard.js';
 import { demoCommand } from './commands/demo.js';
 import { encodeCommand } from './commands/encode.js';
 import { evalCommand } from './commands/eval.js';
+import { fetchCommand } from './commands/fetch.js';
 import { filtersCommand } from './commands/filters.js';
+import { generateCommand } from './commands/generate.js';
 import { harvestCommand } from './commands/harvest.js';
 import { scoreCommand } from './commands/score.js';
 import { steerCommand } from './commands/steer.js';
 import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, harvestCommand, steerCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand, anomalyDemoCommand, inspectCommand];
+export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, harvestCommand, steerCommand, generateCommand, fetchCommand, demoCommand, conformance, benchRecoveryCommand, scoreCommand, calibrateCommand, anomalyDemoCommand, inspectCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

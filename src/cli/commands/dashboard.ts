@@ -6,7 +6,8 @@ import { demoImagePaths } from '../../data/demo-images.js';
 import { imagePatchDataset, isImagePatchDataset } from '../../data/image-dataset.js';
 import { loadImagePreprocess } from '../../data/preprocess-file.js';
 import { buildDashboard } from '../../dashboard/build.js';
-import { logitSource } from '../../dashboard/logit-effects.js';
+import { type LogitSource, logitSource } from '../../dashboard/logit-effects.js';
+import { openTransformer, resolveModel } from '../../lm/model.js';
 import type { ExampleSource } from '../../dashboard/examples.js';
 import { readTokenFile } from '../../dashboard/tokens.js';
 import { isStoreDataset } from '../../store/dataset.js';
@@ -38,7 +39,7 @@ const spec = {
     topK: { kind: 'integer', help: 'top activating examples kept per feature (default 20; 12 shown)', min: 1 },
     samples: { kind: 'integer', help: 'firing examples sampled per feature for the quantile bands (default 64)', min: 1 },
     title: { kind: 'string', help: 'title of the pages (default: the SAE folder name)' },
-    model: { kind: 'string', help: "token data: an ONNX causal language model (a transformers.js folder or an .onnx file) whose unembedding gives each feature's logit effects (default: cfg.json model_name when it is a path on disk)" },
+    model: { kind: 'string', help: "token data: the causal language model whose unembedding W_U gives each feature's logit effects: a Hugging Face folder, a .gguf file, a transformers.js folder or an .onnx file (default: cfg.json model_name when it is a path on disk)" },
     modelId: { kind: 'string', help: 'Neuronpedia export: model_id (default: cfg.json metadata model_name)' },
     saeSet: { kind: 'string', help: 'Neuronpedia export: sae_set (default: the title)' },
     layer: { kind: 'integer', help: 'Neuronpedia export: layer (default: from the hook name, else 0)', min: 0 },
@@ -71,6 +72,15 @@ async function exampleSource(args: DashboardArgs, ds: Dataset): Promise<ExampleS
   return { kind: 'rows' };
 }
 
+/** Logit effects from a hooked transformer's W_U (only the embedding, final norm and W_U are read); undefined for other models. */
+export async function transformerLogits(engine: Engine, model: string | undefined): Promise<LogitSource | undefined> {
+  if (model === undefined) return undefined;
+  const layout = await resolveModel(model);
+  if (layout !== 'gguf' && layout !== 'hf-folder') return undefined;
+  const tf = await openTransformer(model, engine, { upTo: 'unembed' });
+  return { kind: 'model', model: tf.model.name, unembedding: tf.model.unembedding(), vocab: tf.vocab };
+}
+
 export const dashboardCommand = defineCommand(spec, async (args, io) => {
   const { positionals: [dir], out, batchSize: batch, maxRows, topK, samples, layer, modelId, saeSet, model } = args;
   const sae = await loadSae(dir);
@@ -81,7 +91,7 @@ export const dashboardCommand = defineCommand(spec, async (args, io) => {
     const title = args.title ?? basename(resolve(dir));
     const modelName = sae.metadata['model_name'];
     const logits = source.kind === 'tokens' || model !== undefined
-      ? await logitSource(engine, model, typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})
+      ? ((await transformerLogits(engine, model)) ?? (await logitSource(engine, model, typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})))
       : undefined;
     const r = await buildDashboard(engine, sae, ds, source, {
       out,

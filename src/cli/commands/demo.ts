@@ -15,6 +15,7 @@ import { saeFilters } from '../../viz/sae-filters.js';
 import { type Command, defineCommand, print } from '../command.js';
 import { formatMetrics } from './format.js';
 import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
+import { llmDemoCommand } from './llm-demo.js';
 import { textDemoCommand } from './text-demo.js';
 
 /** The demo's training settings. */
@@ -40,6 +41,7 @@ const photoDemo = defineCommand(
       ...ENGINE_OPTIONS,
       quiet: { kind: 'boolean', help: 'no progress output', default: false },
       text: { kind: 'boolean', help: 'the text demo instead: USE-lite MLP features on Moby-Dick (see sae demo --text --help)' },
+      llm: { kind: 'boolean', help: 'the language-model demo instead: TinyLlama-1.1B residual-stream features on Moby-Dick (see sae demo --llm --help)' },
     },
   },
   async (v, io) => {
@@ -71,5 +73,8 @@ const photoDemo = defineCommand(
   },
 );
 
-/** sae demo, or with --text the text demo (its own options). */
-export const demoCommand: Command = { ...photoDemo, run: (argv, io) => (argv.includes('--text') ? textDemoCommand.run(argv, io) : photoDemo.run(argv, io)) };
+/** sae demo, or with --text / --llm the text or language-model demo (their own options). */
+export const demoCommand: Command = {
+  ...photoDemo,
+  run: (argv, io) => (argv.includes('--llm') ? llmDemoCommand.run(argv, io) : argv.includes('--text') ? textDemoCommand.run(argv, io) : photoDemo.run(argv, io)),
+};

@@ -13,7 +13,7 @@ import { SPLICE_OPTIONS, spliceEval } from './splice-eval.js';
 export const evalCommand = defineCommand(
   {
     name: 'eval',
-    summary: 'Evaluates a trained SAE on data: MSE, explained variance and FVU, L0, L1, dead and dense fractions, l2 ratio, reconstruction bias, encoder-decoder cosine; prints a table and writes JSON (with per-latent values and histograms).',
+    summary: 'Evaluates a trained SAE on data (or spliced into a model with --model: CE clean / spliced / zero-ablated, loss recovered, KL): MSE, explained variance and FVU, L0, L1, dead and dense fractions, l2 ratio, reconstruction bias, encoder-decoder cosine; prints a table and writes JSON (with per-latent values and histograms).',
     usage: 'sae eval SAE_DIR --data FILE [options]',
     positionals: ['SAE_DIR'],
     options: {

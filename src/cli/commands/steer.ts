@@ -9,8 +9,10 @@ import { UserError } from '../../errors.js';
 import { loadSae } from '../../io/saelens.js';
 import { closeLanguageModel, hookTensor, type LanguageModel, openLanguageModel, tokenize } from '../../lm/model.js';
 import { rowCosines, type Steer, steerEdit } from '../../lm/splice.js';
+import { generateTokens, type Sampling, steeringEdit } from '../../lm/transformer-splice.js';
 import type { Sae } from '../../sae.js';
 import { defineCommand, print } from '../command.js';
+import { MODEL_HELP } from './harvest.js';
 
 const split = (s: string): string[] => s.split(' | ').map((x) => x.trim()).filter((x) => x.length > 0);
 
@@ -50,6 +52,22 @@ async function steerCausal(engine: Engine, m: Extract<LanguageModel, { kind: 'ca
   return lines;
 }
 
+/** Hooked transformers: continuations clean and steered, the edit inside the model's graph, greedy or sampled. */
+async function steerTransformer(m: Extract<LanguageModel, { kind: 'transformer' }>, sae: Sae, hook: string, s: Steer, prompts: string[], steps: number, sampling: Sampling): Promise<string[]> {
+  const { model, tokenizer, prefix } = m.tf;
+  const width = model.hookWidth(hook);
+  if (width !== sae.dims.dIn) throw new UserError(`the SAE reads ${sae.dims.dIn}-wide vectors, but ${hook} of ${model.name} is ${width} wide`);
+  const edits = { [hook]: steeringEdit(sae, s) };
+  const lines: string[] = [];
+  for (const p of prompts) {
+    const ids = [...prefix, ...tokenizer.encode(p)];
+    const clean = await generateTokens(model, ids, steps, { sampling, eos: tokenizer.eosId });
+    const steered = await generateTokens(model, ids, steps, { sampling, edits, eos: tokenizer.eosId });
+    lines.push(`prompt:  ${p}`, `clean:   ${tokenizer.decode(clean)}`, `steered: ${tokenizer.decode(steered)}`);
+  }
+  return lines;
+}
+
 export const steerCommand = defineCommand(
   {
     name: 'steer',
@@ -63,7 +81,10 @@ export const steerCommand = defineCommand(
       prompt: { kind: 'string', help: "the text (several: separated by ' | ')", required: true },
       probes: { kind: 'string', help: "encoders: sentences to measure similarity shifts against, separated by ' | '", default: '' },
       tokens: { kind: 'integer', help: 'causal models: tokens to generate (default 20)', default: 20, min: 0 },
-      model: { kind: 'string', help: "the model (default: the SAE's cfg.json model_name; use-lite, a transformers.js folder or an .onnx file)" },
+      model: { kind: 'string', help: `the model (default: the SAE's cfg.json model_name): ${MODEL_HELP}` },
+      temperature: { kind: 'number', help: 'transformers: sample at this temperature (default 0: greedy)', default: 0, min: 0 },
+      topK: { kind: 'integer', help: 'transformers, sampling: draw from the k most likely tokens only (default: all)', min: 1 },
+      seed: { kind: 'integer', help: 'sampling: the seed (default 0); clean and steered runs use the same one', default: 0, min: 0 },
       hook: { kind: 'string', help: "the hook (default: the SAE's cfg.json hook_name)" },
     },
   },
@@ -81,10 +102,13 @@ export const steerCommand = defineCommand(
     try {
       const tensor = hookTensor(m, hook);
       const prompts = split(v.prompt);
+      if (m.kind !== 'transformer' && v.temperature > 0) throw new UserError('--temperature: sampling runs on Hugging Face folders and .gguf models; this model generates greedily only');
       const lines =
         m.kind === 'encoder'
           ? await steerEncoder(engine, m, sae, tensor, s, prompts, split(v.probes))
-          : await steerCausal(engine, m, sae, tensor, s, prompts, v.tokens);
+          : m.kind === 'causal'
+            ? await steerCausal(engine, m, sae, tensor, s, prompts, v.tokens)
+            : await steerTransformer(m, sae, hook, s, prompts, v.tokens, { temperature: v.temperature, topK: v.topK, seed: v.seed });
       print(io.stdout, [`feature ${feature} at ${hook}: ${'add' in s ? `+${s.add} * W_dec[${feature}]` : `clamped to ${s.clamp}`}`, ...lines].join('\n'));
     } finally {
       closeLanguageModel(m);

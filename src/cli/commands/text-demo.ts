@@ -42,7 +42,7 @@ export function textDemoConfig(store: string, out: string, steps: number, dSae: 
 }
 
 /** A feature's top examples: its activation, and the context with the example's token marked. */
-interface TopContext {
+export interface TopContext {
   readonly value: number;
   readonly token: string;
   readonly text: string;
@@ -52,7 +52,7 @@ interface TopContext {
  * For each latent, its `keep` largest activations over the store with their contexts; then the
  * latents whose top tokens agree most (the same token text in most of its top examples) first.
  */
-async function topContexts(engine: Engine, sae: Sae, store: StoreDataset, keep: number): Promise<{ feature: number; agreement: number; top: TopContext[] }[]> {
+export async function topContexts(engine: Engine, sae: Sae, store: StoreDataset, keep: number): Promise<{ feature: number; agreement: number; top: TopContext[] }[]> {
   const { dIn, dSae } = sae.dims;
   const best = Array.from({ length: dSae }, (): { value: number; row: number }[] => []);
   const chunk = 4096;

@@ -6,6 +6,8 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileError } from '../../errors.js';
+import { GgufFile } from '../../io/gguf.js';
+import { tokenizerFromGguf } from './gguf.js';
 import { loadHfTokenizer } from './hf.js';
 
 export interface Tokenizer {
@@ -28,10 +30,21 @@ export function displayVocab(t: Tokenizer): string[] {
   return Array.from({ length: t.vocabSize }, (_, id) => t.token(id));
 }
 
-/** A tokenizer.json, or a folder holding one (with tokenizer_config.json beside it when present). */
+/**
+ * A tokenizer.json, or a folder holding one (with tokenizer_config.json beside it when present), or
+ * a .gguf file's own vocabulary.
+ */
 export async function loadTokenizer(path: string): Promise<Tokenizer> {
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw fileError(path, 'no such tokenizer file or folder');
+  if (!info.isDirectory() && path.toLowerCase().endsWith('.gguf')) {
+    const gguf = await GgufFile.open(path);
+    try {
+      return tokenizerFromGguf(gguf.metadata, path);
+    } finally {
+      await gguf.close();
+    }
+  }
   return loadHfTokenizer(info.isDirectory() ? join(path, 'tokenizer.json') : path);
 }
 

@@ -82,13 +82,14 @@ export interface RunResult {
 }
 
 export interface LoadOptions {
-  /** Read only the weights that runs up to this hook need (e.g. harvesting blocks.4.hook_resid_post). */
+  /** Read only the weights that runs up to this hook need (e.g. harvesting blocks.4.hook_resid_post); 'unembed': only W_U. */
   readonly upTo?: string;
 }
 
 /** The weights a load reads. */
 function scopeOf(cfg: TransformerConfig, o: LoadOptions): LoadScope {
   if (o.upTo === undefined || o.upTo === 'logits') return { layers: cfg.nLayers, head: true };
+  if (o.upTo === 'unembed') return { layers: 0, head: true }; // the final norm and W_U only (logit effects)
   const layers = new HookIndex(cfg).blocksFor(o.upTo);
   return { layers, head: o.upTo.startsWith('ln_final') };
 }
