@@ -22,6 +22,7 @@ const LONG = process.env['FUZZ_SECONDS'] !== undefined;
 const SECONDS = env('FUZZ_SECONDS', 45);
 const CASES = LONG ? env('FUZZ_CASES', 1_000_000) : env('FUZZ_CASES', 24);
 const SEED = env('FUZZ_SEED', 12);
+const COLLECT = process.env['FUZZ_COLLECT'] !== undefined;
 
 interface Counts {
   cases: number;
@@ -96,7 +97,7 @@ describe('fuzz: mutated files through the sae command', () => {
         }
         c.findings++;
         findings.push(`${f.name}: ${wrong} (mutation ${JSON.stringify(m, (_, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v))})`);
-        return false;
+        return COLLECT; // FUZZ_COLLECT=1 keeps going to list every finding of the budget
       });
       const result = await fc.check(property, {
         seed: SEED,
