@@ -98,7 +98,7 @@ describe('sae harvest, train, eval --model, steer', () => {
   it('refuses bad input with one line', async () => {
     const r = await runCli('harvest', '--model', join(dir, 'nothing'), '--out', join(dir, 'x'));
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^sae: .*no such model file or folder\n$/);
+    expect(r.stderr).toMatch(/^sae: .*no such model file or folder[^\n]*\n$/);
     const again = await runCli(...harvestArgs(join(dir, 'store')));
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already holds an activation store/);

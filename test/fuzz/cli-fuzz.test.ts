@@ -59,6 +59,7 @@ describe('fuzz: mutated files through the sae command', () => {
       await mkdir(out, { recursive: true });
       const r = await runCase(f.args(dir, out));
       expect(`${f.name}: exit ${r.code} ${r.stderr}`).toBe(`${f.name}: exit 0 `);
+      expect(`${f.name}: ${(await f.output?.(out)) ?? 'ok'}`).toBe(`${f.name}: ok`);
     }
   });
 
@@ -88,7 +89,7 @@ describe('fuzz: mutated files through the sae command', () => {
         const r = await runCase(f.args(dir, out));
         const c = counts.get(f.name)!;
         c.cases++;
-        const wrong = await judge(r, out);
+        const wrong = await judge(r, out, f.output);
         await rm(dir, { recursive: true, force: true });
         if (wrong === undefined) {
           if (r.code === 0) c.accepted++;

@@ -2,12 +2,14 @@
  * Regression tests for what the fuzzers (cli-fuzz.test.ts, reader-fuzz.test.ts) found, one per
  * finding, each on the smallest file that showed it.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import { readJsonObject } from '../../src/io/json.js';
+import { FORMATS } from './formats.js';
+import { filesUnder, judge, runCase } from './runner.js';
 
 let dir = '';
 beforeAll(async () => {
@@ -33,4 +35,26 @@ describe('fuzz findings', () => {
     expect(e).toBeInstanceOf(UserError);
     expect(String((e as UserError).message)).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not valid JSON \\([^\\n]*\\)$`));
   });
+
+  it.each(['ONNX model.onnx_data', 'HF model.safetensors'])(
+    'sae harvest from a model whose weights are all +Inf (%s) refuses in one line and leaves no store (it wrote a store of NaN rows, exit 0)',
+    async (name) => {
+      const f = FORMATS.find((x) => x.name === name)!;
+      const at = join(dir, name.replace(/\W+/g, '-'));
+      const out = join(at, 'out');
+      await mkdir(out, { recursive: true });
+      await f.fixture(at);
+      const b = new Uint8Array(await readFile(join(at, f.target)));
+      const data = name.startsWith('HF') ? 8 + Number(new DataView(b.buffer).getBigUint64(0, true)) : 0;
+      const view = new DataView(b.buffer);
+      for (let i = data; i + 4 <= b.length; i += 4) view.setFloat32(i, Infinity, true);
+      await writeFile(join(at, f.target), b);
+      const r = await runCase(f.args(at, out));
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/^sae: model '.*': blocks\.0\.hook_resid_post is NaN at context 0, token 0 .*no store is written/);
+      expect(await judge(r, out, f.output)).toBeUndefined();
+      expect(await filesUnder(out)).toEqual([]);
+    },
+    120_000,
+  );
 });

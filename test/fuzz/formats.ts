@@ -8,9 +8,10 @@
  * `sae encode` does not read yet (Gemma Scope, sparsify, Llama Scope) are fuzzed in-process
  * (reader-fuzz.test.ts).
  */
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeNpy } from '../../src/io/npy.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { saveSae } from '../../src/io/saelens.js';
 import { serializeSafetensors } from '../../src/io/safetensors.js';
 import { Sae } from '../../src/sae.js';
@@ -32,6 +33,8 @@ export interface FuzzFormat {
   readonly header: (bytes: Uint8Array) => number;
   /** The command line that reads the fixture in `dir` and writes only under `out`. */
   readonly args: (dir: string, out: string) => string[];
+  /** What is wrong with the output of an accepted case (exit 0), if anything. */
+  readonly output?: (out: string) => Promise<string | undefined>;
 }
 
 /** A standard SAE 2 -> 4 with small weights. */
@@ -117,6 +120,19 @@ async function text(dir: string): Promise<void> {
   await writeFile(join(dir, 'text.jsonl'), `${JSON.stringify({ text: 'Call me Ishmael. Some years ago the whale swam.' })}\n`);
 }
 
+/** A harvested store's shards hold only finite activations (issue 12: never an exit 0 with NaN or Inf in the output). */
+async function finiteStore(out: string): Promise<string | undefined> {
+  const store = join(out, 'store');
+  const shards = (await readdir(store)).filter((f) => f.endsWith('.safetensors'));
+  for (const f of shards) {
+    const x = (await readSafetensors(join(store, f))).tensors.get('activations')?.data;
+    if (!(x instanceof Float32Array)) return `${f} has no float32 activations`;
+    const bad = x.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) return `exit 0 with ${x[bad]} in ${f}`;
+  }
+  return shards.length > 0 ? undefined : 'exit 0 without a shard';
+}
+
 /** `sae harvest` of the model at `model` (relative to the fixture folder), 8-token contexts. */
 const harvestArgs = (model: string) => (dir: string, out: string): string[] =>
   ['harvest', '--model', join(dir, model), '--hook', 'blocks.0.hook_resid_post', '--text', join(dir, 'text.jsonl'), '--out', join(out, 'store'), '--context-size', '8', '--batch-size', '1', '--quiet'];
@@ -179,14 +195,15 @@ export const FORMATS: readonly FuzzFormat[] = [
     json: true,
     header: whole,
     args: harvestArgs('model'),
+    output: finiteStore,
   },
-  { name: 'GGUF model', fixture: gguf, target: 'model.gguf', json: false, header: ggufHeader, args: harvestArgs('model.gguf') },
-  { name: 'ONNX graph (external data)', fixture: onnxExternal, target: 'model/onnx/model.onnx', json: false, header: whole, args: harvestArgs('model') },
-  { name: 'ONNX model.onnx_data', fixture: onnxExternal, target: 'model/onnx/model.onnx_data', json: false, header: (b) => Math.min(b.length, 256), args: harvestArgs('model') },
-  { name: 'HF config.json', fixture: gpt2Folder, target: 'model/config.json', json: true, header: whole, args: harvestArgs('model') },
-  { name: 'HF model.safetensors', fixture: gpt2Folder, target: 'model/model.safetensors', json: false, header: safetensorsHeader, args: harvestArgs('model') },
-  { name: 'HF safetensors index', fixture: llamaShards, target: 'model/model.safetensors.index.json', json: true, header: whole, args: harvestArgs('model') },
-  { name: 'HF shard (bf16)', fixture: llamaShards, target: 'model/model-00002-of-00002.safetensors', json: false, header: safetensorsHeader, args: harvestArgs('model') },
+  { name: 'GGUF model', fixture: gguf, target: 'model.gguf', json: false, header: ggufHeader, args: harvestArgs('model.gguf'), output: finiteStore },
+  { name: 'ONNX graph (external data)', fixture: onnxExternal, target: 'model/onnx/model.onnx', json: false, header: whole, args: harvestArgs('model'), output: finiteStore },
+  { name: 'ONNX model.onnx_data', fixture: onnxExternal, target: 'model/onnx/model.onnx_data', json: false, header: (b) => Math.min(b.length, 256), args: harvestArgs('model'), output: finiteStore },
+  { name: 'HF config.json', fixture: gpt2Folder, target: 'model/config.json', json: true, header: whole, args: harvestArgs('model'), output: finiteStore },
+  { name: 'HF model.safetensors', fixture: gpt2Folder, target: 'model/model.safetensors', json: false, header: safetensorsHeader, args: harvestArgs('model'), output: finiteStore },
+  { name: 'HF safetensors index', fixture: llamaShards, target: 'model/model.safetensors.index.json', json: true, header: whole, args: harvestArgs('model'), output: finiteStore },
+  { name: 'HF shard (bf16)', fixture: llamaShards, target: 'model/model-00002-of-00002.safetensors', json: false, header: safetensorsHeader, args: harvestArgs('model'), output: finiteStore },
 ];
 
 /** The valid bytes of a format's target in a fixture folder. */
