@@ -57,4 +57,17 @@ describe('fuzz findings', () => {
     },
     120_000,
   );
+
+  it('a Hugging Face config.json with n_layer 2^31 is refused in one line (the per-layer tables and hook names ran the heap out: SIGABRT)', async () => {
+    const f = FORMATS.find((x) => x.name === 'HF config.json')!;
+    const at = join(dir, 'layers');
+    const out = join(at, 'out');
+    await mkdir(out, { recursive: true });
+    await f.fixture(at);
+    const cfg = JSON.parse(await readFile(join(at, f.target), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(at, f.target), JSON.stringify({ ...cfg, n_layer: 2 ** 31 }));
+    const r = await runCase(f.args(at, out));
+    expect(await judge(r, out, f.output)).toBeUndefined();
+    expect(r.stderr).toMatch(/config\.json: 'n_layer' is 2147483648, more layers than any model we know/);
+  }, 120_000);
 });
