@@ -70,4 +70,18 @@ describe('fuzz findings', () => {
     expect(await judge(r, out, f.output)).toBeUndefined();
     expect(r.stderr).toMatch(/config\.json: 'n_layer' is 2147483648, more layers than any model we know/);
   }, 120_000);
+
+  it('an ONNX graph without its IR version (byte 0 changed) is refused in one line naming the file (onnxruntime\'s session error was an internal error)', async () => {
+    const f = FORMATS.find((x) => x.name === 'ONNX graph (external data)')!;
+    const at = join(dir, 'ir');
+    const out = join(at, 'out');
+    await mkdir(out, { recursive: true });
+    await f.fixture(at);
+    const b = new Uint8Array(await readFile(join(at, f.target)));
+    b[0] = 40; // the ir_version field's tag becomes another varint field
+    await writeFile(join(at, f.target), b);
+    const r = await runCase(f.args(at, out));
+    expect(await judge(r, out, f.output)).toBeUndefined();
+    expect(r.stderr).toMatch(/model\.onnx: onnxruntime cannot load the graph \(Missing model IR version\.\)\n$/);
+  }, 120_000);
 });
