@@ -44,7 +44,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  await rm(root, { recursive: true, force: true, maxRetries: 5 });
 });
 
 function mutationOf(f: FuzzFormat, bytes: Uint8Array): fc.Arbitrary<Mutation> {

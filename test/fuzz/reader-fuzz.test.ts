@@ -100,8 +100,11 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sae-reader-fuzz-'));
   for (const f of FORMATS) valid.set(f.name, new Uint8Array(await readFile(join(FIXTURES, f.from, f.target))));
 });
+/** The case in flight: the time limit can interrupt fc.check while one is still copying files. */
+let pending: Promise<unknown> = Promise.resolve();
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  await pending.catch(() => undefined);
+  await rm(root, { recursive: true, force: true, maxRetries: 5 });
 });
 
 describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', () => {
@@ -121,7 +124,8 @@ describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', (
         const m: fc.Arbitrary<Mutation> = f.json ? jsonMutation(bytes.length) : byteMutation(bytes.length, f.header(bytes));
         return fc.tuple(fc.constant(f), m);
       });
-      const property = fc.asyncProperty(caseArb, async ([f, m]) => {
+      const property = fc.asyncProperty(caseArb, ([f, m]) => (pending = runOne(f, m)) as Promise<boolean>);
+      const runOne = async (f: ReaderFormat, m: Mutation): Promise<boolean> => {
         let mutated: Uint8Array;
         try {
           mutated = applyMutation(valid.get(f.name)!, m);
@@ -145,8 +149,7 @@ describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', (
         c.findings++;
         findings.push(`${f.name}: ${wrong} (mutation ${JSON.stringify(m, (_, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v))})`);
         return COLLECT; // FUZZ_COLLECT=1 keeps going to list every finding of the budget
-
-      });
+      };
       const result = await fc.check(property, { seed: SEED, numRuns: CASES, interruptAfterTimeLimit: SECONDS * 1000, markInterruptAsFailure: false, endOnFailure: true });
       const table = [...counts].map(([name, c]) => `  ${name.padEnd(28)} ${String(c.cases).padStart(6)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`);
       const total = [...counts.values()].reduce((s, c) => s + c.cases, 0);
