@@ -124,7 +124,7 @@ async function readReference(path: string): Promise<ReferenceFile> {
   try {
     parsed = JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
-    throw fileError(path, e instanceof SyntaxError ? `not valid JSON (${e.message})` : 'cannot be read');
+    throw fileError(path, e instanceof SyntaxError ? `not valid JSON (${e.message.replace(/\s+/g, ' ')})` : 'cannot be read');
   }
   if (typeof parsed !== 'object' || parsed === null || !('architecture' in parsed) || !('inputs' in parsed)) {
     throw fileError(path, 'not a reference vector file (no "architecture" or "inputs")');

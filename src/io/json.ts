@@ -19,7 +19,8 @@ export async function readJsonObject(path: string): Promise<Record<string, unkno
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw fileError(path, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    // V8 quotes the text around the error, line breaks included: keep the message on one line
+    throw fileError(path, `not valid JSON (${(e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ')})`);
   }
   if (!isRecord(parsed)) throw fileError(path, 'expected one JSON object');
   return parsed;

@@ -3,6 +3,7 @@
  * of every (non-padding) token into an activation store, with a progress bar in tokens/s. Resumes
  * from the store's cursor: contexts before it are skipped without running the model.
  */
+import { UserError } from '../errors.js';
 import { formatDuration, type OutStream } from '../io/terminal.js';
 import type { StoreWriter } from '../store/writer.js';
 
@@ -59,6 +60,7 @@ export async function harvest(model: HookedModel, contexts: AsyncIterable<Contex
   let batch: Context[] = [];
   const run = async (): Promise<void> => {
     const x = await model.activations(batch.map((c) => c.tokens)); // [sum of lengths, dIn]
+    checkFinite(model, batch, x);
     let row = 0;
     for (const c of batch) {
       const n = c.tokens.length;
@@ -86,6 +88,17 @@ export async function harvest(model: HookedModel, contexts: AsyncIterable<Contex
   if (batch.length > 0 && writer.rows < max) await run();
   o.progress?.finish();
   return { rows: writer.rows, tokens, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Refuses a batch whose activations hold NaN or Inf (weights that hold them, or float32 overflow): never a store of non-finite rows. */
+function checkFinite(model: HookedModel, batch: readonly Context[], x: Float32Array): void {
+  const at = x.findIndex((v) => !Number.isFinite(v));
+  if (at < 0) return;
+  let row = Math.floor(at / model.dIn);
+  const c = batch.find((b) => (row -= b.tokens.length) < 0) ?? batch[0]!;
+  throw new UserError(
+    `model '${model.model}': ${model.hookName} is ${x[at]} at context ${c.index}, token ${row + c.tokens.length} (the model's weights hold NaN or Inf, or its activations overflow float32): no store is written from non-finite activations`,
+  );
 }
 
 /**

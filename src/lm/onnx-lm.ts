@@ -205,7 +205,11 @@ export class OnnxLm {
       const plan = sessionPlan(this.model, kind, logits, kind === 'logits' ? undefined : hook);
       const { bytes, folder } = this.model.sessionModel(plan.graph);
       // without the CPU arena: intermediates (the logits) are freed after each run, not kept at their peak
-      const graph = await this.engine.session(bytes, { externalDataFolder: folder, arena: false });
+      const graph = await this.engine.session(bytes, { externalDataFolder: folder, arena: false }).catch((e: unknown) => {
+        // a graph our reader accepts but onnxruntime refuses (no IR version, a malformed node): the file's fault
+        const why = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/^\S*onnxruntime_src\S* /, '').replace(/^onnxruntime::\S*\(.*?\) (?=[A-Z])/, '');
+        throw fileError(this.path, `onnxruntime cannot load the graph (${why})`);
+      });
       this.current = { kind, hook: kind === 'logits' ? undefined : hook, graph, plan };
       return this.current;
     });

@@ -112,6 +112,14 @@ export class StoreWriter {
     return this.manifest.rows + this.filled;
   }
 
+  /**
+   * After a failed harvest: removes the store's files when no shard was committed and the store was
+   * not resumed (an empty store only hides the failure); a store holding rows stays, for --resume.
+   */
+  async discardIfEmpty(): Promise<void> {
+    if (this.manifest.rows === 0 && this.start.context === 0 && this.start.row === 0) await removeStore(this.dir);
+  }
+
   /** Adds a context's rows, less those stored before the writer was opened; flushes full shards. */
   async append(c: ContextRows): Promise<void> {
     const d = this.manifest.d_in;

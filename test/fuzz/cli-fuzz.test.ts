@@ -22,6 +22,7 @@ const LONG = process.env['FUZZ_SECONDS'] !== undefined;
 const SECONDS = env('FUZZ_SECONDS', 45);
 const CASES = LONG ? env('FUZZ_CASES', 1_000_000) : env('FUZZ_CASES', 24);
 const SEED = env('FUZZ_SEED', 12);
+const COLLECT = process.env['FUZZ_COLLECT'] !== undefined;
 
 interface Counts {
   cases: number;
@@ -43,7 +44,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  await rm(root, { recursive: true, force: true, maxRetries: 5 });
 });
 
 function mutationOf(f: FuzzFormat, bytes: Uint8Array): fc.Arbitrary<Mutation> {
@@ -58,6 +59,7 @@ describe('fuzz: mutated files through the sae command', () => {
       await mkdir(out, { recursive: true });
       const r = await runCase(f.args(dir, out));
       expect(`${f.name}: exit ${r.code} ${r.stderr}`).toBe(`${f.name}: exit 0 `);
+      expect(`${f.name}: ${(await f.output?.(out)) ?? 'ok'}`).toBe(`${f.name}: ok`);
     }
   });
 
@@ -87,7 +89,7 @@ describe('fuzz: mutated files through the sae command', () => {
         const r = await runCase(f.args(dir, out));
         const c = counts.get(f.name)!;
         c.cases++;
-        const wrong = await judge(r, out);
+        const wrong = await judge(r, out, f.output);
         await rm(dir, { recursive: true, force: true });
         if (wrong === undefined) {
           if (r.code === 0) c.accepted++;
@@ -96,7 +98,7 @@ describe('fuzz: mutated files through the sae command', () => {
         }
         c.findings++;
         findings.push(`${f.name}: ${wrong} (mutation ${JSON.stringify(m, (_, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v))})`);
-        return false;
+        return COLLECT; // FUZZ_COLLECT=1 keeps going to list every finding of the budget
       });
       const result = await fc.check(property, {
         seed: SEED,

@@ -96,12 +96,12 @@ export async function filesUnder(dir: string): Promise<string[]> {
   return entries.filter((e) => !e.isDirectory()).map((e) => join(e.parentPath, e.name).slice(dir.length + 1));
 }
 
-/** What is wrong with a case's outcome, or undefined when it is a clean acceptance or a clean refusal. */
-export async function judge(r: CaseResult, out: string): Promise<string | undefined> {
+/** What is wrong with a case's outcome, or undefined when it is a clean acceptance (its output checked by `output`) or a clean refusal. */
+export async function judge(r: CaseResult, out: string, output?: (out: string) => Promise<string | undefined>): Promise<string | undefined> {
   if (r.timedOut) return 'hung: killed after the timeout';
   if (r.overMemory) return `used ${(r.peakBytes / 2 ** 20).toFixed(0)} MB, over the memory cap`;
   if (r.signal !== null) return `ended by ${r.signal}`;
-  if (r.code === 0) return undefined;
+  if (r.code === 0) return output?.(out);
   const lines = r.stderr.trimEnd().split('\n');
   if (/^\s+at .+:\d+:\d+\)?$/m.test(r.stderr)) return `a stack trace on stderr: ${r.stderr.slice(0, 400)}`;
   if (lines.length !== 1) return `${lines.length} lines on stderr: ${r.stderr.slice(0, 400)}`;

@@ -74,7 +74,10 @@ export async function runHarvest(m: LanguageModel, r: HarvestRequest, stderr: Ou
   if (r.resume) print(stderr, `resuming at context ${writer.next.context} (${writer.rows} rows stored)`);
   const progress = new HarvestProgress(stderr, r.maxTokens, r.quiet);
   const skipPositions = r.excludeBos === true ? prefixOf(m).length : 0;
-  const result = await harvest(hooked, contexts, writer, { batchSize: r.batchSize, ...(r.maxTokens !== undefined ? { maxTokens: r.maxTokens } : {}), progress, skipPositions });
+  const result = await harvest(hooked, contexts, writer, { batchSize: r.batchSize, ...(r.maxTokens !== undefined ? { maxTokens: r.maxTokens } : {}), progress, skipPositions }).catch(async (e: unknown) => {
+    await writer.discardIfEmpty();
+    throw e;
+  });
   const manifest = await writer.finish();
   return { manifest, tokensPerSecond: result.tokens / Math.max(result.seconds, 1e-9), seconds: result.seconds };
 }

@@ -88,6 +88,19 @@ export function int(c: ConfigJson, key: string, fallback?: number): number {
   return v;
 }
 
+/** More layers than any published transformer has (the largest have a few hundred). */
+const MAX_LAYERS = 4096;
+
+/**
+ * The layer count at `key`: per-layer tables and the hook names are built from it before any weight
+ * is read, so a corrupt count (2^31) must be refused here, not exhaust memory.
+ */
+export function layerCount(c: ConfigJson, key: string): number {
+  const n = int(c, key);
+  if (n > MAX_LAYERS) throw fileError(c.file, `'${key}' is ${n}, more layers than any model we know (at most ${MAX_LAYERS})`);
+  return n;
+}
+
 /** A number or null/absent (undefined). */
 export function optionalNum(c: ConfigJson, key: string): number | undefined {
   const v = c.json[key];

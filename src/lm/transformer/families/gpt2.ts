@@ -7,7 +7,7 @@
  * c_attn holds Q, K and V side by side: [d, 3d].
  */
 import { fileError } from '../../../errors.js';
-import { activation, bool, checkConfig, type ConfigJson, int, num, type TransformerConfig } from '../config.js';
+import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
 import { type LoadScope, readShaped, transpose, Weights } from '../weights.js';
 import { unembedding } from './llama.js';
@@ -17,7 +17,7 @@ export function gpt2Config(c: ConfigJson): TransformerConfig {
   if (!bool(c, 'scale_attn_weights', true)) throw fileError(c.file, 'scale_attn_weights false is not supported');
   const dModel = int(c, 'n_embd');
   const nHeads = int(c, 'n_head');
-  const nLayers = int(c, 'n_layer');
+  const nLayers = layerCount(c, 'n_layer');
   const dHead = dModel / nHeads;
   if (!Number.isInteger(dHead)) throw fileError(c.file, `n_embd ${dModel} is not a multiple of n_head ${nHeads}`);
   const inner = c.json['n_inner'];

@@ -10,7 +10,7 @@
  *   (absent when tied to the embedding).
  */
 import { fileError } from '../../../errors.js';
-import { activation, bool, checkConfig, type ConfigJson, int, num, optionalNum, ropeScaling, type TransformerConfig } from '../config.js';
+import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, optionalNum, ropeScaling, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
 import { type LoadScope, readShaped, Weights } from '../weights.js';
 
@@ -18,7 +18,7 @@ import { type LoadScope, readShaped, Weights } from '../weights.js';
 export function llamaLike(c: ConfigJson, family: string): TransformerConfig {
   const dModel = int(c, 'hidden_size');
   const nHeads = int(c, 'num_attention_heads');
-  const nLayers = int(c, 'num_hidden_layers');
+  const nLayers = layerCount(c, 'num_hidden_layers');
   const dHead = int(c, 'head_dim', Math.floor(dModel / nHeads));
   const window = optionalNum(c, 'sliding_window');
   return checkConfig(

@@ -8,7 +8,7 @@
  * gpt_neox.final_layer_norm, embed_out. query_key_value [3d, d] holds, for each head in turn, its
  * d_head rows of Q, then of K, then of V.
  */
-import { activation, bool, checkConfig, type ConfigJson, int, num, ropeScaling, type TransformerConfig } from '../config.js';
+import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, ropeScaling, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
 import { type LoadScope, readShaped, Weights } from '../weights.js';
 import { unembedding } from './llama.js';
@@ -16,7 +16,7 @@ import { unembedding } from './llama.js';
 export function neoxConfig(c: ConfigJson): TransformerConfig {
   const dModel = int(c, 'hidden_size');
   const nHeads = int(c, 'num_attention_heads');
-  const nLayers = int(c, 'num_hidden_layers');
+  const nLayers = layerCount(c, 'num_hidden_layers');
   const dHead = Math.floor(dModel / nHeads);
   const pct = num(c, 'rotary_pct', num(c, 'partial_rotary_factor', 1));
   const rotaryDim = Math.floor(dHead * pct);
