@@ -54,13 +54,17 @@ for (const kernels of [...(native instanceof Error ? [] : [native]), referenceKe
     total += s;
     values += n;
     figures[type] = Math.round(n / s / 1e6);
-    console.log(`${kernels.name.padEnd(9)} ${type.padEnd(8)} ${(n / 1e6).toFixed(1).padStart(7)} M values ${s.toFixed(2).padStart(6)} s ${(n / s / 1e6).toFixed(0).padStart(6)} M values/s`);
+    console.log(
+      `${kernels.name.padEnd(9)} ${type.padEnd(8)} ${(n / 1e6).toFixed(1).padStart(7)} M values ${s.toFixed(2).padStart(6)} s ${(n / s / 1e6).toFixed(0).padStart(6)} M values/s`,
+    );
   }
- const r0 = performance.now();
+  const r0 = performance.now();
   for (const name of g.tensors.keys()) await g.read(name, kernels);
   const readAll = (performance.now() - r0) / 1000;
   console.log(`${kernels.name.padEnd(9)} read() of every tensor (file read, allocation, dequantisation): ${readAll.toFixed(2)} s`);
-  console.log(`${kernels.name.padEnd(9)} all      ${(values / 1e6).toFixed(1).padStart(7)} M values ${total.toFixed(2).padStart(6)} s ${(values / total / 1e6).toFixed(0).padStart(6)} M values/s`);
+  console.log(
+    `${kernels.name.padEnd(9)} all      ${(values / 1e6).toFixed(1).padStart(7)} M values ${total.toFixed(2).padStart(6)} s ${(values / total / 1e6).toFixed(0).padStart(6)} M values/s`,
+  );
   results[kernels.name] = { ...figures, dequantSeconds: Number(total.toFixed(3)), readAllSeconds: Number(readAll.toFixed(3)) };
 }
 console.log(JSON.stringify({ bench: 'gguf-dequant', threads, results }));

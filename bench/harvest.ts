@@ -51,7 +51,10 @@ function torchPeer(file: string, layers: number, logits: boolean): { tokens_s: n
 }
 
 const mb = (b: number): number => Math.round(b / 2 ** 20);
-const load = (): string => loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 
 export async function benchHarvest(log: (l: string) => void): Promise<object> {
   const path = process.env['TINYLLAMA_GGUF'] ?? cachedModelPath(TINYLLAMA);
@@ -66,7 +69,9 @@ export async function benchHarvest(log: (l: string) => void): Promise<object> {
   const ours = await tokensPerSecond(() => part.run(ctx, { stopAfter: HOOK }), 2);
   const partMb = mb(part.weights.bytes());
   const peakHarvest = Math.round(peakRssMb());
-  log(`  ours  ${HOOK}: ${ours.toFixed(1)} tokens/s; f32 weights of the blocks run ${partMb} MB, peak RSS ${peakHarvest} MB (${(peakHarvest / partMb).toFixed(2)}x)`);
+  log(
+    `  ours  ${HOOK}: ${ours.toFixed(1)} tokens/s; f32 weights of the blocks run ${partMb} MB, peak RSS ${peakHarvest} MB (${(peakHarvest / partMb).toFixed(2)}x)`,
+  );
 
   const full = await HookedTransformer.load(path, engine);
   const fullRun = await full.run(ctx, { returnHooks: [HOOK] });
@@ -90,10 +95,16 @@ export async function benchHarvest(log: (l: string) => void): Promise<object> {
     await writeSafetensors(file, tensors, { config: JSON.stringify(config) });
     await engine.release();
     const th = torchPeer(file, 5, false);
-    log(`  torch ${HOOK}: ${th.tokens_s.toFixed(1)} tokens/s, peak RSS ${Math.round(th.peak_rss_mb)} MB, max rel diff from ours ${th.max_rel_diff?.toExponential(2)}`);
+    log(
+      `  torch ${HOOK}: ${th.tokens_s.toFixed(1)} tokens/s, peak RSS ${Math.round(th.peak_rss_mb)} MB, max rel diff from ours ${th.max_rel_diff?.toExponential(2)}`,
+    );
     const tf = torchPeer(file, c.nLayers, true);
-    log(`  torch full forward + logits: ${tf.tokens_s.toFixed(1)} tokens/s, peak RSS ${Math.round(tf.peak_rss_mb)} MB, max rel diff of logits ${tf.max_rel_diff?.toExponential(2)}`);
-    log(`  ratio ours / torch: harvest ${(ours / th.tokens_s).toFixed(2)}x, full forward ${(oursFull / tf.tokens_s).toFixed(2)}x; load average at end ${load()}`);
+    log(
+      `  torch full forward + logits: ${tf.tokens_s.toFixed(1)} tokens/s, peak RSS ${Math.round(tf.peak_rss_mb)} MB, max rel diff of logits ${tf.max_rel_diff?.toExponential(2)}`,
+    );
+    log(
+      `  ratio ours / torch: harvest ${(ours / th.tokens_s).toFixed(2)}x, full forward ${(oursFull / tf.tokens_s).toFixed(2)}x; load average at end ${load()}`,
+    );
     return {
       bench: 'harvest',
       harvest_tokens_s: ours,

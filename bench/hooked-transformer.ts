@@ -28,13 +28,29 @@ interface Size {
 
 function randomModel(engine: Engine, s: Size): HookedTransformer {
   const json = {
-    model_type: 'llama', hidden_size: s.d, num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kv,
-    intermediate_size: s.mlp, vocab_size: s.vocab, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
+    model_type: 'llama',
+    hidden_size: s.d,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    num_key_value_heads: s.kv,
+    intermediate_size: s.mlp,
+    vocab_size: s.vocab,
+    max_position_embeddings: 2048,
+    rms_norm_eps: 1e-5,
   };
   const cfg = llamaConfig({ file: 'bench config.json', json });
   const w = new Weights({ layers: s.layers, head: true });
   let seed = 1;
-  const put = (name: string, dims: number[], scale = 0.02): void => w.set(name, randomArray(dims.reduce((a, b) => a * b, 1), scale, seed++), dims);
+  const put = (name: string, dims: number[], scale = 0.02): void =>
+    w.set(
+      name,
+      randomArray(
+        dims.reduce((a, b) => a * b, 1),
+        scale,
+        seed++,
+      ),
+      dims,
+    );
   const dh = s.d / s.heads;
   put('embed.W_E', [s.vocab, s.d]);
   for (let l = 0; l < s.layers; l++) {
@@ -82,7 +98,9 @@ async function tinyLlama(engine: Engine, log: (l: string) => void): Promise<obje
   const rate = await tokensPerSecond(() => m.run(ctx, { stopAfter: hook }), 1024, 2);
   const weightsMb = mb(m.weights.bytes());
   const peak = Math.round(peakRssMb());
-  log(`TinyLlama GGUF harvest ${hook}, 8 x 128: ${rate.toFixed(0)} tokens/s; load ${loadS.toFixed(1)} s; f32 weights of the blocks run ${weightsMb} MB, peak RSS ${peak} MB (${(peak / weightsMb).toFixed(2)}x)`);
+  log(
+    `TinyLlama GGUF harvest ${hook}, 8 x 128: ${rate.toFixed(0)} tokens/s; load ${loadS.toFixed(1)} s; f32 weights of the blocks run ${weightsMb} MB, peak RSS ${peak} MB (${(peak / weightsMb).toFixed(2)}x)`,
+  );
   return { tinyllama_harvest_tokens_s: rate, tinyllama_weights_mb: weightsMb, tinyllama_peak_rss_mb: peak };
 }
 
@@ -111,12 +129,35 @@ export async function benchHooked(log: (l: string) => void): Promise<object> {
   const sctx = contexts(8, 128, small.vocab);
   const plan: GraphPlan = { outputs: [], logits: true, edits: {}, layers: small.layers, head: true };
   const asInputs = await tokensPerSecond(() => s.run(sctx, {}), 1024, 5);
-  const inline = await compileGraph(ortNode, buildGraph(s.config, (n) => s.weights.dims(n), plan, (n) => s.weights.get(n)!.data), 2);
+  const inline = await compileGraph(
+    ortNode,
+    buildGraph(
+      s.config,
+      (n) => s.weights.dims(n),
+      plan,
+      (n) => s.weights.get(n)!.data,
+    ),
+    2,
+  );
   const asInit = await tokensPerSecond(() => inline.run(inlineFeeds(s, sctx)), 1024, 5);
-  log(`  small model (${(s.weights.bytes() / 4e6).toFixed(1)}M params) full forward: weights as inputs ${asInputs.toFixed(0)} tokens/s, as initializers ${asInit.toFixed(0)} tokens/s`);
+  log(
+    `  small model (${(s.weights.bytes() / 4e6).toFixed(1)}M params) full forward: weights as inputs ${asInputs.toFixed(0)} tokens/s, as initializers ${asInit.toFixed(0)} tokens/s`,
+  );
   await inline.release();
   await engine.release();
-  return { bench: 'hooked', ...tiny, params_m: params, weights_mb: weightsMb, harvest_tokens_s: harvest, full_tokens_s: full, rss_after_harvest_mb: rssHarvest, rss_after_full_mb: rssFull, peak_rss_mb: peak, small_inputs_tokens_s: asInputs, small_initializers_tokens_s: asInit };
+  return {
+    bench: 'hooked',
+    ...tiny,
+    params_m: params,
+    weights_mb: weightsMb,
+    harvest_tokens_s: harvest,
+    full_tokens_s: full,
+    rss_after_harvest_mb: rssHarvest,
+    rss_after_full_mb: rssFull,
+    peak_rss_mb: peak,
+    small_inputs_tokens_s: asInputs,
+    small_initializers_tokens_s: asInit,
+  };
 }
 
 function inlineFeeds(m: HookedTransformer, ctx: Int32Array[]): Feeds {

@@ -38,11 +38,13 @@ async function separateSteps(engine: Engine, sae: Sae, pre: Awaited<ReturnType<t
   const n = ys.length * xs.length;
   const x = new Float32Array(n * d);
   let at = 0;
-  for (const oy of ys) for (const ox of xs) for (let r = 0; r < p; r++) {
-    const from = ((oy + r) * image.width + ox) * c;
-    x.set(image.pixels.subarray(from, from + p * c), at);
-    at += p * c;
-  }
+  for (const oy of ys)
+    for (const ox of xs)
+      for (let r = 0; r < p; r++) {
+        const from = ((oy + r) * image.width + ox) * c;
+        x.set(image.pixels.subarray(from, from + p * c), at);
+        at += p * c;
+      }
   await preprocessPatches(pre, x, n, engine);
   const xHat = await sae.decode(engine, await sae.encode(engine, x));
   const err = new Float32Array(n);
@@ -61,11 +63,22 @@ export async function benchInspect(log: (l: string) => void): Promise<object> {
     for (const k of CASES) {
       const rng = new Rng(1);
       const d = k.p * k.p * k.channels;
-      const image: ChannelImage = { path: 'bench', width: SIDE, height: SIDE, channels: k.channels, pixels: Float32Array.from({ length: SIDE * SIDE * k.channels }, () => rng.uniform()) };
+      const image: ChannelImage = {
+        path: 'bench',
+        width: SIDE,
+        height: SIDE,
+        channels: k.channels,
+        pixels: Float32Array.from({ length: SIDE * SIDE * k.channels }, () => rng.uniform()),
+      };
       const sample = Float32Array.from({ length: 2000 * d }, () => rng.uniform());
       const pre = await fitPreprocess(sample, 2000, { patchSize: k.p, channels: k.channels, meanRemoval: true, whitening: 'zca', eps: 1e-3 }, engine);
       const r = (n: number, s: number): Float32Array => Float32Array.from({ length: n }, () => s * rng.normal());
-      const sae = new Sae('standard', { dIn: d, dSae: k.dSae }, {}, { W_enc: r(d * k.dSae, 0.1), b_enc: r(k.dSae, 0.1), W_dec: r(k.dSae * d, 0.1), b_dec: r(d, 0.1) });
+      const sae = new Sae(
+        'standard',
+        { dIn: d, dSae: k.dSae },
+        {},
+        { W_enc: r(d * k.dSae, 0.1), b_enc: r(k.dSae, 0.1), W_dec: r(k.dSae * d, 0.1), b_dec: r(d, 0.1) },
+      );
       const ins = inspector(pre, saeModel(sae));
       await mapImage(engine, ins, image, STRIDE); // warm-up: graph building, session
       const fused: number[] = [];
@@ -80,7 +93,9 @@ export async function benchInspect(log: (l: string) => void): Promise<object> {
       const separate = (performance.now() - t) / 1000;
       const mp = (SIDE * SIDE) / 1e6;
       const patches = patchOrigins(SIDE, k.p, STRIDE).length ** 2;
-      log(`inspect ${k.name}: ${(mp / median(fused)).toFixed(2)} MP/s at stride ${STRIDE} (${patches} patches, ${median(fused).toFixed(3)} s per 1024x1024 map); separate steps (errors only) ${(mp / separate).toFixed(2)} MP/s, ratio ${(separate / median(fused)).toFixed(2)}x`);
+      log(
+        `inspect ${k.name}: ${(mp / median(fused)).toFixed(2)} MP/s at stride ${STRIDE} (${patches} patches, ${median(fused).toFixed(3)} s per 1024x1024 map); separate steps (errors only) ${(mp / separate).toFixed(2)} MP/s, ratio ${(separate / median(fused)).toFixed(2)}x`,
+      );
       results[`${k.channels === 1 ? 'grey' : 'rgb'}MegapixelsPerSecond`] = mp / median(fused);
       results[`${k.channels === 1 ? 'grey' : 'rgb'}SeparateStepsMegapixelsPerSecond`] = mp / separate;
     }

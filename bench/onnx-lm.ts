@@ -52,11 +52,20 @@ async function writeFolder(dir: string, dims: Dims, external: boolean): Promise<
 function lmFeeds(batch: readonly Int32Array[]): { feeds: Feeds } {
   const [B, S] = [batch.length, batch[0]!.length];
   const ids = BigInt64Array.from(batch.flatMap((c) => Array.from(c, BigInt)));
-  return { feeds: { input_ids: { data: ids, dims: [B, S] }, attention_mask: { data: new BigInt64Array(B * S).fill(1n), dims: [B, S] }, [SESSION.replacement]: { data: new Float32Array(1), dims: [1] }, [SESSION.splice]: { data: new Uint8Array(1), dims: [] } } };
+  return {
+    feeds: {
+      input_ids: { data: ids, dims: [B, S] },
+      attention_mask: { data: new BigInt64Array(B * S).fill(1n), dims: [B, S] },
+      [SESSION.replacement]: { data: new Float32Array(1), dims: [1] },
+      [SESSION.splice]: { data: new Uint8Array(1), dims: [] },
+    },
+  };
 }
 
 function contexts(lm: OnnxLm, n: number, len: number): Int32Array[] {
-  const words = 'Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, I thought I would sail about. '.repeat(20);
+  const words = 'Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, I thought I would sail about. '.repeat(
+    20,
+  );
   const ids = lm.tokenize(words);
   return Array.from({ length: n }, (_, i) => Int32Array.from(ids.slice(i * 7, i * 7 + len)));
 }
@@ -80,7 +89,12 @@ async function child(kind: string, dir: string): Promise<void> {
   if (kind === 'steer') {
     const d = MODEL.d;
     const W_dec = Float32Array.from({ length: 2 * d * d }, (_, i) => (i % (d + 1) === 0 ? 1 : 0));
-    const sae = new Sae('standard', { dIn: d, dSae: 2 * d }, {}, { W_enc: new Float32Array(d * 2 * d), W_dec, b_enc: new Float32Array(2 * d), b_dec: new Float32Array(d) });
+    const sae = new Sae(
+      'standard',
+      { dIn: d, dSae: 2 * d },
+      {},
+      { W_enc: new Float32Array(d * 2 * d), W_dec, b_enc: new Float32Array(2 * d), b_dec: new Float32Array(d) },
+    );
     const prompt = Array.from(contexts(lm, 1, 32)[0]!);
     await lm.generate(prompt, 8, lm.hookTensor('blocks.8.hook_resid_post'), steerEdit(engine, sae, { feature: 3, add: 4 }));
     console.log(JSON.stringify({ kind, seconds: (performance.now() - t0) / 1000, rss_before_mb: before, peak_rss_mb: peakRssMb() }));
@@ -143,9 +157,22 @@ async function codec(dir: string): Promise<Record<string, number>> {
   OnnxModel.fromBytes(bytes, 'big');
   const parse = (performance.now() - t) / 1000;
   t = performance.now();
-  const { bytes: session } = fromDisk.sessionModel({ nodes: fromDisk.nodeFields().map((n) => n.raw), inputs: fromDisk.graphFieldsOf(11), outputs: fromDisk.graphFieldsOf(12), uses: new Set(fromDisk.initializers.keys()) });
+  const { bytes: session } = fromDisk.sessionModel({
+    nodes: fromDisk.nodeFields().map((n) => n.raw),
+    inputs: fromDisk.graphFieldsOf(11),
+    outputs: fromDisk.graphFieldsOf(12),
+    uses: new Set(fromDisk.initializers.keys()),
+  });
   const rewrite = (performance.now() - t) / 1000;
-  return { model_mb: bytes.length / 1e6, encode_mb: encoded.length / 1e6, encode_s: encode, open_from_disk_s: open, parse_in_memory_s: parse, rewrite_s: rewrite, rewritten_kb: session.length / 1e3 };
+  return {
+    model_mb: bytes.length / 1e6,
+    encode_mb: encoded.length / 1e6,
+    encode_s: encode,
+    open_from_disk_s: open,
+    parse_in_memory_s: parse,
+    rewrite_s: rewrite,
+    rewritten_kb: session.length / 1e3,
+  };
 }
 
 export async function benchOnnxLm(log: (line: string) => void): Promise<object> {
@@ -156,15 +183,33 @@ export async function benchOnnxLm(log: (line: string) => void): Promise<object> 
     log(`model: d ${MODEL.d}, ${MODEL.layers} layers, ${weights.toFixed(0)} MB of weights in model.onnx_data (and as one model.onnx)`);
     const steer = runChild('steer', join(dir, 'model'));
     const single = runChild('steer', join(dir, 'single'));
-    for (const [what, s] of [['external data', steer], ['one file', single]] as const) {
+    for (const [what, s] of [
+      ['external data', steer],
+      ['one file', single],
+    ] as const) {
       const grown = s['peak_rss_mb']! - s['rss_before_mb']!;
-      log(`steer, ${what} (8 tokens, edit at blocks.8): peak RSS ${s['peak_rss_mb']!.toFixed(0)} MB = ${(s['peak_rss_mb']! / weights).toFixed(2)}x the weights; grown by ${grown.toFixed(0)} MB = ${(grown / weights).toFixed(2)}x from ${s['rss_before_mb']!.toFixed(0)} MB before loading; ${s['seconds']!.toFixed(1)} s`);
+      log(
+        `steer, ${what} (8 tokens, edit at blocks.8): peak RSS ${s['peak_rss_mb']!.toFixed(0)} MB = ${(s['peak_rss_mb']! / weights).toFixed(2)}x the weights; grown by ${grown.toFixed(0)} MB = ${(grown / weights).toFixed(2)}x from ${s['rss_before_mb']!.toFixed(0)} MB before loading; ${s['seconds']!.toFixed(1)} s`,
+      );
     }
     const harvest = runChild('harvest', join(dir, 'model'));
-    log(`harvest blocks.4 (8 x 128 tokens): cut graph ${harvest['cut_tokens_per_s']!.toFixed(0)} tokens/s; whole graph: splice graph (clean run) ${harvest['full_tokens_per_s']!.toFixed(0)} tokens/s, plain logits graph ${harvest['logits_tokens_per_s']!.toFixed(0)} tokens/s (run in turns: the cost of the Where)`);
+    log(
+      `harvest blocks.4 (8 x 128 tokens): cut graph ${harvest['cut_tokens_per_s']!.toFixed(0)} tokens/s; whole graph: splice graph (clean run) ${harvest['full_tokens_per_s']!.toFixed(0)} tokens/s, plain logits graph ${harvest['logits_tokens_per_s']!.toFixed(0)} tokens/s (run in turns: the cost of the Where)`,
+    );
     const c = await codec(dir);
-    log(`codec: GraphBuilder.encode of ${c['encode_mb']!.toFixed(0)} MB ${c['encode_s']!.toFixed(2)} s; ${c['model_mb']!.toFixed(0)} MB model: open from disk (weights located) ${c['open_from_disk_s']!.toFixed(3)} s, parse in memory ${c['parse_in_memory_s']!.toFixed(3)} s, rewrite ${c['rewrite_s']!.toFixed(3)} s (${c['rewritten_kb']!.toFixed(0)} kB)`);
-    return { bench: 'onnx-lm', weights_mb: weights, steer_peak_rss_mb: steer['peak_rss_mb'], steer_rss_before_mb: steer['rss_before_mb'], steer_s: steer['seconds'], single_file_steer_peak_rss_mb: single['peak_rss_mb'], ...harvest, ...c };
+    log(
+      `codec: GraphBuilder.encode of ${c['encode_mb']!.toFixed(0)} MB ${c['encode_s']!.toFixed(2)} s; ${c['model_mb']!.toFixed(0)} MB model: open from disk (weights located) ${c['open_from_disk_s']!.toFixed(3)} s, parse in memory ${c['parse_in_memory_s']!.toFixed(3)} s, rewrite ${c['rewrite_s']!.toFixed(3)} s (${c['rewritten_kb']!.toFixed(0)} kB)`,
+    );
+    return {
+      bench: 'onnx-lm',
+      weights_mb: weights,
+      steer_peak_rss_mb: steer['peak_rss_mb'],
+      steer_rss_before_mb: steer['rss_before_mb'],
+      steer_s: steer['seconds'],
+      single_file_steer_peak_rss_mb: single['peak_rss_mb'],
+      ...harvest,
+      ...c,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -88,13 +88,16 @@ export async function benchStandardStep(log: (line: string) => void, steps = 3):
   const stepS = median(times);
   const peak = peakRssMb();
   const flops = 5 * 2 * B * D * S;
-  log(`standard step (batch ${B}, ${D} -> ${S}, ${engine.kernels.name} kernels): ${stepS.toFixed(3)} s/step, ${(B / stepS).toFixed(0)} inputs/s, ${(flops / stepS / 1e9).toFixed(0)} GFLOP/s over the whole step, peak RSS ${peak.toFixed(0)} MB`);
+  log(
+    `standard step (batch ${B}, ${D} -> ${S}, ${engine.kernels.name} kernels): ${stepS.toFixed(3)} s/step, ${(B / stepS).toFixed(0)} inputs/s, ${(flops / stepS / 1e9).toFixed(0)} GFLOP/s over the whole step, peak RSS ${peak.toFixed(0)} MB`,
+  );
   const gemm = await gemmRate(engine);
   log(`  the step's five matrix products alone on onnxruntime: ${gemm.toFixed(0)} GFLOP/s`);
   await engine.release();
   const torch = torchStep(['standard', B, D, S]);
   const torchS = torch?.['step_s'] ?? null;
-  if (torchS !== null) log(`  PyTorch ${torch?.['torch'] ?? ''} (2 threads, autograd, Adam): ${torchS.toFixed(3)} s/step; ours / PyTorch = ${(stepS / torchS).toFixed(2)}`);
+  if (torchS !== null)
+    log(`  PyTorch ${torch?.['torch'] ?? ''} (2 threads, autograd, Adam): ${torchS.toFixed(3)} s/step; ours / PyTorch = ${(stepS / torchS).toFixed(2)}`);
   else log('  PyTorch not found (/usr/bin/python3 -c "import torch" failed): no ratio');
   return {
     bench: 'standard_step',

@@ -25,10 +25,25 @@ const STEPS = 30;
 const BATCH = 4096;
 
 async function writeStore(dir: string, x: Float32Array): Promise<void> {
-  const w = await StoreWriter.open(dir, { model: 'bench', hookName: 'bench', hookTensor: 'bench', dIn: D, contextSize: 100, dtype: 'float32', source: {}, vocab: ['t'] });
+  const w = await StoreWriter.open(dir, {
+    model: 'bench',
+    hookName: 'bench',
+    hookTensor: 'bench',
+    dIn: D,
+    contextSize: 100,
+    dtype: 'float32',
+    source: {},
+    vocab: ['t'],
+  });
   for (let c = 0; c * 100 < ROWS; c++) {
     const n = Math.min(100, ROWS - c * 100);
-    await w.append({ context: c, doc: 0, x: x.subarray(c * 100 * D, (c * 100 + n) * D), pos: Int32Array.from({ length: n }, (_, i) => i), token: new Int32Array(n) });
+    await w.append({
+      context: c,
+      doc: 0,
+      x: x.subarray(c * 100 * D, (c * 100 + n) * D),
+      pos: Int32Array.from({ length: n }, (_, i) => i),
+      token: new Int32Array(n),
+    });
   }
   await w.finish();
 }
@@ -39,10 +54,20 @@ async function measure(engine: Engine, ds: Dataset, out: string): Promise<{ step
   let t = performance.now();
   for (let s = 0; s < STEPS; s++) await stream.batchAt(s + 1000);
   const batchesPerSecond = STEPS / ((performance.now() - t) / 1000);
-  const c = TrainConfig.parse({ data: { path: 'unused', batchSize: BATCH }, model: { architecture: 'standard', dSae: 4 * D }, schedule: { steps: STEPS }, logging: { out, quiet: true } });
+  const c = TrainConfig.parse({
+    data: { path: 'unused', batchSize: BATCH },
+    model: { architecture: 'standard', dSae: 4 * D },
+    schedule: { steps: STEPS },
+    logging: { out, quiet: true },
+  });
   const settings = settingsOf(c, ds, {});
   t = performance.now();
-  await train(engine, settings, { batchAt: (s) => stream.batchAt(s), sample: async (n) => (await stream.sampleTraining(n)).x }, { checkpointEvery: 0, progress: new Progress({ every: STEPS, quiet: true }), key: 'bench', sampleRows: 4096 });
+  await train(
+    engine,
+    settings,
+    { batchAt: (s) => stream.batchAt(s), sample: async (n) => (await stream.sampleTraining(n)).x },
+    { checkpointEvery: 0, progress: new Progress({ every: STEPS, quiet: true }), key: 'bench', sampleRows: 4096 },
+  );
   return { stepsPerSecond: STEPS / ((performance.now() - t) / 1000), batchesPerSecond };
 }
 
@@ -57,10 +82,22 @@ export async function benchStore(log: (line: string) => void): Promise<object> {
     const fromStore = await measure(engine, store, join(dir, 's'));
     await store.close();
     await engine.release();
-    log(`training from memory: ${memory.stepsPerSecond.toFixed(2)} steps/s (batch ${BATCH}, ${D} -> ${4 * D}); stream alone ${memory.batchesPerSecond.toFixed(1)} batches/s`);
+    log(
+      `training from memory: ${memory.stepsPerSecond.toFixed(2)} steps/s (batch ${BATCH}, ${D} -> ${4 * D}); stream alone ${memory.batchesPerSecond.toFixed(1)} batches/s`,
+    );
     log(`training from a store: ${fromStore.stepsPerSecond.toFixed(2)} steps/s; stream alone ${fromStore.batchesPerSecond.toFixed(1)} batches/s`);
     log(`store / memory: ${(fromStore.stepsPerSecond / memory.stepsPerSecond).toFixed(3)}`);
-    return { bench: 'store', rows: ROWS, d_in: D, batch: BATCH, memory_steps_per_s: memory.stepsPerSecond, store_steps_per_s: fromStore.stepsPerSecond, ratio: fromStore.stepsPerSecond / memory.stepsPerSecond, memory_batches_per_s: memory.batchesPerSecond, store_batches_per_s: fromStore.batchesPerSecond };
+    return {
+      bench: 'store',
+      rows: ROWS,
+      d_in: D,
+      batch: BATCH,
+      memory_steps_per_s: memory.stepsPerSecond,
+      store_steps_per_s: fromStore.stepsPerSecond,
+      ratio: fromStore.stepsPerSecond / memory.stepsPerSecond,
+      memory_batches_per_s: memory.batchesPerSecond,
+      store_batches_per_s: fromStore.batchesPerSecond,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -79,7 +79,9 @@ export async function benchTopKStep(log: (line: string) => void): Promise<TopKSt
   const bag = torchStep([`topk-embedding_bag:${k}`, B, dIn, dSae])?.['step_s'] ?? null;
   const ratio = (a: number, b: number | null): number | null => (b === null ? null : a / b);
   if (dense !== null && bag !== null) {
-    log(`  PyTorch dense decoder (SAELens style): ${dense.toFixed(3)} s/step; ours is ${(dense / ours.stepS).toFixed(1)}x faster (fallback ${(dense / fallback.stepS).toFixed(1)}x)`);
+    log(
+      `  PyTorch dense decoder (SAELens style): ${dense.toFixed(3)} s/step; ours is ${(dense / ours.stepS).toFixed(1)}x faster (fallback ${(dense / fallback.stepS).toFixed(1)}x)`,
+    );
     log(`  PyTorch embedding_bag (sparsify style): ${bag.toFixed(3)} s/step; ours is ${(bag / ours.stepS).toFixed(1)}x faster`);
   } else log('  PyTorch not found: no ratios');
   return {

@@ -66,7 +66,7 @@ function shapeOf(a: Nested): number[] {
 }
 
 function flat(a: Nested): number[] {
-  return Array.isArray(a) ? a.flat(Infinity as 1) as number[] : [a];
+  return Array.isArray(a) ? (a.flat(Infinity as 1) as number[]) : [a];
 }
 
 function tensor(a: Nested): HostTensor<Float32Array> {

@@ -304,7 +304,8 @@ export class MetricsAccumulator {
   metrics(): Metrics {
     const s = this.sums();
     for (const [name, v] of Object.entries(s)) {
-      if (typeof v === 'number' && !Number.isFinite(v)) throw new UserError(`the metric sum '${name}' is ${v} over ${s.inputs} inputs: the SAE or the data gives numbers beyond float64`);
+      if (typeof v === 'number' && !Number.isFinite(v))
+        throw new UserError(`the metric sum '${name}' is ${v} over ${s.inputs} inputs: the SAE or the data gives numbers beyond float64`);
     }
     return metricsFromSums(s);
   }
@@ -347,7 +348,12 @@ export type LatentsSink<B extends EvalBatch> = (latents: Float32Array, batch: B)
  * console.log(m.explained_variance, m.l0);
  * ```
  */
-export async function evaluate<B extends EvalBatch>(engine: Engine, sae: Sae, batches: AsyncIterable<B>, onLatents?: LatentsSink<B>): Promise<MetricsAccumulator> {
+export async function evaluate<B extends EvalBatch>(
+  engine: Engine,
+  sae: Sae,
+  batches: AsyncIterable<B>,
+  onLatents?: LatentsSink<B>,
+): Promise<MetricsAccumulator> {
   const withLatents = onLatents !== undefined;
   const graph = await engine.graph(`${sae.key}:eval${withLatents ? '+latents' : ''}`, () => buildEvalModel(sae.def, sae.hyper, sae.dims, withLatents));
   const acc = new MetricsAccumulator(sae.dims.dIn, sae.dims.dSae);
@@ -381,7 +387,9 @@ function checkFiniteBatch(s: Readonly<Record<(typeof SUM_OUTPUTS)[number], Float
   for (let r = 0; r < rows; r++) {
     if (!Number.isFinite(s.x_sq[r]!)) throw new UserError(`input ${first + r} holds NaN or Inf, or values beyond float64 when squared; drop such rows first`);
     if (!Number.isFinite(s.row_sse[r]!) || !Number.isFinite(s.row_l1[r]!) || !Number.isFinite(s.x_hat_sq[r]!)) {
-      throw new UserError(`input ${first + r}: the SAE's latents or reconstruction hold NaN or Inf (the input is finite); this SAE cannot be applied to this data`);
+      throw new UserError(
+        `input ${first + r}: the SAE's latents or reconstruction hold NaN or Inf (the input is finite); this SAE cannot be applied to this data`,
+      );
     }
   }
 }

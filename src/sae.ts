@@ -80,7 +80,15 @@ export class Sae {
   }
 
   /** Runs `graph` over x in chunks of rows, concatenating the output `name` of `width` per row. */
-  private async chunked(engine: Engine, kind: string, build: () => Uint8Array, input: string, x: Float32Array, inWidth: number, outs: readonly { name: string; width: number; make: (n: number) => Float32Array | Int32Array }[]): Promise<(Float32Array | Int32Array)[]> {
+  private async chunked(
+    engine: Engine,
+    kind: string,
+    build: () => Uint8Array,
+    input: string,
+    x: Float32Array,
+    inWidth: number,
+    outs: readonly { name: string; width: number; make: (n: number) => Float32Array | Int32Array }[],
+  ): Promise<(Float32Array | Int32Array)[]> {
     if (x.length % inWidth !== 0) throw new Error(`input length ${x.length} is not a multiple of its width ${inWidth}`);
     const rows = x.length / inWidth;
     const graph = await engine.graph(`${this.key}:${kind}`, build);

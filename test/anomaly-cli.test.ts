@@ -62,7 +62,20 @@ beforeAll(async () => {
 
 describe('sae calibrate', () => {
   it('takes the threshold from clean errors and reports detection on labelled inputs', async () => {
-    const r = await runCli('calibrate', join(dir, 'sae'), '--data', join(dir, 'clean.npy'), '--quantile', '0.95', '--test', join(dir, 'test.npy'), '--labels', join(dir, 'labels.txt'), '--report', join(dir, 'report'));
+    const r = await runCli(
+      'calibrate',
+      join(dir, 'sae'),
+      '--data',
+      join(dir, 'clean.npy'),
+      '--quantile',
+      '0.95',
+      '--test',
+      join(dir, 'test.npy'),
+      '--labels',
+      join(dir, 'labels.txt'),
+      '--report',
+      join(dir, 'report'),
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/ROC-AUC\s+0\.9/);
@@ -105,7 +118,7 @@ describe('sae calibrate', () => {
 });
 
 describe('sae score', () => {
-  it('writes each input\'s error, normalised score and flag in order', async () => {
+  it("writes each input's error, normalised score and flag in order", async () => {
     const out = join(dir, 'scores.csv');
     const r = await runCli('score', join(dir, 'sae'), '--data', join(dir, 'test.npy'), '--out', out);
     expect(r.code).toBe(0);
@@ -129,7 +142,7 @@ describe('sae score', () => {
     expect(table.data[399 * 3]! / errorOf(test, 399)).toBeCloseTo(1, 4);
   });
 
-  it('asks for a calibration when there is none, refuses another SAE\'s, and wants a known output type', async () => {
+  it("asks for a calibration when there is none, refuses another SAE's, and wants a known output type", async () => {
     const bare = join(dir, 'bare');
     await saveSae(bare, projectionSae());
     const r = await runCli('score', bare, '--data', join(dir, 'test.npy'), '--out', join(dir, 's.csv'));
@@ -138,7 +151,16 @@ describe('sae score', () => {
     const other = projectionSae();
     other.params['b_dec']![0] = 0.5;
     await saveSae(join(dir, 'other'), other);
-    const o = await runCli('score', join(dir, 'other'), '--data', join(dir, 'test.npy'), '--out', join(dir, 's.csv'), '--calibration', join(dir, 'sae', 'calibration.json'));
+    const o = await runCli(
+      'score',
+      join(dir, 'other'),
+      '--data',
+      join(dir, 'test.npy'),
+      '--out',
+      join(dir, 's.csv'),
+      '--calibration',
+      join(dir, 'sae', 'calibration.json'),
+    );
     expect(o.code).toBe(2);
     expect(o.stderr).toMatch(/was made for another SAE than the one in .*other/);
     const t = await runCli('score', join(dir, 'sae'), '--data', join(dir, 'test.npy'), '--out', join(dir, 's.txt'));

@@ -21,7 +21,14 @@ describe('the defect demo', () => {
       const page = await readFile(r.files.report, 'utf8');
       expect(page).toContain('SYNTHETIC');
       expect(page).toContain('overlays/best_');
-      for (const f of [r.files.overlay, join(r.files.sae, 'preprocess.safetensors'), join(r.files.sae, 'map-calibration.json'), join(r.files.dense, 'map-calibration.json'), join(out, 'results.json')]) expect(existsSync(f)).toBe(true);
+      for (const f of [
+        r.files.overlay,
+        join(r.files.sae, 'preprocess.safetensors'),
+        join(r.files.sae, 'map-calibration.json'),
+        join(r.files.dense, 'map-calibration.json'),
+        join(out, 'results.json'),
+      ])
+        expect(existsSync(f)).toBe(true);
     } finally {
       await engine.release();
     }

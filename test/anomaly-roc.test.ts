@@ -52,7 +52,11 @@ describe('ROC-AUC', () => {
       { fpr: 0.5, tpr: 1 },
       { fpr: 1, tpr: 1 },
     ]);
-    expect(rocCurve([2, 2, 1], [1, 0, 0])).toEqual([{ fpr: 0, tpr: 0 }, { fpr: 0.5, tpr: 1 }, { fpr: 1, tpr: 1 }]);
+    expect(rocCurve([2, 2, 1], [1, 0, 0])).toEqual([
+      { fpr: 0, tpr: 0 },
+      { fpr: 0.5, tpr: 1 },
+      { fpr: 1, tpr: 1 },
+    ]);
   });
 });
 

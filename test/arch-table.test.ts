@@ -28,8 +28,21 @@ vi.mock('../src/arch/index.js', async (importOriginal) => {
 type RequiredKeys<T> = { [K in keyof T]-?: object extends Pick<T, K> ? never : K }[keyof T];
 /** Every required field of ArchitectureDef (the compiler fails here when one is added and not listed). */
 const REQUIRED = {
-  name: true, formulas: true, coefficient: true, hyper: true, options: true, unitNormDecoder: true, decoder: true, recovery: true,
-  applyBDecToInput: true, params: true, encode: true, decode: true, step: true, toCfg: true, fromCfg: true,
+  name: true,
+  formulas: true,
+  coefficient: true,
+  hyper: true,
+  options: true,
+  unitNormDecoder: true,
+  decoder: true,
+  recovery: true,
+  applyBDecToInput: true,
+  params: true,
+  encode: true,
+  decode: true,
+  step: true,
+  toCfg: true,
+  fromCfg: true,
 } satisfies Record<RequiredKeys<ArchitectureDef<unknown>>, true>;
 
 describe('the architecture table', () => {
@@ -56,7 +69,24 @@ describe('the architecture table', () => {
     const x = Float32Array.from({ length: 512 * 8 }, () => rng.normal());
     await writeNpy(join(dir, 'x.npy'), x, [512, 8]);
     const out = join(dir, 'toy');
-    const r = await runCli('train', '--data', join(dir, 'x.npy'), '--out', out, '--architecture', 'toy', '--d-sae', '16', '--steps', '20', '--batch-size', '64', '--quiet', '--kernels', 'reference');
+    const r = await runCli(
+      'train',
+      '--data',
+      join(dir, 'x.npy'),
+      '--out',
+      out,
+      '--architecture',
+      'toy',
+      '--d-sae',
+      '16',
+      '--steps',
+      '20',
+      '--batch-size',
+      '64',
+      '--quiet',
+      '--kernels',
+      'reference',
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const sae = await loadSae(out);

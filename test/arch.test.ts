@@ -40,7 +40,8 @@ function trained(arch: Architecture): { params: Params; hyper: unknown } {
   const hyper = def.hyper.parse(HYPER[arch]);
   const params = initParams(def, hyper, dims, new Rng(1), 0.5, engine.kernels);
   const rng = new Rng(2);
-  for (const [name, p] of Object.entries(params)) if (name !== 'threshold' && name !== 'log_threshold') for (let i = 0; i < p.length; i++) p[i]! += 0.05 * rng.normal();
+  for (const [name, p] of Object.entries(params))
+    if (name !== 'threshold' && name !== 'log_threshold') for (let i = 0; i < p.length; i++) p[i]! += 0.05 * rng.normal();
   return { params, hyper };
 }
 
@@ -88,7 +89,9 @@ describe.each(ARCHITECTURES)('%s', (arch) => {
 describe('saved forms', () => {
   it('batchtopk is saved as SAELens jumprelu with its threshold on every latent and apply_b_dec_to_input', async () => {
     const { params, hyper } = trained('batchtopk');
-    await (await architecture('batchtopk').step(engine, dims, hyper, false)).run(params, { x: randomX(64, 3), rows: 64, coef: 0, deadMask: new Uint8Array(dims.dSae) });
+    await (
+      await architecture('batchtopk').step(engine, dims, hyper, false)
+    ).run(params, { x: randomX(64, 3), rows: 64, coef: 0, deadMask: new Uint8Array(dims.dSae) });
     expect(params['threshold']![0]).toBeGreaterThan(0);
     const dir = await mkdtemp(join(tmpdir(), 'sae-btk-'));
     await saveSae(dir, new Sae('batchtopk', dims, hyper, params).exported());
@@ -141,7 +144,7 @@ describe('jumprelu threshold parametrisations', () => {
 describe('TopK-family steps at batches past one encoder call', () => {
   const rows = ENCODER_CHUNK * 2 + 76;
 
-  it('the chunked encoder selects each row\'s k largest pre-activations, as a float64 product does', async () => {
+  it("the chunked encoder selects each row's k largest pre-activations, as a float64 product does", async () => {
     const { params } = trained('topk');
     const x = randomX(rows, 9);
     const enc = await runEncoder(engine, 'test-chunks', dims, { applyBDec: true, aux: false, debug: false }, params, x, rows, 5);
@@ -149,7 +152,10 @@ describe('TopK-family steps at batches past one encoder call', () => {
     const pre = referenceGemm(xc, params['W_enc']!, rows, dims.dIn, dims.dSae, { c: params['b_enc']! });
     for (const r of [0, ENCODER_CHUNK - 1, ENCODER_CHUNK, rows - 1]) {
       const row = Array.from(pre.subarray(r * dims.dSae, (r + 1) * dims.dSae));
-      const top = row.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v).slice(0, 5);
+      const top = row
+        .map((v, i) => ({ v, i }))
+        .sort((a, b) => b.v - a.v)
+        .slice(0, 5);
       expect(Array.from(enc.main.code.idx.subarray(r * 5, r * 5 + 5))).toEqual(top.map((t) => t.i));
       top.forEach((t, j) => expect(enc.main.pre[r * 5 + j]).toBeCloseTo(t.v, 4));
       expect(Array.from(enc.xc.subarray(r * dims.dIn, (r + 1) * dims.dIn))).toEqual(Array.from(xc.subarray(r * dims.dIn, (r + 1) * dims.dIn)));

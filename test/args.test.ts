@@ -32,7 +32,12 @@ describe('parseArgv', () => {
   });
 
   it('places flags that share a path by the one given', () => {
-    const shared = { name: 's', summary: '', usage: 'sae s', options: { beta: { kind: 'number', help: '', path: 'model.coefficient' }, l1: { kind: 'number', help: '', path: 'model.coefficient' } } } as const;
+    const shared = {
+      name: 's',
+      summary: '',
+      usage: 'sae s',
+      options: { beta: { kind: 'number', help: '', path: 'model.coefficient' }, l1: { kind: 'number', help: '', path: 'model.coefficient' } },
+    } as const;
     for (const flag of ['--beta', '--l1']) {
       const a = parseArgv(shared, [flag, '2'])!;
       expect(configObject(shared.options, a, a.given)).toEqual({ model: { coefficient: 2 } });

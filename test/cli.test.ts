@@ -19,7 +19,11 @@ let sae: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sae-cli-'));
   good = join(dir, 'good.npy');
-  await writeNpy(good, Float32Array.from({ length: 2000 * 8 }, (_, i) => Math.sin(i * 0.37)), [2000, 8]);
+  await writeNpy(
+    good,
+    Float32Array.from({ length: 2000 * 8 }, (_, i) => Math.sin(i * 0.37)),
+    [2000, 8],
+  );
   sae = join(dir, 'sae');
   const r = await runCli('train', '--data', good, '--out', sae, '--d-sae', '16', '--steps', '20', '--batch-size', '128', '--quiet', '--kernels', 'reference');
   expect(r.code, r.stderr).toBe(0);
@@ -40,7 +44,19 @@ async function fails(...argv: string[]): Promise<string> {
 }
 
 const train = (data: string, out = join(dir, `out-${Math.random().toString(36).slice(2)}`), ...rest: string[]): string[] => [
-  'train', '--data', data, '--out', out, '--steps', '2', '--batch-size', '64', '--quiet', '--kernels', 'reference', ...rest,
+  'train',
+  '--data',
+  data,
+  '--out',
+  out,
+  '--steps',
+  '2',
+  '--batch-size',
+  '64',
+  '--quiet',
+  '--kernels',
+  'reference',
+  ...rest,
 ];
 
 describe('bad input', () => {
@@ -62,7 +78,13 @@ describe('bad input', () => {
     await writeFile(st, Buffer.concat([header, Buffer.from('{}')]));
     expect(await fails(...train(st))).toMatch(/long-header\.safetensors: header length 99999 runs past the end of the file/);
     const dtype = join(dir, 'dtype.safetensors');
-    await writeFile(dtype, Buffer.from(serializeSafetensors({ x: { dtype: 'F32', shape: [2, 2], data: new Float32Array(4) } })).toString('latin1').replace('"F32"', '"Q32"'), 'latin1');
+    await writeFile(
+      dtype,
+      Buffer.from(serializeSafetensors({ x: { dtype: 'F32', shape: [2, 2], data: new Float32Array(4) } }))
+        .toString('latin1')
+        .replace('"F32"', '"Q32"'),
+      'latin1',
+    );
     expect(await fails(...train(dtype))).toMatch(/dtype\.safetensors: .*Q32/);
     const short = join(dir, 'short.safetensors');
     const full = serializeSafetensors({ x: { dtype: 'F32', shape: [100, 8], data: new Float32Array(800) } });
@@ -84,7 +106,9 @@ describe('bad input', () => {
     const bad = join(dir, 'nan.npy');
     await writeNpy(bad, x, [500, 8]);
     const out = join(dir, 'nan-out');
-    expect(await fails(...train(bad, out))).toBe(`sae: ${bad}: 2 of 500 rows contain NaN or Inf (first at row 7); nothing was trained. Use --nonfinite skip to drop them.`);
+    expect(await fails(...train(bad, out))).toBe(
+      `sae: ${bad}: 2 of 500 rows contain NaN or Inf (first at row 7); nothing was trained. Use --nonfinite skip to drop them.`,
+    );
     expect(existsSync(join(out, 'cfg.json'))).toBe(false);
     const skipped = await runCli(...train(bad, out, '--nonfinite', 'skip').filter((a) => a !== '--quiet'));
     expect(skipped.code).toBe(0);
@@ -110,7 +134,9 @@ describe('bad input', () => {
     expect(await fails(...train(good, undefined, '--architecture', 'mystery'))).toMatch(/--architecture: Invalid option: expected one of "standard"\|"kl"/);
     expect(await fails(...train(good, undefined, '--bogus', '1'))).toBe("sae: unknown option --bogus for 'sae train' (see sae train --help)");
     expect(await fails(...train(good, undefined, '--lr', 'fast'))).toBe("sae: --lr: expected a number, got 'fast'");
-    expect(await fails(...train(good, undefined, '--beta', '3'))).toBe("sae: --beta does not apply to architecture 'standard': its sparsity coefficient is --l1-coefficient");
+    expect(await fails(...train(good, undefined, '--beta', '3'))).toBe(
+      "sae: --beta does not apply to architecture 'standard': its sparsity coefficient is --l1-coefficient",
+    );
     expect(await fails(...train(good, undefined, '--rho', '0.1'))).toBe("sae: --rho does not apply to architecture 'standard'");
     expect(await fails('frobnicate')).toMatch(/unknown command 'frobnicate'/);
     expect(await fails('train', '--out', join(dir, 'x'))).toBe('sae: --data: is required');

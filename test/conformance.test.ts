@@ -21,19 +21,33 @@ describe.each([
   { kernels: 'native', missing: nativeMissing },
 ] as const)('conformance with $kernels kernels', ({ kernels, missing }) => {
   // A missing addon shows as a skipped test (with its reason in the name), never as a pass.
-  it.skipIf(missing !== undefined)(`matches the float64 PyTorch reference vectors of every implemented architecture${missing ? ` (SKIPPED: ${missing})` : ''}`, async () => {
-    const engine = new Engine({ threads: 2, kernels });
-    const report = await runConformance(engine, FIXTURES);
-    const files = new Set(report.rows.map((r) => r.file));
-    for (const f of ['standard.json', 'kl_identity.json', 'kl_sigmoid.json', 'topk.json', 'batchtopk.json', 'jumprelu.json', 'gated.json', 'matryoshka.json', 'adam.json']) expect(files).toContain(f);
-    expect(report.skipped).toEqual([]);
-    // every tensor of the reference is compared, none is missing
-    expect(report.rows.filter((r) => Number.isNaN(r.error))).toEqual([]);
-    for (const r of report.rows) expect(r.error, `${r.file} ${r.tensor}`).toBeLessThanOrEqual(CONFORMANCE_TOLERANCE);
-    expect(report.ok).toBe(true);
-    expect(formatConformance(report)).toMatch(/0 over 0.0001/);
-    await engine.release();
-  });
+  it.skipIf(missing !== undefined)(
+    `matches the float64 PyTorch reference vectors of every implemented architecture${missing ? ` (SKIPPED: ${missing})` : ''}`,
+    async () => {
+      const engine = new Engine({ threads: 2, kernels });
+      const report = await runConformance(engine, FIXTURES);
+      const files = new Set(report.rows.map((r) => r.file));
+      for (const f of [
+        'standard.json',
+        'kl_identity.json',
+        'kl_sigmoid.json',
+        'topk.json',
+        'batchtopk.json',
+        'jumprelu.json',
+        'gated.json',
+        'matryoshka.json',
+        'adam.json',
+      ])
+        expect(files).toContain(f);
+      expect(report.skipped).toEqual([]);
+      // every tensor of the reference is compared, none is missing
+      expect(report.rows.filter((r) => Number.isNaN(r.error))).toEqual([]);
+      for (const r of report.rows) expect(r.error, `${r.file} ${r.tensor}`).toBeLessThanOrEqual(CONFORMANCE_TOLERANCE);
+      expect(report.ok).toBe(true);
+      expect(formatConformance(report)).toMatch(/0 over 0.0001/);
+      await engine.release();
+    },
+  );
 });
 
 describe('conformance runner', () => {

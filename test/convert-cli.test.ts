@@ -42,7 +42,7 @@ describe('sae convert', () => {
     ['saelens-v6-jumprelu-negative-threshold', 'sae', /folded: .*negative threshold/],
     ['saelens-v5-topk-finetuning-scale', 'sae', /folded: .*scaling_factor folded into W_dec/],
     ['sparsify-topk', 'layers.3', /folded: /],
-  ])('%s: writes a SAELens folder that computes the home library\'s latents', async (name, load, folded) => {
+  ])("%s: writes a SAELens folder that computes the home library's latents", async (name, load, folded) => {
     const out = join(dir, `${name}-out`);
     const r = await runCli('convert', join(ROOT, name, load), out);
     expect(r.code, r.stderr).toBe(0);
@@ -52,7 +52,7 @@ describe('sae convert', () => {
     expect(maxDiff(await sae.encode(engine, ref.x), ref.f)).toBeLessThan(1e-4);
   });
 
-  it('writes a topk SAE in sparsify\'s layout with --to sparsify, and refuses another architecture in one line', async () => {
+  it("writes a topk SAE in sparsify's layout with --to sparsify, and refuses another architecture in one line", async () => {
     const out = join(dir, 'to-sparsify');
     const r = await runCli('convert', join(ROOT, 'sparsify-topk', 'layers.3'), out, '--to', 'sparsify');
     expect(r.code, r.stderr).toBe(0);
@@ -101,7 +101,14 @@ describe('commands that load an SAE read every layout', () => {
   });
 
   it('sae encode refuses a sparsify SAE with a skip connection, saying why', async () => {
-    const r = await runCli('encode', join(ROOT, 'sparsify-skip-multi-topk-bf16', 'layers.5.mlp'), '--data', join(dir, 'gemma-scope-x.npy'), '--out', join(dir, 'skip.npy'));
+    const r = await runCli(
+      'encode',
+      join(ROOT, 'sparsify-skip-multi-topk-bf16', 'layers.5.mlp'),
+      '--data',
+      join(dir, 'gemma-scope-x.npy'),
+      '--out',
+      join(dir, 'skip.npy'),
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/skip connection/);
   });

@@ -28,7 +28,16 @@ import { HOSTILE, syntheticTokens } from './helpers/tokens.js';
 
 const CHROMIUM = process.env['SAE_CHROMIUM'] ?? '/usr/bin/chromium';
 /** The launch flags of ../shared/DATA.md: no sandbox (root in CI), and no background connections. */
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const optOut = process.env['SAE_SKIP_BROWSER_TEST'] === '1' && !process.env['CI'];
 if (optOut) console.warn('dashboard-browser.test.ts: skipped (SAE_SKIP_BROWSER_TEST=1)');
 
@@ -70,9 +79,20 @@ async function buildSites(): Promise<void> {
   const n = (k: number, s: number): Float32Array => Float32Array.from({ length: k }, () => s * rng.normal());
   const bEnc = n(D_SAE, 0.3);
   bEnc[D_SAE - 1] = -1e6; // one dead latent
-  const sae = new Sae('standard', { dIn: 36, dSae: D_SAE }, {}, { W_enc: n(36 * D_SAE, 0.3), b_enc: bEnc, W_dec: n(36 * D_SAE, 0.3), b_dec: new Float32Array(36) });
+  const sae = new Sae(
+    'standard',
+    { dIn: 36, dSae: D_SAE },
+    {},
+    { W_enc: n(36 * D_SAE, 0.3), b_enc: bEnc, W_dec: n(36 * D_SAE, 0.3), b_dec: new Float32Array(36) },
+  );
   imageSite = join(dir, 'images-site');
-  await buildDashboard(engine, sae, ds, { kind: 'images', images: ds.images, origins: ds.origins, patchSize: 6 }, { out: imageSite, title: 'browser test', preprocess: ds.preprocess });
+  await buildDashboard(
+    engine,
+    sae,
+    ds,
+    { kind: 'images', images: ds.images, origins: ds.origins, patchSize: 6 },
+    { out: imageSite, title: 'browser test', preprocess: ds.preprocess },
+  );
   const t = syntheticTokens();
   tokenSite = join(dir, 'token-site');
   await buildDashboard(engine, t.sae, memoryDataset('tokens', t.x, 3), { kind: 'tokens', tokens: tokenRows(t.tokens, t.documents) }, { out: tokenSite });
@@ -112,7 +132,9 @@ describe.skipIf(optOut)('the dashboard in headless Chromium', () => {
     const rows = page.locator('#features tbody tr');
     expect(await rows.count()).toBe(D_SAE);
     expect(await page.locator('#features tbody tr.dead').count()).toBe(1);
-    expect(await page.locator('#features img.thumb').evaluateAll((imgs) => imgs.every((i) => i instanceof HTMLImageElement && i.naturalWidth === 6))).toBe(true);
+    expect(await page.locator('#features img.thumb').evaluateAll((imgs) => imgs.every((i) => i instanceof HTMLImageElement && i.naturalWidth === 6))).toBe(
+      true,
+    );
 
     const column = (key: string): Promise<number[]> => rows.evaluateAll((trs, k) => trs.map((tr) => Number((tr as HTMLElement).dataset[k])), key);
     const descending = (xs: number[]): boolean => xs.every((v, i) => i === 0 || xs[i - 1]! >= v);

@@ -46,7 +46,13 @@ describe('dashboard of plain rows', () => {
   it('writes the overview, a page per live feature and the Neuronpedia export, with the true activations', async () => {
     const out = join(dir, 'rows');
     const sae = randomSae();
-    const r = await buildDashboard(engine, sae, memoryDataset('rows.npy', x, 6), { kind: 'rows' }, { out, title: 'random', batchSize: 128, topK: 5, showTop: 5 });
+    const r = await buildDashboard(
+      engine,
+      sae,
+      memoryDataset('rows.npy', x, 6),
+      { kind: 'rows' },
+      { out, title: 'random', batchSize: 128, topK: 5, showTop: 5 },
+    );
     expect(r.skippedRows).toBe(1);
     expect(r.metrics.inputs).toBe(699);
     expect(r.metrics.dead_fraction).toBe(0.1);
@@ -84,7 +90,13 @@ describe('dashboard of token data', () => {
   it('shows contexts shaded by activation, and never lets a token be markup', async () => {
     const out = join(dir, 'tokens');
     const { tokens, documents, x, sae } = syntheticTokens();
-    const r = await buildDashboard(engine, sae, memoryDataset('tokens', x, 3), { kind: 'tokens', tokens: tokenRows(tokens, documents), context: { before: 3, after: 1 } }, { out });
+    const r = await buildDashboard(
+      engine,
+      sae,
+      memoryDataset('tokens', x, 3),
+      { kind: 'tokens', tokens: tokenRows(tokens, documents), context: { before: 3, after: 1 } },
+      { out },
+    );
     expect(r.pages).toBe(3);
     const files = ['index.html', ...(await readdir(join(out, 'features'))).map((f) => join('features', f))];
     for (const f of files) {

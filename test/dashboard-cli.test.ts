@@ -31,7 +31,10 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 async function fails(...argv: string[]): Promise<string> {
   const r = await runCli(...argv);
   expect(r.code, r.stdout).toBe(2);
-  const lines = r.stderr.replace(/^sparse-autoencoder: the native addon is not built.*\n/m, '').trim().split('\n');
+  const lines = r.stderr
+    .replace(/^sparse-autoencoder: the native addon is not built.*\n/m, '')
+    .trim()
+    .split('\n');
   expect(lines, r.stderr).toHaveLength(1);
   return lines[0]!;
 }
@@ -52,7 +55,16 @@ describe('sae dashboard', () => {
     const t = syntheticTokens();
     const vocab = [...new Set(t.tokens)];
     const store = join(dir, 'store');
-    const w = await StoreWriter.open(store, { model: 'toy', hookName: 'blocks.0.hook_resid_post', hookTensor: 'h', dIn: 3, contextSize: 8, dtype: 'float32', source: {}, vocab });
+    const w = await StoreWriter.open(store, {
+      model: 'toy',
+      hookName: 'blocks.0.hook_resid_post',
+      hookTensor: 'h',
+      dIn: 3,
+      contextSize: 8,
+      dtype: 'float32',
+      source: {},
+      vocab,
+    });
     for (const doc of [0, 1]) {
       const rows = t.documents.flatMap((d, r) => (d === doc ? [r] : []));
       await w.append({
@@ -68,18 +80,26 @@ describe('sae dashboard', () => {
     const r = await runCli('dashboard', sae, '--data', store, '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const page = await readFile(join(out, 'features', '2.html'), 'utf8');
-    expect(page).toContain('<span class="tok" title="0.00"><bdi> &amp; </bdi></span><span class="tok hl" style="background:rgba(255,140,0,1.000)" title="1.90"><bdi>&lt;img src=x onerror=alert(1)&gt;</bdi></span>');
+    expect(page).toContain(
+      '<span class="tok" title="0.00"><bdi> &amp; </bdi></span><span class="tok hl" style="background:rgba(255,140,0,1.000)" title="1.90"><bdi>&lt;img src=x onerror=alert(1)&gt;</bdi></span>',
+    );
   });
 
   it('refuses bad input with one line', async () => {
     const out = join(dir, 'bad');
-    expect(await fails('dashboard', sae, '--data', data)).toBe('sae: --out is required: the folder to write the site into (index.html, features/, neuronpedia/)');
+    expect(await fails('dashboard', sae, '--data', data)).toBe(
+      'sae: --out is required: the folder to write the site into (index.html, features/, neuronpedia/)',
+    );
     const short = join(dir, 'short.json');
     await writeFile(short, JSON.stringify({ tokens: ['a', 'b'] }));
-    expect(await fails('dashboard', sae, '--data', data, '--tokens', short, '--out', out)).toBe(`sae: ${short}: 2 tokens for 10 rows of data: give one token per row`);
+    expect(await fails('dashboard', sae, '--data', data, '--tokens', short, '--out', out)).toBe(
+      `sae: ${short}: 2 tokens for 10 rows of data: give one token per row`,
+    );
     const split = join(dir, 'split.json');
     await writeFile(split, JSON.stringify({ tokens: Array.from({ length: 10 }, () => 't'), documents: [0, 0, 1, 1, 0, 2, 2, 2, 2, 2] }));
-    expect(await fails('dashboard', sae, '--data', data, '--tokens', split, '--out', out)).toBe(`sae: ${split}: document 0 is split (row 4): a document's rows must be contiguous`);
+    expect(await fails('dashboard', sae, '--data', data, '--tokens', split, '--out', out)).toBe(
+      `sae: ${split}: document 0 is split (row 4): a document's rows must be contiguous`,
+    );
     const numbers = join(dir, 'numbers.json');
     await writeFile(numbers, JSON.stringify({ tokens: [1, 2] }));
     expect(await fails('dashboard', sae, '--data', data, '--tokens', numbers, '--out', out)).toMatch(/"tokens" must be an array of strings/);

@@ -13,7 +13,11 @@ function randomLatents(rows: number, dSae: number, p: number, seed: number): Flo
 function collect(x: Float32Array, rows: number, dSae: number, batch: number, c: FeatureCollector): FeatureCollector {
   for (let s = 0; s < rows; s += batch) {
     const n = Math.min(batch, rows - s);
-    c.add(x.subarray(s * dSae, (s + n) * dSae), n, Float64Array.from({ length: n }, (_, r) => s + r));
+    c.add(
+      x.subarray(s * dSae, (s + n) * dSae),
+      n,
+      Float64Array.from({ length: n }, (_, r) => s + r),
+    );
   }
   return c;
 }
@@ -32,7 +36,9 @@ describe('FeatureCollector', () => {
     for (const batch of [1, 64, 3000]) {
       const c = collect(x, rows, dSae, batch, new FeatureCollector(dSae, { topK: 10 }));
       for (let i = 0; i < dSae; i++) {
-        const expected = column(i).sort((a, b) => b.value - a.value || a.row - b.row).slice(0, 10);
+        const expected = column(i)
+          .sort((a, b) => b.value - a.value || a.row - b.row)
+          .slice(0, 10);
         const s = c.stats(i);
         expect(s.top).toEqual(expected);
         expect(s.maxActivation).toBe(expected[0]!.value);
@@ -86,7 +92,13 @@ describe('FeatureCollector', () => {
   it('quantile bands cover the sample in order, top band first, examples largest first', () => {
     const c = collect(x, rows, dSae, 500, new FeatureCollector(dSae, { samples: 50 }));
     const bands = c.quantileBands(0, 5, 3);
-    expect(bands.map((b) => [b.from, b.to])).toEqual([[0.8, 1], [0.6, 0.8], [0.4, 0.6], [0.2, 0.4], [0, 0.2]]);
+    expect(bands.map((b) => [b.from, b.to])).toEqual([
+      [0.8, 1],
+      [0.6, 0.8],
+      [0.4, 0.6],
+      [0.2, 0.4],
+      [0, 0.2],
+    ]);
     for (let k = 0; k < bands.length; k++) {
       const b = bands[k]!;
       expect(b.examples).toHaveLength(3);
@@ -101,7 +113,13 @@ describe('FeatureCollector', () => {
     c.add(Float32Array.from([0, 2, 0, 0, 0, 5]), 3, [10, 11, 12]);
     expect(c.stats(0)).toMatchObject({ fires: 0, density: 0, maxActivation: 0, top: [], histogram: { edges: [], counts: [] } });
     expect(c.quantileBands(0)).toEqual([]);
-    expect(c.stats(1).top).toEqual([{ row: 12, value: 5 }, { row: 10, value: 2 }]);
-    expect(c.quantileBands(1, 5, 4).flatMap((b) => b.examples)).toEqual([{ row: 12, value: 5 }, { row: 10, value: 2 }]);
+    expect(c.stats(1).top).toEqual([
+      { row: 12, value: 5 },
+      { row: 10, value: 2 },
+    ]);
+    expect(c.quantileBands(1, 5, 4).flatMap((b) => b.examples)).toEqual([
+      { row: 12, value: 5 },
+      { row: 10, value: 2 },
+    ]);
   });
 });

@@ -57,7 +57,12 @@ describe('patch origins', () => {
 
 describe('patches in their source image', () => {
   /** 6 x 4, pixel value (10 y + x) / 255 */
-  const im: GreyImage = { path: 'ramp.png', width: 6, height: 4, pixels: Float32Array.from({ length: 24 }, (_, i) => (10 * Math.floor(i / 6) + (i % 6)) / 255) };
+  const im: GreyImage = {
+    path: 'ramp.png',
+    width: 6,
+    height: 4,
+    pixels: Float32Array.from({ length: 24 }, (_, i) => (10 * Math.floor(i / 6) + (i % 6)) / 255),
+  };
 
   it('a patch with its context, the canvas beyond the image a dark checkerboard', () => {
     const c = patchInContext(im, 4, 0, 2, 1); // patch columns 4..5, rows 0..1; context one pixel around
@@ -95,7 +100,13 @@ describe('dashboard of image patches', () => {
     const n = (k: number): Float32Array => Float32Array.from({ length: k }, () => rng.normal());
     const sae = new Sae('standard', { dIn: 16, dSae: 5 }, {}, { W_enc: n(80), b_enc: new Float32Array(5), W_dec: n(80), b_dec: new Float32Array(16) });
     const out = join(dir, 'site');
-    const r = await buildDashboard(engine, sae, ds, { kind: 'images', images: ds.images, origins: ds.origins, patchSize: p }, { out, preprocess: ds.preprocess, showTop: 6 });
+    const r = await buildDashboard(
+      engine,
+      sae,
+      ds,
+      { kind: 'images', images: ds.images, origins: ds.origins, patchSize: p },
+      { out, preprocess: ds.preprocess, showTop: 6 },
+    );
     expect(r.pages).toBe(5);
     const index = await readFile(join(out, 'index.html'), 'utf8');
     expect(index.match(/<img class="px thumb" src="data:image\/png;base64,/g)).toHaveLength(5);

@@ -21,7 +21,17 @@ describe('token contexts', () => {
 
   it('every token of the context carries the latent activation computed by the SAE', async () => {
     const ds = memoryDataset('tokens', x, 3);
-    const [a, b] = await tokenContexts(engine, sae, ds, t, [{ row: 4, latent: 2 }, { row: 7, latent: 1 }], { before: 3, after: 1 });
+    const [a, b] = await tokenContexts(
+      engine,
+      sae,
+      ds,
+      t,
+      [
+        { row: 4, latent: 2 },
+        { row: 7, latent: 1 },
+      ],
+      { before: 3, after: 1 },
+    );
     expect(a).toEqual({ tokens: [' cat', ' sat', '\n', HOSTILE, ' cat'], activations: [0, 0, 0, Math.fround(1.4), 0], highlight: 3 });
     expect(b!.tokens).toEqual(['A', ' cat', ' & ']);
     expect(b!.activations.map((v) => Number(v.toFixed(5)))).toEqual([0, 1.7, 0]);
@@ -43,7 +53,10 @@ describe('token contexts', () => {
     // 9000 rows in 3 documents; the identity SAE makes a row's activation its own value
     const rows = 9000;
     const big = Float32Array.from({ length: rows * 3 }, (_, i) => ((i * 7919) % 1000) / 100);
-    const bt = tokenRows(Array.from({ length: rows }, (_, r) => `t${r}`), Array.from({ length: rows }, (_, r) => Math.floor(r / 3000)));
+    const bt = tokenRows(
+      Array.from({ length: rows }, (_, r) => `t${r}`),
+      Array.from({ length: rows }, (_, r) => Math.floor(r / 3000)),
+    );
     const ds = memoryDataset('big', big, 3);
     let read = 0;
     const counting = { ...ds, read: (start: number, n: number, out: Float32Array) => ((read += n), ds.read(start, n, out)) };
@@ -57,7 +70,12 @@ describe('token contexts', () => {
       expect(c.highlight).toBe(row - w.start);
       c.activations.forEach((v, j) => expect(v).toBeCloseTo(big[(w.start + j) * 3 + latent]!, 5));
     });
-    const distinct = new Set(shuffled.flatMap(({ row }) => { const w = contextWindow(bt, row, 5, 5); return Array.from({ length: w.end - w.start }, (_, j) => w.start + j); }));
+    const distinct = new Set(
+      shuffled.flatMap(({ row }) => {
+        const w = contextWindow(bt, row, 5, 5);
+        return Array.from({ length: w.end - w.start }, (_, j) => w.start + j);
+      }),
+    );
     expect(distinct.size).toBeGreaterThan(4096); // more than one chunk
     expect(read).toBe(distinct.size);
   });

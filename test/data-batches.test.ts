@@ -69,7 +69,16 @@ describe('split', () => {
   });
 
   it('merges touching pieces', () => {
-    expect(mergePieces([{ start: 8, count: 4 }, { start: 0, count: 8 }, { start: 20, count: 1 }])).toEqual([{ start: 0, count: 12 }, { start: 20, count: 1 }]);
+    expect(
+      mergePieces([
+        { start: 8, count: 4 },
+        { start: 0, count: 8 },
+        { start: 20, count: 1 },
+      ]),
+    ).toEqual([
+      { start: 0, count: 12 },
+      { start: 20, count: 1 },
+    ]);
   });
 });
 
@@ -161,7 +170,11 @@ describe('BatchStream', () => {
     expect(b.nonFinite + (s.split.heldOutRows - held.rows)).toBe(bad.length);
     const sample = await s.sampleTraining(1e9);
     expect(sorted(ids(sample.x, sample.rows))).toEqual(clean);
-    const all = await stream(20, { nonFinite: 'skip', heldOutFraction: 0 }, Array.from({ length: 20 }, (_, r) => r)).catch((e: unknown) => e);
+    const all = await stream(
+      20,
+      { nonFinite: 'skip', heldOutFraction: 0 },
+      Array.from({ length: 20 }, (_, r) => r),
+    ).catch((e: unknown) => e);
     expect(all).toBeInstanceOf(UserError);
   });
 

@@ -112,7 +112,10 @@ describe('images', () => {
     await symlink(noisePng, join(links, 'a.png'));
     await symlink(dir, join(links, 'up')); // a loop: dir holds links
     await symlink(join(dir, 'gone.png'), join(links, 'dangling.png'));
-    expect(await listImages([links])).toEqual([join(links, 'a.png'), ...(await listImages([dir])).filter((p) => !p.startsWith(links)).map((p) => join(links, 'up', p.slice(dir.length + 1)))]);
+    expect(await listImages([links])).toEqual([
+      join(links, 'a.png'),
+      ...(await listImages([dir])).filter((p) => !p.startsWith(links)).map((p) => join(links, 'up', p.slice(dir.length + 1))),
+    ]);
     await rm(links, { recursive: true });
   });
 
@@ -123,7 +126,9 @@ describe('images', () => {
     expect(String(e1)).toMatch(/bad\.jpeg: cannot decode the JPEG image/);
     await rm(join(dir, 'bad.jpeg'));
     await mkdir(join(dir, 'empty'));
-    await expect(openDataset({ path: join(dir, 'empty') }, engine)).rejects.toThrow(/empty: is neither an activation store \(no manifest.json\) nor a folder of images/);
+    await expect(openDataset({ path: join(dir, 'empty') }, engine)).rejects.toThrow(
+      /empty: is neither an activation store \(no manifest.json\) nor a folder of images/,
+    );
     await expect(openDataset({ path: join(dir, 'missing.png') }, engine)).rejects.toThrow(/missing\.png: no such file$/);
     await expect(imagePatchDataset([noisePng], { patchSize: 41 }, engine)).rejects.toThrow(/no image is at least 41 x 41 pixels/);
   });
@@ -175,7 +180,8 @@ describe('images', () => {
       const p = ds.preprocess;
       // W^-1 W = I
       const product = new Float64Array(d * d);
-      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) product[i * d + j] = product[i * d + j]! + p.inverse[i * d + k]! * p.matrix[k * d + j]!;
+      for (let i = 0; i < d; i++)
+        for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) product[i * d + j] = product[i * d + j]! + p.inverse[i * d + k]! * p.matrix[k * d + j]!;
       expect(maxAbsDiffFromIdentity(product, d)).toBeLessThan(1e-4);
       if (whitening === 'zca') {
         for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) expect(p.matrix[i * d + j]).toBeCloseTo(p.matrix[j * d + i]!, 5);

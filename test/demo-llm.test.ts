@@ -18,10 +18,32 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 describe('sae demo --llm', () => {
   it('harvests, trains, splices (loss recovered, KL) and writes the dashboard and features.txt', async () => {
     const out = join(dir, 'demo');
-    const r = await runCli('demo', '--llm', '--model', GGUF, '--layer', '1', '--out', out, '--tokens', '1500', '--steps', '20', '--d-sae', '128', '--k', '8', '--splice-contexts', '2', '--quiet');
+    const r = await runCli(
+      'demo',
+      '--llm',
+      '--model',
+      GGUF,
+      '--layer',
+      '1',
+      '--out',
+      out,
+      '--tokens',
+      '1500',
+      '--steps',
+      '20',
+      '--d-sae',
+      '128',
+      '--k',
+      '8',
+      '--splice-contexts',
+      '2',
+      '--quiet',
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/spliced at blocks\.1\.hook_resid_post on \d+ held-out tokens: CE clean [\d.]+, spliced [\d.]+, zero-ablated [\d.]+; loss recovered -?[\d.]+, KL [\d.]+ nats/);
+    expect(r.stdout).toMatch(
+      /spliced at blocks\.1\.hook_resid_post on \d+ held-out tokens: CE clean [\d.]+, spliced [\d.]+, zero-ablated [\d.]+; loss recovered -?[\d.]+, KL [\d.]+ nats/,
+    );
     const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as Record<string, unknown>;
     expect(results).toMatchObject({ hook: 'blocks.1.hook_resid_post', architecture: 'topk', d_in: 64, d_sae: 128, harvest_tokens: 1500, splice_contexts: 2 });
     expect(results['kl_spliced']).toBeGreaterThanOrEqual(0);

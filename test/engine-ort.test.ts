@@ -12,7 +12,13 @@ import { Rng } from '../src/rng.js';
 
 const engine = new Engine({ threads: 2, kernels: 'reference' });
 const SIZES: readonly (readonly [number, number, number])[] = [
-  [1, 1, 1], [1, 7, 3], [7, 1, 5], [13, 17, 19], [64, 64, 64], [129, 33, 257], [256, 100, 31],
+  [1, 1, 1],
+  [1, 7, 3],
+  [7, 1, 5],
+  [13, 17, 19],
+  [64, 64, 64],
+  [129, 33, 257],
+  [256, 100, 31],
 ];
 
 function randn(n: number, seed: number): Float32Array {
@@ -51,7 +57,11 @@ describe('onnxruntime products against the TypeScript oracle', () => {
             c: { data: c, dims: [n] },
           });
           const abs = (x: Float32Array): Float32Array => x.map(Math.abs);
-          expectClose(out['y']!.data as Float32Array, referenceGemm(a, b, m, k, n, { transA, transB, c }), referenceGemm(abs(a), abs(b), m, k, n, { transA, transB, c: abs(c) }));
+          expectClose(
+            out['y']!.data as Float32Array,
+            referenceGemm(a, b, m, k, n, { transA, transB, c }),
+            referenceGemm(abs(a), abs(b), m, k, n, { transA, transB, c: abs(c) }),
+          );
         });
       }
     }

@@ -12,12 +12,17 @@ let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sae-eval-'));
-  const sae = new Sae('standard', { dIn: 2, dSae: 4 }, {}, {
-    W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0]),
-    b_enc: Float32Array.from([0, 0, 0, -1]),
-    W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
-    b_dec: Float32Array.from([0, 0]),
-  });
+  const sae = new Sae(
+    'standard',
+    { dIn: 2, dSae: 4 },
+    {},
+    {
+      W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0]),
+      b_enc: Float32Array.from([0, 0, 0, -1]),
+      W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
+      b_dec: Float32Array.from([0, 0]),
+    },
+  );
   await saveSae(join(dir, 'sae'), sae);
   await writeNpy(join(dir, 'x.npy'), Float32Array.from([1, 2, 3, 0, -2, 1]), [3, 2]);
 });
@@ -27,7 +32,20 @@ describe('sae eval', () => {
     const out = join(dir, 'eval.json');
     const r = await runCli('eval', join(dir, 'sae'), '--data', join(dir, 'x.npy'), '--out', out);
     expect(r.code, r.stderr).toBe(0);
-    for (const row of ['mse', 'explained variance', 'fvu', 'explained variance (legacy)', 'l0', 'l1', 'dead fraction', 'dense fraction > 1%', 'dense fraction > 10%', 'l2 ratio', 'relative reconstruction bias', 'encoder-decoder cosine']) {
+    for (const row of [
+      'mse',
+      'explained variance',
+      'fvu',
+      'explained variance (legacy)',
+      'l0',
+      'l1',
+      'dead fraction',
+      'dense fraction > 1%',
+      'dense fraction > 10%',
+      'l2 ratio',
+      'relative reconstruction bias',
+      'encoder-decoder cosine',
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^${row.replace(/[()>%]/g, '\\$&')}\\s{2,}\\S`, 'm'));
     }
     expect(r.stdout).toMatch(/^relative reconstruction bias\s+1\.2188/m);

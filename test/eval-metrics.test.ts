@@ -16,12 +16,17 @@ import { Sae } from '../src/sae.js';
 const engine = new Engine({ threads: 1, kernels: 'reference' });
 afterAll(() => engine.release());
 
-const sae = new Sae('standard', { dIn: 2, dSae: 4 }, {}, {
-  W_enc: Float32Array.from([1, 0, -1, 0, /* row 2 */ 0, 1, 0, 0]), // [2, 4]
-  b_enc: Float32Array.from([0, 0, 0, -1]),
-  W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]), // [4, 2]
-  b_dec: Float32Array.from([0, 0]),
-});
+const sae = new Sae(
+  'standard',
+  { dIn: 2, dSae: 4 },
+  {},
+  {
+    W_enc: Float32Array.from([1, 0, -1, 0, /* row 2 */ 0, 1, 0, 0]), // [2, 4]
+    b_enc: Float32Array.from([0, 0, 0, -1]),
+    W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]), // [4, 2]
+    b_dec: Float32Array.from([0, 0]),
+  },
+);
 const X = Float32Array.from([1, 2, 3, 0, -2, 1]); // [3, 2]
 
 // eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable of data already in memory
@@ -93,12 +98,17 @@ describe('metrics on a hand-made SAE', () => {
   });
 
   it('counts firing by the architecture mask, not f > 0 (kl: a > 0.5)', async () => {
-    const kl = new Sae('kl', { dIn: 2, dSae: 2 }, { rho: 0.05, weightDecay: 0, decoderActivation: 'identity' }, {
-      W_enc: new Float32Array(4),
-      b_enc: Float32Array.from([2, -2]),
-      W_dec: new Float32Array(4),
-      b_dec: new Float32Array(2),
-    });
+    const kl = new Sae(
+      'kl',
+      { dIn: 2, dSae: 2 },
+      { rho: 0.05, weightDecay: 0, decoderActivation: 'identity' },
+      {
+        W_enc: new Float32Array(4),
+        b_enc: Float32Array.from([2, -2]),
+        W_dec: new Float32Array(4),
+        b_dec: new Float32Array(2),
+      },
+    );
     let latents: Float32Array | undefined;
     const m = (await evaluate(engine, kl, batchesOf(X, [3]), (f) => (latents = f))).metrics();
     expect(m.l0).toBe(1);

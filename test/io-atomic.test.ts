@@ -109,9 +109,7 @@ describe('ensureWritableDir', () => {
     await writeFile(f, 'x');
     expect(await failure(ensureWritableDir(f))).toEqual(new UserError(`${f}: exists and is not a folder`));
     const under = join(f, 'sub');
-    expect(await failure(ensureWritableDir(under))).toEqual(
-      new UserError(`${under}: cannot create the folder (a file stands in its path)`),
-    );
+    expect(await failure(ensureWritableDir(under))).toEqual(new UserError(`${under}: cannot create the folder (a file stands in its path)`));
   });
 
   it.skipIf(isRoot)('refuses a read-only folder', async () => {
@@ -135,7 +133,10 @@ describe('reading', () => {
 
   it('reads exact ranges and reports a file that ends early', async () => {
     const f = join(dir, 'range.bin');
-    await writeFile(f, Uint8Array.from({ length: 100 }, (_, i) => i));
+    await writeFile(
+      f,
+      Uint8Array.from({ length: 100 }, (_, i) => i),
+    );
     const file = await openForReading(f);
     try {
       expect(file.size).toBe(100);

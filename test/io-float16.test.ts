@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  bfloat16ToFloat32,
-  float16ToFloat32,
-  float32BitsToHalfBits,
-  float32ToFloat16,
-  floatToHalfBits,
-} from '../src/io/float16.js';
+import { bfloat16ToFloat32, float16ToFloat32, float32BitsToHalfBits, float32ToFloat16, floatToHalfBits } from '../src/io/float16.js';
 
 /**
  * The textbook formula for a 16-bit float with `e` exponent bits and `m` mantissa bits (half: 5, 10;

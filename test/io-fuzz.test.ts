@@ -23,7 +23,10 @@ const safetensorsFile = serializeSafetensors(
   { format: 'pt', note: 'fuzz' },
 );
 const npyFiles = [
-  serializeNpy(Float32Array.from({ length: 15 }, (_, i) => i), [3, 5]),
+  serializeNpy(
+    Float32Array.from({ length: 15 }, (_, i) => i),
+    [3, 5],
+  ),
   serializeNpy(new Int32Array([1, 2, 3]), [3]),
   serializeNpy(new Uint8Array([7]), []),
 ];

@@ -14,9 +14,12 @@ function testImage(width: number, height: number, channels: PngImage['channels']
       for (let c = 0; c < channels; c++) {
         s = (Math.imul(s, 1103515245) + 12345) >>> 0;
         const i = (y * width + x) * channels + c;
-        if (y % 4 === 0) data[i] = (s >>> 16) & 0xff; // noise
-        else if (y % 4 === 1) data[i] = (x * 7 + c * 50) & 0xff; // horizontal gradient
-        else if (y % 4 === 2) data[i] = (y * 9 + c) & 0xff; // vertical gradient
+        if (y % 4 === 0)
+          data[i] = (s >>> 16) & 0xff; // noise
+        else if (y % 4 === 1)
+          data[i] = (x * 7 + c * 50) & 0xff; // horizontal gradient
+        else if (y % 4 === 2)
+          data[i] = (y * 9 + c) & 0xff; // vertical gradient
         else data[i] = x < width / 2 ? 0 : 255; // edge
       }
     }
@@ -59,7 +62,11 @@ describe('encodePng', () => {
   }
 
   it('records the colour type and bit depth in IHDR', () => {
-    for (const [channels, colourType] of [[1, 0], [3, 2], [4, 6]] as const) {
+    for (const [channels, colourType] of [
+      [1, 0],
+      [3, 2],
+      [4, 6],
+    ] as const) {
       const bytes = encodePng(testImage(2, 2, channels, 1));
       expect([bytes[24], bytes[25]]).toEqual([8, colourType]);
     }

@@ -127,9 +127,9 @@ describe('round trips', () => {
       view: { dtype: 'F32', shape: [2], data: w.subarray(3, 5) },
     };
     const f = join(dir, 'round.safetensors');
-    await writeSafetensors(f, tensors, { format: 'pt', 'déjà': 'vu\n"quoted"' });
+    await writeSafetensors(f, tensors, { format: 'pt', déjà: 'vu\n"quoted"' });
     const back = await readSafetensors(f);
-    expect(back.metadata).toEqual({ format: 'pt', 'déjà': 'vu\n"quoted"' });
+    expect(back.metadata).toEqual({ format: 'pt', déjà: 'vu\n"quoted"' });
     expect([...back.tensors.keys()].sort()).toEqual(Object.keys(tensors).sort());
     for (const [name, t] of Object.entries(tensors)) {
       const got = back.tensors.get(name)!;
@@ -200,17 +200,49 @@ describe('corrupt files give one UserError naming the file and the problem', () 
     ['invalid JSON', rawFile('{"W": {"dtype": "F32",', data24), 'header is not valid JSON ('],
     ['not JSON at all', rawFile('PK\u0003\u0004 zip'), "header does not start with '{' (not a safetensors file?)"],
     ['invalid UTF-8', join2(rawFile('{"\u00ff"}').subarray(0, 10), new Uint8Array([0xff, 0xfe, 0x22, 0x7d])), 'header is not valid UTF-8'],
-    ['unknown dtype', rawFile('{"W":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}', new Uint8Array(2)), "tensor 'W' has unsupported dtype 'F8_E4M3' (supported: I64, F64, F32, I32, BF16, F16, I16, I8, U8, BOOL)"],
+    [
+      'unknown dtype',
+      rawFile('{"W":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}', new Uint8Array(2)),
+      "tensor 'W' has unsupported dtype 'F8_E4M3' (supported: I64, F64, F32, I32, BF16, F16, I16, I8, U8, BOOL)",
+    ],
     ['missing dtype', rawFile('{"W":{"shape":[2],"data_offsets":[0,2]}}', new Uint8Array(2)), "tensor 'W' has no dtype"],
     ['entry not an object', rawFile('{"W":[1,2]}'), "tensor 'W': entry is a list, not an object"],
-    ['negative shape', rawFile('{"W":{"dtype":"U8","shape":[-2],"data_offsets":[0,2]}}', new Uint8Array(2)), "tensor 'W' has an invalid shape (expected a list of non-negative integers)"],
+    [
+      'negative shape',
+      rawFile('{"W":{"dtype":"U8","shape":[-2],"data_offsets":[0,2]}}', new Uint8Array(2)),
+      "tensor 'W' has an invalid shape (expected a list of non-negative integers)",
+    ],
     ['fractional shape', rawFile('{"W":{"dtype":"U8","shape":[1.5],"data_offsets":[0,2]}}', new Uint8Array(2)), "tensor 'W' has an invalid shape"],
-    ['offsets not a pair', rawFile('{"W":{"dtype":"U8","shape":[2],"data_offsets":[0]}}', new Uint8Array(2)), "tensor 'W' has invalid data_offsets (expected [begin, end], non-negative integers)"],
-    ['begin after end', rawFile('{"W":{"dtype":"U8","shape":[2],"data_offsets":[2,0]}}', new Uint8Array(2)), "tensor 'W' has data_offsets [2, 0] with begin after end"],
-    ['data shorter than the header says', rawFile(good, new Uint8Array(20)), "tensor 'W' has data_offsets [0, 24] past the end of the 20-byte data section (file truncated?)"],
-    ['shape that does not match the bytes', rawFile('{"W_enc":{"dtype":"F32","shape":[10,24],"data_offsets":[0,4000]}}', new Uint8Array(4000)), "tensor 'W_enc' has 4000 bytes of data but shape [10, 24] of F32 needs 960"],
-    ['shape whose size overflows', rawFile('{"W":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}', new Uint8Array(4)), "tensor 'W' has 4 bytes of data but shape [4294967296, 4294967296] of F32 is too large"],
-    ['overlapping tensors', rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}}', new Uint8Array(6)), "tensors 'a' [0, 4] and 'b' [2, 6] overlap"],
+    [
+      'offsets not a pair',
+      rawFile('{"W":{"dtype":"U8","shape":[2],"data_offsets":[0]}}', new Uint8Array(2)),
+      "tensor 'W' has invalid data_offsets (expected [begin, end], non-negative integers)",
+    ],
+    [
+      'begin after end',
+      rawFile('{"W":{"dtype":"U8","shape":[2],"data_offsets":[2,0]}}', new Uint8Array(2)),
+      "tensor 'W' has data_offsets [2, 0] with begin after end",
+    ],
+    [
+      'data shorter than the header says',
+      rawFile(good, new Uint8Array(20)),
+      "tensor 'W' has data_offsets [0, 24] past the end of the 20-byte data section (file truncated?)",
+    ],
+    [
+      'shape that does not match the bytes',
+      rawFile('{"W_enc":{"dtype":"F32","shape":[10,24],"data_offsets":[0,4000]}}', new Uint8Array(4000)),
+      "tensor 'W_enc' has 4000 bytes of data but shape [10, 24] of F32 needs 960",
+    ],
+    [
+      'shape whose size overflows',
+      rawFile('{"W":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}', new Uint8Array(4)),
+      "tensor 'W' has 4 bytes of data but shape [4294967296, 4294967296] of F32 is too large",
+    ],
+    [
+      'overlapping tensors',
+      rawFile('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}}', new Uint8Array(6)),
+      "tensors 'a' [0, 4] and 'b' [2, 6] overlap",
+    ],
     ['metadata not a map of strings', rawFile('{"__metadata__":{"lr":0.001}}'), "__metadata__ 'lr' is a number, not a string"],
     ['metadata a list', rawFile('{"__metadata__":["x"]}'), '__metadata__ is not a JSON object of strings'],
     ['header not an object', rawFile('{}').fill(0x5b, 8, 9).fill(0x5d, 9, 10), "header does not start with '{'"],
@@ -230,9 +262,7 @@ describe('corrupt files give one UserError naming the file and the problem', () 
     await expect(readSafetensorsHeader(dir)).rejects.toThrow(new UserError(`${dir}: is a folder, not a file`));
     const cut = join(dir, 'cut.safetensors');
     await writeFile(cut, rawFile(good, data24).subarray(0, 40));
-    await expect(readSafetensorsHeader(cut)).rejects.toThrow(
-      new UserError(`${cut}: header length ${good.length} runs past the end of the file (40 bytes)`),
-    );
+    await expect(readSafetensorsHeader(cut)).rejects.toThrow(new UserError(`${cut}: header length ${good.length} runs past the end of the file (40 bytes)`));
     await writeFile(cut, rawFile(good, data24).subarray(0, 8 + good.length + 10));
     await expect(readSafetensors(cut)).rejects.toThrow(
       new UserError(`${cut}: tensor 'W' has data_offsets [0, 24] past the end of the 10-byte data section (file truncated?)`),

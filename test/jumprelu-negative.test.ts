@@ -22,17 +22,21 @@ function setup(): { params: Params; x: Float32Array } {
   const r = (n: number, s = 1): Float32Array => Float32Array.from({ length: n }, () => s * rng.normal());
   // thresholds of both signs, some within eps / 2 of many pre-activations
   const threshold = Float32Array.from([-0.4, -0.1, 0, 0.1, 0.3, -0.8, 0.6, -0.2]);
-  return { params: { W_enc: r(d.dIn * d.dSae, 0.6), b_enc: r(d.dSae, 0.2), W_dec: r(d.dSae * d.dIn, 0.5), b_dec: r(d.dIn, 0.1), threshold }, x: r(rows * d.dIn) };
+  return {
+    params: { W_enc: r(d.dIn * d.dSae, 0.6), b_enc: r(d.dSae, 0.2), W_dec: r(d.dSae * d.dIn, 0.5), b_dec: r(d.dIn, 0.1), threshold },
+    x: r(rows * d.dIn),
+  };
 }
 
 /** float64: pre [rows, dSae], f, and the losses and gradients of SAELens's step with f = relu(pre) H(pre - theta). */
 function reference(p: Params, x: Float32Array) {
   const pre = new Float64Array(rows * d.dSae);
-  for (let b = 0; b < rows; b++) for (let i = 0; i < d.dSae; i++) {
-    let s = p['b_enc']![i]!;
-    for (let j = 0; j < d.dIn; j++) s += x[b * d.dIn + j]! * p['W_enc']![j * d.dSae + i]!;
-    pre[b * d.dSae + i] = s;
-  }
+  for (let b = 0; b < rows; b++)
+    for (let i = 0; i < d.dSae; i++) {
+      let s = p['b_enc']![i]!;
+      for (let j = 0; j < d.dIn; j++) s += x[b * d.dIn + j]! * p['W_enc']![j * d.dSae + i]!;
+      pre[b * d.dSae + i] = s;
+    }
   const theta = p['threshold']!;
   const f = pre.map((v, idx) => (v > theta[idx % d.dSae]! ? Math.max(v, 0) : 0));
   let mse = 0;
@@ -89,7 +93,8 @@ describe('jumprelu pre-activation loss on dead latents', () => {
     const def = architecture('jumprelu');
     const deadMask = Uint8Array.from([1, 0, 1, 0, 0, 1, 1, 0]);
     const c = 0.7;
-    const run = async (pa: number, p: Params) => (await def.step(engine, d, def.hyper.parse({ bandwidth: eps, preActCoefficient: pa }), false)).run(p, { x, rows, coef, deadMask });
+    const run = async (pa: number, p: Params) =>
+      (await def.step(engine, d, def.hyper.parse({ bandwidth: eps, preActCoefficient: pa }), false)).run(p, { x, rows, coef, deadMask });
     const withLoss = await run(c, params);
     const without = await run(0, params);
     expect(without.losses['pre_act']).toBeUndefined();
@@ -100,7 +105,14 @@ describe('jumprelu pre-activation loss on dead latents', () => {
       p[name]![idx]! += delta;
       return (await run(c, p)).losses['pre_act']!;
     };
-    for (const [name, idx] of [['b_enc', 0], ['b_enc', 5], ['threshold', 0], ['W_enc', 3 * d.dSae + 6], ['b_enc', 1], ['threshold', 3]] as const) {
+    for (const [name, idx] of [
+      ['b_enc', 0],
+      ['b_enc', 5],
+      ['threshold', 0],
+      ['W_enc', 3 * d.dSae + 6],
+      ['b_enc', 1],
+      ['threshold', 3],
+    ] as const) {
       const numeric = ((await loss(name, idx, h)) - (await loss(name, idx, -h))) / (2 * h);
       const analytic = withLoss.grads[name]![idx]! - without.grads[name]![idx]!;
       expect(analytic, `${name}[${idx}]`).toBeCloseTo(numeric, 2);

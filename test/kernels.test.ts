@@ -46,13 +46,20 @@ const BACKENDS: readonly Backend[] = [
   { name: 'reference', kernels: referenceKernels },
   { name: 'native', kernels: native },
 ];
-const skipNote = (b: Backend): string =>
-  b.kernels instanceof Error ? ` (SKIPPED: ${b.kernels.message}; run npm run build:native)` : '';
+const skipNote = (b: Backend): string => (b.kernels instanceof Error ? ` (SKIPPED: ${b.kernels.message}; run npm run build:native)` : '');
 
 // ---------------------------------------------------------------- data and comparisons
 
 const MATRICES: readonly (readonly [number, number])[] = [
-  [1, 1], [1, 7], [7, 1], [7, 7], [64, 64], [129, 33], [1000, 33], [33, 1000], [257, 129],
+  [1, 1],
+  [1, 7],
+  [7, 1],
+  [7, 7],
+  [64, 64],
+  [129, 33],
+  [1000, 33],
+  [33, 1000],
+  [257, 129],
 ];
 const LENGTHS: readonly number[] = [1, 7, 64, 129, 1000, 33_000, 100_003];
 const HYPER: AdamHyper = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
@@ -214,7 +221,16 @@ const oracle = {
     }
   },
   /** For each latent i with entries: sum over its entries e (rows in order) of coef[e] x[row(e), :]; latents without one: 0, or untouched when accumulating. */
-  sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void {
+  sparseScatter(
+    code: CsrRows,
+    coef: Float32Array,
+    x: Float32Array,
+    dIn: number,
+    dSae: number,
+    out: Float32Array,
+    layout: ScatterLayout,
+    accumulate: boolean,
+  ): void {
     const acc = new Float64Array(dSae * dIn); // [dSae, dIn]
     const has = new Uint8Array(dSae);
     for (let r = 0; r < code.rows; r++) {
@@ -402,7 +418,11 @@ describe.each(BACKENDS)('$name kernels', (backend) => {
   });
 
   it('handles empty shapes (0 rows or 0 columns)', () => {
-    for (const [rows, cols] of [[0, 5], [5, 0], [0, 0]] as const) {
+    for (const [rows, cols] of [
+      [0, 5],
+      [5, 0],
+      [0, 0],
+    ] as const) {
       const w = new Float32Array(rows * cols);
       const out = new Float32Array(rows).fill(NaN);
       k.rowNorms(w, rows, cols, out);
@@ -474,7 +494,11 @@ describe.each(BACKENDS)('$name kernels: dense helpers of the sparse step', (back
 
   it('handles empty shapes', () => {
     expect(k.subtract(new Float32Array(0), new Float32Array(0), new Float32Array(0))).toBe(0);
-    for (const [rows, cols] of [[0, 5], [5, 0], [0, 0]] as const) {
+    for (const [rows, cols] of [
+      [0, 5],
+      [5, 0],
+      [0, 0],
+    ] as const) {
       expect(k.centeredSumSquares(new Float32Array(0), rows, cols)).toBe(0);
       const out = new Float32Array(cols).fill(3);
       k.columnSums(new Float32Array(0), rows, cols, out, false);
@@ -719,9 +743,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
 
   it('throws TypeError for a wrong buffer type, naming the kernel and the argument', () => {
     const out = new Float32Array(2);
-    expect(() => callUntyped('rowNorms', new Float64Array(4), 2, 2, out)).toThrow(
-      new TypeError('rowNorms: w must be a Float32Array, got a Float64Array'),
-    );
+    expect(() => callUntyped('rowNorms', new Float64Array(4), 2, 2, out)).toThrow(new TypeError('rowNorms: w must be a Float32Array, got a Float64Array'));
     expect(() => callUntyped('rowNorms', [1, 2, 3, 4], 2, 2, out)).toThrow(/w must be a Float32Array, got an Array/);
     expect(() => callUntyped('nonFiniteRows', new Float32Array(4), 2, 2, new Int8Array(2))).toThrow(
       /nonFiniteRows: out must be a Uint8Array, got an Int8Array/,
@@ -732,9 +754,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
 
   it('throws RangeError for wrong lengths, shapes, overlapping buffers and out-of-range values', () => {
     const f = (n: number): Float32Array => new Float32Array(n);
-    expect(() => k.rowNorms(f(10), 3, 4, f(3))).toThrow(
-      new RangeError('rowNorms: w has 10 elements, expected rows * cols = 3 * 4 = 12'),
-    );
+    expect(() => k.rowNorms(f(10), 3, 4, f(3))).toThrow(new RangeError('rowNorms: w has 10 elements, expected rows * cols = 3 * 4 = 12'));
     expect(() => k.rowNorms(f(12), 3, 4, f(4))).toThrow(new RangeError('rowNorms: out has 4 elements, expected rows = 3'));
     expect(() => k.normalizeRows(f(12), -3, -4, 1)).toThrow(/rows must be an integer in \[0, 4294967295\], got -3/);
     expect(() => k.normalizeRows(f(12), 3, 4.5, 1)).toThrow(RangeError);
@@ -758,7 +778,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
     expect(Array.from(p)).toEqual([0, 0, 0, 0, 0, 0]); // nothing was touched
   });
 
-  it('checks the sparse kernels\' arguments (TypeError, RangeError), touching nothing on failure', () => {
+  it("checks the sparse kernels' arguments (TypeError, RangeError), touching nothing on failure", () => {
     const f = (n: number): Float32Array => new Float32Array(n);
     const code = (rowPtr: number[], idx: number[]): CsrRows => ({ rowPtr: Int32Array.from(rowPtr), idx: Int32Array.from(idx), rows: rowPtr.length - 1 });
     const good = code([0, 2, 2, 3], [0, 4, 1]); // 3 rows, nnz 3
@@ -768,12 +788,8 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
     k.sparseDecode(good, f(3), w, dIn, out); // fine
 
     // the CSR code
-    expect(() => k.sparseDecode({ ...good, rows: 2 }, f(3), w, dIn, out)).toThrow(
-      new RangeError('sparseDecode: rowPtr has 4 elements, expected rows + 1 = 3'),
-    );
-    expect(() => k.sparseDecode(code([1, 2, 2, 3], [0, 4, 1]), f(3), w, dIn, out)).toThrow(
-      new RangeError('sparseDecode: rowPtr[0] must be 0, got 1'),
-    );
+    expect(() => k.sparseDecode({ ...good, rows: 2 }, f(3), w, dIn, out)).toThrow(new RangeError('sparseDecode: rowPtr has 4 elements, expected rows + 1 = 3'));
+    expect(() => k.sparseDecode(code([1, 2, 2, 3], [0, 4, 1]), f(3), w, dIn, out)).toThrow(new RangeError('sparseDecode: rowPtr[0] must be 0, got 1'));
     expect(() => k.sparseDecode(code([0, 2, 1, 3], [0, 4, 1]), f(3), w, dIn, out)).toThrow(
       new RangeError('sparseDecode: rowPtr must be nondecreasing, got rowPtr[2] = 1 < rowPtr[1] = 2'),
     );
@@ -783,9 +799,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
     expect(() => k.sparseDecode(code([0, 2, 2, 3], [0, 5, 1]), f(3), w, dIn, out)).toThrow(
       new RangeError('sparseDecode: idx[1] = 5 is out of [0, dSae) with dSae = w.length / dIn = 5'),
     );
-    expect(() => k.sparseGatherDot(code([0, 2, 2, 3], [0, 1, -1]), w, f(6), dIn, f(3))).toThrow(
-      /sparseGatherDot: idx\[2\] = -1 is out of \[0, dSae\)/,
-    );
+    expect(() => k.sparseGatherDot(code([0, 2, 2, 3], [0, 1, -1]), w, f(6), dIn, f(3))).toThrow(/sparseGatherDot: idx\[2\] = -1 is out of \[0, dSae\)/);
     expect(() => k.sparseScatter(code([0, 2, 2, 3], [0, 4, 1]), f(3), f(6), dIn, 4, f(8), 'rows', false)).toThrow(
       new RangeError('sparseScatter: idx[1] = 4 is out of [0, dSae) with dSae = 4'),
     );
@@ -795,9 +809,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
 
     // the other buffers
     expect(() => k.sparseDecode(good, f(2), w, dIn, out)).toThrow(/sparseDecode: val has 2 elements, expected nnz = rowPtr\[rows\] = 3/);
-    expect(() => k.sparseDecode(good, f(3), f(9), dIn, out)).toThrow(
-      new RangeError('sparseDecode: w has 9 elements, not a multiple of dIn = 2'),
-    );
+    expect(() => k.sparseDecode(good, f(3), f(9), dIn, out)).toThrow(new RangeError('sparseDecode: w has 9 elements, not a multiple of dIn = 2'));
     expect(() => k.sparseDecode(good, f(3), w, dIn, f(5))).toThrow(/sparseDecode: out has 5 elements, expected rows \* dIn = 3 \* 2 = 6/);
     expect(() => k.sparseGatherDot(good, w, f(5), dIn, f(3))).toThrow(/sparseGatherDot: g has 5 elements/);
     expect(() => k.sparseGatherDot(good, w, f(6), dIn, f(4))).toThrow(/sparseGatherDot: out has 4 elements, expected nnz/);
@@ -833,9 +845,7 @@ describe(`native kernels: threads and validation${skipNote(BACKENDS[1]!)}`, () =
     expect(() => callUntyped('sparseScatter', good, f(3), f(6), dIn, dSae, f(10), 'rows', 0)).toThrow(
       new TypeError('sparseScatter: accumulate must be a boolean, got a number'),
     );
-    expect(() => callUntyped('columnSums', f(6), 2, 3, f(3), undefined)).toThrow(
-      new TypeError('columnSums: accumulate must be a boolean, got undefined'),
-    );
+    expect(() => callUntyped('columnSums', f(6), 2, 3, f(3), undefined)).toThrow(new TypeError('columnSums: accumulate must be a boolean, got undefined'));
     expect(() => callUntyped('sparseDecode', { ...good, rows: 2.5 }, f(3), w, dIn, out)).toThrow(/sparseDecode: rows must be an integer/);
 
     // nothing was written by a failed call

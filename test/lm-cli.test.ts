@@ -16,12 +16,31 @@ beforeAll(async () => {
   model = join(dir, 'tiny');
   await writeTinyGpt2(model);
   text = join(dir, 'text.jsonl');
-  const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `Call me Ishmael, number ${i}. Some years ago the whale ${i % 7} swam in the sea.` }));
+  const lines = Array.from({ length: 40 }, (_, i) =>
+    JSON.stringify({ text: `Call me Ishmael, number ${i}. Some years ago the whale ${i % 7} swam in the sea.` }),
+  );
   await writeFile(text, `${lines.join('\n')}\n`);
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-const harvestArgs = (out: string): string[] => ['harvest', '--model', model, '--hook', 'blocks.0.hook_resid_post', '--text', text, '--out', out, '--context-size', '16', '--batch-size', '1', '--rows-per-shard', '40', '--quiet'];
+const harvestArgs = (out: string): string[] => [
+  'harvest',
+  '--model',
+  model,
+  '--hook',
+  'blocks.0.hook_resid_post',
+  '--text',
+  text,
+  '--out',
+  out,
+  '--context-size',
+  '16',
+  '--batch-size',
+  '1',
+  '--rows-per-shard',
+  '40',
+  '--quiet',
+];
 
 async function allRows(store: string): Promise<{ x: number[]; ctx: number[]; pos: number[] }> {
   const ds = await openStore(store);
@@ -67,13 +86,17 @@ describe('sae harvest, train, eval --model, steer', () => {
     const html = await readFile(join(dash, 'features', feature), 'utf8');
     expect(html).toMatch(/<h2>Logit effects<\/h2>/);
     expect(html.match(/<td class="v">[+-]\d/g)?.length).toBe(20);
-    const np = JSON.parse(await readFile(join(dash, 'neuronpedia', 'batch-0.json'), 'utf8')) as { features: { pos_str: string[]; pos_values: number[]; neg_values: number[] }[] };
+    const np = JSON.parse(await readFile(join(dash, 'neuronpedia', 'batch-0.json'), 'utf8')) as {
+      features: { pos_str: string[]; pos_values: number[]; neg_values: number[] }[];
+    };
     expect(np.features[0]!.pos_str).toHaveLength(10);
     expect(np.features[0]!.pos_values[0]).toBeGreaterThanOrEqual(np.features[0]!.pos_values[9]!);
     expect(np.features[0]!.neg_values[0]).toBeLessThanOrEqual(np.features[0]!.neg_values[9]!);
     const unnamed = await runCli('dashboard', sae, '--data', store, '--out', join(dir, 'dash2'));
     expect(unnamed.code).toBe(0);
-    expect(await readFile(join(dir, 'dash2', 'features', feature), 'utf8')).toMatch(/None shown: no path to the model &#39;tiny&#39; is recorded; pass --model PATH/);
+    expect(await readFile(join(dir, 'dash2', 'features', feature), 'utf8')).toMatch(
+      /None shown: no path to the model &#39;tiny&#39; is recorded; pass --model PATH/,
+    );
   });
 
   it('resumes a harvest killed with SIGKILL: the same rows as an uninterrupted one', async () => {

@@ -44,23 +44,33 @@ describe('sae generate', () => {
     expect(missing.stderr).toBe('sae: no/such/model.gguf: no such model file or folder\n');
   });
 
-  it.skipIf(!have)('TinyLlama GGUF: "The capital of France is" gives llama.cpp ids and greedy continuation', async () => {
-    const r = await runCli('generate', TINY, '--prompt', ref.continuation.prompt, '--json');
-    expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { ids: number[]; continuation: string; continuation_ids: number[] };
-    expect(out.ids).toEqual([1, 450, 7483, 310, 3444, 338]);
-    expect(out.continuation_ids).toEqual(ref.continuation.ids);
-    expect(out.continuation).toBe(ref.continuation.text);
-  }, 600_000);
+  it.skipIf(!have)(
+    'TinyLlama GGUF: "The capital of France is" gives llama.cpp ids and greedy continuation',
+    async () => {
+      const r = await runCli('generate', TINY, '--prompt', ref.continuation.prompt, '--json');
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { ids: number[]; continuation: string; continuation_ids: number[] };
+      expect(out.ids).toEqual([1, 450, 7483, 310, 3444, 338]);
+      expect(out.continuation_ids).toEqual(ref.continuation.ids);
+      expect(out.continuation).toBe(ref.continuation.text);
+    },
+    600_000,
+  );
 
-  it.skipIf(!have)("TinyLlama GGUF: mean CE over llama.cpp's 2001 Moby-Dick ids is within 2% of llama.cpp's", async () => {
-    const started = performance.now();
-    const model = await HookedTransformer.load(TINY, engine);
-    const loaded = performance.now();
-    const { ce, tokens } = await meanCrossEntropy(model, [Int32Array.from(ref.crossEntropy.ids)]);
-    const done = performance.now();
-    console.log(`TinyLlama CE ${ce.toFixed(4)} nats over ${tokens} tokens (llama.cpp ${ref.crossEntropy.meanNats.toFixed(4)}); load ${((loaded - started) / 1000).toFixed(1)} s, forward ${((done - loaded) / 1000).toFixed(1)} s`);
-    expect(tokens).toBe(2000);
-    expect(Math.abs(ce - ref.crossEntropy.meanNats) / ref.crossEntropy.meanNats).toBeLessThan(0.02);
-  }, 600_000);
+  it.skipIf(!have)(
+    "TinyLlama GGUF: mean CE over llama.cpp's 2001 Moby-Dick ids is within 2% of llama.cpp's",
+    async () => {
+      const started = performance.now();
+      const model = await HookedTransformer.load(TINY, engine);
+      const loaded = performance.now();
+      const { ce, tokens } = await meanCrossEntropy(model, [Int32Array.from(ref.crossEntropy.ids)]);
+      const done = performance.now();
+      console.log(
+        `TinyLlama CE ${ce.toFixed(4)} nats over ${tokens} tokens (llama.cpp ${ref.crossEntropy.meanNats.toFixed(4)}); load ${((loaded - started) / 1000).toFixed(1)} s, forward ${((done - loaded) / 1000).toFixed(1)} s`,
+      );
+      expect(tokens).toBe(2000);
+      expect(Math.abs(ce - ref.crossEntropy.meanNats) / ref.crossEntropy.meanNats).toBeLessThan(0.02);
+    },
+    600_000,
+  );
 });

@@ -83,7 +83,11 @@ describe('unembedding', () => {
 describe('top logit effects', () => {
   it('equal a float64 W_dec @ W_U for a few latents, across chunks, whichever way W_U is stored', async () => {
     const tied = found(lm.unembedding());
-    const plain: Unembedding = { ...tied, transposed: false, data: Float32Array.from({ length: tied.data.length }, (_, i) => wU(tied, Math.floor(i / tied.vocab), i % tied.vocab)) };
+    const plain: Unembedding = {
+      ...tied,
+      transposed: false,
+      data: Float32Array.from({ length: tied.data.length }, (_, i) => wU(tied, Math.floor(i / tied.vocab), i % tied.vocab)),
+    };
     const rng = new Rng(3);
     const dSae = 40;
     const wDec = Float32Array.from({ length: dSae * TINY.d }, () => rng.normal()); // [dSae, d]

@@ -238,7 +238,9 @@ describe('dynamic uint8 quantisation (model_quantized.onnx)', () => {
 describe('merged decoders', () => {
   it('are refused with the file to use instead', async () => {
     const root = await folder('merged', { 'decoder_model_merged.onnx': asMergedDecoder(plain) });
-    await expect(OnnxLm.load(root, engine)).rejects.toThrow(/decoder_model_merged\.onnx: is a merged decoder .* use onnx\/decoder_model\.onnx or onnx\/model\.onnx/);
+    await expect(OnnxLm.load(root, engine)).rejects.toThrow(
+      /decoder_model_merged\.onnx: is a merged decoder .* use onnx\/decoder_model\.onnx or onnx\/model\.onnx/,
+    );
     await expect(OnnxLm.load(join(root, 'onnx', 'decoder_model_merged.onnx'), engine)).rejects.toThrow(/is a merged decoder/);
   });
 });
@@ -253,7 +255,20 @@ describe("onnxruntime-genai's fused norms", () => {
     expect(fused.hookTensor('blocks.0.hook_resid_post')).toBe('/model/layers.1/input_layernorm/SkipLayerNorm_output_3');
     expect(fused.hookTensor('blocks.1.mlp.hook_post')).toBe('/model/layers.1/mlp/Mul_output_0'); // act(gate) * up
     expect(fused.hookTensor('blocks.1.hook_resid_post')).toBe('sae.residual_sum:/model/layers.2/final_norm_layernorm/SkipLayerNorm_output_0'); // added to the final norm
-    const hooks = ['blocks.1.hook_resid_post', 'hook_embed', 'blocks.0.hook_resid_pre', 'blocks.0.hook_resid_mid', 'blocks.0.hook_resid_post', 'blocks.1.hook_resid_pre', 'blocks.1.ln1.hook_normalized', 'blocks.1.ln2.hook_normalized', 'blocks.1.hook_resid_mid', 'blocks.1.mlp.hook_post', 'blocks.1.hook_mlp_out', 'blocks.1.hook_attn_out'];
+    const hooks = [
+      'blocks.1.hook_resid_post',
+      'hook_embed',
+      'blocks.0.hook_resid_pre',
+      'blocks.0.hook_resid_mid',
+      'blocks.0.hook_resid_post',
+      'blocks.1.hook_resid_pre',
+      'blocks.1.ln1.hook_normalized',
+      'blocks.1.ln2.hook_normalized',
+      'blocks.1.hook_resid_mid',
+      'blocks.1.mlp.hook_post',
+      'blocks.1.hook_mlp_out',
+      'blocks.1.hook_attn_out',
+    ];
     for (const h of hooks) {
       const a = await (await unfused.hooked(h)).activations(contexts);
       const b = await (await fused.hooked(h)).activations(contexts);
@@ -281,8 +296,14 @@ describe("onnxruntime-genai's fused norms", () => {
 
 describe('the protobuf codec', () => {
   it('round-trips varints (negative int64 included), nested messages and weights held or located', async () => {
-    const inner = new ProtoWriter().int(1, -5).int(2, 2 ** 40).string(3, 'é');
-    const bytes = new ProtoWriter().message(7, inner).bytes(9, Uint8Array.of(1, 2, 3)).finish();
+    const inner = new ProtoWriter()
+      .int(1, -5)
+      .int(2, 2 ** 40)
+      .string(3, 'é');
+    const bytes = new ProtoWriter()
+      .message(7, inner)
+      .bytes(9, Uint8Array.of(1, 2, 3))
+      .finish();
     const [m, b] = fields(bytes);
     expect(varints(fields(m!.payload), 1)).toEqual([-5]);
     expect(varints(fields(m!.payload), 2)).toEqual([2 ** 40]);

@@ -81,7 +81,17 @@ describe('ONNX language model', () => {
     const docs = [{ index: 0, name: 'a', text: TEXT }];
     const contexts = [...contextsOf(docs, (s) => lm.tokenize(s), 12, 'chunks', lm.prefix)];
     const store = join(dir, 'store');
-    const w = await StoreWriter.open(store, { model: hooked.model, hookName: hooked.hookName, hookTensor: hooked.hookTensor, dIn: hooked.dIn, contextSize: 12, dtype: 'float32', source: {}, vocab: hooked.vocab, rowsPerShard: 10 });
+    const w = await StoreWriter.open(store, {
+      model: hooked.model,
+      hookName: hooked.hookName,
+      hookTensor: hooked.hookTensor,
+      dIn: hooked.dIn,
+      contextSize: 12,
+      dtype: 'float32',
+      source: {},
+      vocab: hooked.vocab,
+      rowsPerShard: 10,
+    });
     await harvest(hooked, contexts, w, { batchSize: 3 });
     await w.finish();
     const ds = await openStore(store);
@@ -127,8 +137,16 @@ describe('ONNX language model', () => {
 
 describe('text', () => {
   it('cuts sentences and contexts', () => {
-    expect(sentences('Call me Ishmael. Some years ago—never mind. "Is it?" he said.\n\nNew para')).toEqual(['Call me Ishmael.', 'Some years ago—never mind.', '"Is it?" he said.', 'New para']);
-    const docs = [{ index: 0, name: 'a', text: 'aaaa bbbb. Cc.' }, { index: 1, name: 'b', text: 'dd' }];
+    expect(sentences('Call me Ishmael. Some years ago—never mind. "Is it?" he said.\n\nNew para')).toEqual([
+      'Call me Ishmael.',
+      'Some years ago—never mind.',
+      '"Is it?" he said.',
+      'New para',
+    ]);
+    const docs = [
+      { index: 0, name: 'a', text: 'aaaa bbbb. Cc.' },
+      { index: 1, name: 'b', text: 'dd' },
+    ];
     // eslint-disable-next-line @typescript-eslint/no-misused-spread -- this stand-in tokenizer makes one token of each code point
     const split = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
     const ctx = [...contextsOf(docs, split, 4, 'sentences')];

@@ -33,7 +33,13 @@ function identitySae(): Sae {
     wDec[j * D + j] = 1;
     wDec[(D + j) * D + j] = -1;
   }
-  return new Sae('standard', { dIn: D, dSae }, {}, { W_enc: wEnc, b_enc: new Float32Array(dSae), W_dec: wDec, b_dec: new Float32Array(D) }, { model_name: 'model', hook_name: HOOK, context_size: 16 });
+  return new Sae(
+    'standard',
+    { dIn: D, dSae },
+    {},
+    { W_enc: wEnc, b_enc: new Float32Array(dSae), W_dec: wDec, b_dec: new Float32Array(D) },
+    { model_name: 'model', hook_name: HOOK, context_size: 16 },
+  );
 }
 
 let dir = '';
@@ -59,12 +65,16 @@ describe('--model resolver', () => {
     expect(await resolveModel('use-lite')).toBe('use-lite');
     const empty = join(dir, 'empty');
     await mkdir(empty);
-    await expect(resolveModel(empty)).rejects.toThrow(`${empty}: is not a model folder we know: expected config.json with *.safetensors (Hugging Face), or onnx/model*.onnx (transformers.js)`);
+    await expect(resolveModel(empty)).rejects.toThrow(
+      `${empty}: is not a model folder we know: expected config.json with *.safetensors (Hugging Face), or onnx/model*.onnx (transformers.js)`,
+    );
     const bert = join(dir, 'bert');
     await mkdir(bert);
     await writeFile(join(bert, 'config.json'), '{"model_type": "bert"}');
     await writeFile(join(bert, 'model.safetensors'), '');
-    await expect(resolveModel(bert)).rejects.toThrow(new RegExp(`^${join(bert, 'config.json')}: model_type 'bert' is not one we implement \\(supported: gpt2, llama`));
+    await expect(resolveModel(bert)).rejects.toThrow(
+      new RegExp(`^${join(bert, 'config.json')}: model_type 'bert' is not one we implement \\(supported: gpt2, llama`),
+    );
     const txt = join(dir, 'weights.bin');
     await writeFile(txt, 'x');
     await expect(resolveModel(txt)).rejects.toThrow(`${txt}: is not a model: expected a .gguf or .onnx file, or a model folder`);
@@ -82,15 +92,38 @@ describe('--model resolver', () => {
 function charTokenizer(): object {
   const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
   for (const c of 'abcdefghijklmnopqrstuvwxyzTFP .') vocab[c] = Object.keys(vocab).length;
-  const special = (id: number, content: string): object => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (id: number, content: string): object => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
     version: '1.0',
     added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
     normalizer: null,
     pre_tokenizer: null,
-    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [{ Sequence: { id: 'A', type_id: 0 } }], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
     decoder: null,
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: [],
+    },
   };
 }
 
@@ -122,7 +155,12 @@ describe('sae harvest on a GGUF transformer', () => {
     const r = await runCli('harvest', '--model', GGUF, '--hook', HOOK, '--text', text, '--out', out, '--context-size', '16', '--batch-size', '4', '--quiet');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as { d_in: number; hook_name: string; rows: number; source: { prepend_bos: boolean } };
+    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as {
+      d_in: number;
+      hook_name: string;
+      rows: number;
+      source: { prepend_bos: boolean };
+    };
     expect(manifest).toMatchObject({ d_in: D, hook_name: HOOK, source: { prepend_bos: true } });
     expect(manifest.rows).toBeGreaterThan(100);
 
@@ -137,7 +175,21 @@ describe('sae harvest on a GGUF transformer', () => {
 
 describe('--exclude-bos', () => {
   it('harvest runs BOS but stores no row for it; splicing with BOS kept clean is a different ablation', async () => {
-    const args = (out: string, ...more: string[]): string[] => ['harvest', '--model', GGUF, '--hook', HOOK, '--text', text, '--out', out, '--context-size', '16', '--quiet', ...more];
+    const args = (out: string, ...more: string[]): string[] => [
+      'harvest',
+      '--model',
+      GGUF,
+      '--hook',
+      HOOK,
+      '--text',
+      text,
+      '--out',
+      out,
+      '--context-size',
+      '16',
+      '--quiet',
+      ...more,
+    ];
     expect((await runCli(...args(join(dir, 'all')))).code).toBe(0);
     expect((await runCli(...args(join(dir, 'nobos'), '--exclude-bos'))).code).toBe(0);
     const all = await openStore(join(dir, 'all'));
@@ -191,7 +243,26 @@ describe('splicing into a GGUF transformer', () => {
 
 describe('sae steer and dashboard on a GGUF transformer', () => {
   it('steers with seeded sampling: the same seed gives the same text', async () => {
-    const args = ['steer', saeDir, '--model', GGUF, '--feature', '3', '--alpha', '20', '--prompt', 'The capital of', '--tokens', '5', '--temperature', '1', '--top-k', '20', '--seed', '7'];
+    const args = [
+      'steer',
+      saeDir,
+      '--model',
+      GGUF,
+      '--feature',
+      '3',
+      '--alpha',
+      '20',
+      '--prompt',
+      'The capital of',
+      '--tokens',
+      '5',
+      '--temperature',
+      '1',
+      '--top-k',
+      '20',
+      '--seed',
+      '7',
+    ];
     const a = await runCli(...args);
     expect(a.stderr).toBe('');
     expect(a.code).toBe(0);

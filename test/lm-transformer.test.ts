@@ -158,7 +158,7 @@ describe('runs and edits (llama fixture)', () => {
     expect(relError(rows, alone.hooks['blocks.1.hook_resid_post']!.data)).toBeLessThan(1e-6);
   });
 
-  it('harvestModel gives the real tokens\' rows of the hook, context after context', async () => {
+  it("harvestModel gives the real tokens' rows of the hook, context after context", async () => {
     const hm = harvestModel(m, 'blocks.1.attn.hook_z', []);
     expect(hm.dIn).toBe(m.config.nHeads * m.config.dHead);
     const short = contexts[1]!.slice(0, 4);
@@ -178,7 +178,9 @@ describe('runs and edits (llama fixture)', () => {
     const a = await part.run(contexts, { stopAfter: 'blocks.0.hook_resid_post' });
     const b = await m.run(contexts, { stopAfter: 'blocks.0.hook_resid_post' });
     expect(a.hooks['blocks.0.hook_resid_post']!.data).toEqual(b.hooks['blocks.0.hook_resid_post']!.data);
-    await expect(part.run(contexts, { stopAfter: 'blocks.1.hook_resid_pre' })).rejects.toThrow(/was loaded with 1 of its 2 blocks, without the final norm and unembedding \(load option upTo\); this run needs block 1$/);
+    await expect(part.run(contexts, { stopAfter: 'blocks.1.hook_resid_pre' })).rejects.toThrow(
+      /was loaded with 1 of its 2 blocks, without the final norm and unembedding \(load option upTo\); this run needs block 1$/,
+    );
     await expect(part.run(contexts)).rejects.toThrow(/this run needs the final norm and logits/);
   });
 
@@ -197,8 +199,12 @@ describe('runs and edits (llama fixture)', () => {
   });
 
   it('unknown hooks, contexts past max positions and bad edits are one-line errors', async () => {
-    await expect(m.run(contexts, { returnHooks: ['blocks.7.hook_resid_post'] })).rejects.toThrow(/^unknown hook 'blocks.7.hook_resid_post': this llama model has hook_embed, blocks\.L\.\{hook_resid_pre\|.*\} for L in 0\.\.1, ln_final.hook_normalized$/);
-    await expect(m.run(contexts, { returnHooks: ['blocks.1.hook_resid_post'], stopAfter: 'blocks.0.hook_resid_post' })).rejects.toThrow(/comes after stopAfter/);
+    await expect(m.run(contexts, { returnHooks: ['blocks.7.hook_resid_post'] })).rejects.toThrow(
+      /^unknown hook 'blocks.7.hook_resid_post': this llama model has hook_embed, blocks\.L\.\{hook_resid_pre\|.*\} for L in 0\.\.1, ln_final.hook_normalized$/,
+    );
+    await expect(m.run(contexts, { returnHooks: ['blocks.1.hook_resid_post'], stopAfter: 'blocks.0.hook_resid_post' })).rejects.toThrow(
+      /comes after stopAfter/,
+    );
     const long = new Int32Array(m.config.maxPositions + 1);
     await expect(m.run([long])).rejects.toThrow(/longer than the model's \d+ positions/);
     await expect(m.run(contexts, { edits: { [H]: { add: new Float32Array(3) } } })).rejects.toThrow(/has 3 values, expected/);
@@ -224,14 +230,22 @@ describe('bad model folders', () => {
   };
 
   it('an unknown model_type or rope scaling names config.json', async () => {
-    await expect(HookedTransformer.load(make('t5', { ...config, model_type: 't5' }), engine)).rejects.toThrow(/config\.json: model_type 't5' is not supported \(supported: gpt2, llama/);
+    await expect(HookedTransformer.load(make('t5', { ...config, model_type: 't5' }), engine)).rejects.toThrow(
+      /config\.json: model_type 't5' is not supported \(supported: gpt2, llama/,
+    );
     const llama = JSON.parse(readFileSync(join(DIR, 'llama3', 'config.json'), 'utf8')) as Record<string, unknown>;
-    await expect(HookedTransformer.load(make('yarn', { ...llama, rope_scaling: { rope_type: 'yarn', factor: 4 } }), engine)).rejects.toThrow(/config\.json: rope_scaling type 'yarn' is not supported/);
+    await expect(HookedTransformer.load(make('yarn', { ...llama, rope_scaling: { rope_type: 'yarn', factor: 4 } }), engine)).rejects.toThrow(
+      /config\.json: rope_scaling type 'yarn' is not supported/,
+    );
   });
 
   it('a missing tensor, a wrong shape and a truncated file name the file', async () => {
-    await expect(HookedTransformer.load(make('layers', { ...config, n_layer: 3 }), engine)).rejects.toThrow(/model\.safetensors: has no tensor 'h\.2\.ln_1\.weight'/);
-    await expect(HookedTransformer.load(make('wide', { ...config, n_inner: 7 }), engine)).rejects.toThrow(/model\.safetensors: tensor 'h\.0\.mlp\.c_fc\.weight' has shape \[\d+, \d+\], expected \[\d+, 7\]/);
+    await expect(HookedTransformer.load(make('layers', { ...config, n_layer: 3 }), engine)).rejects.toThrow(
+      /model\.safetensors: has no tensor 'h\.2\.ln_1\.weight'/,
+    );
+    await expect(HookedTransformer.load(make('wide', { ...config, n_inner: 7 }), engine)).rejects.toThrow(
+      /model\.safetensors: tensor 'h\.0\.mlp\.c_fc\.weight' has shape \[\d+, \d+\], expected \[\d+, 7\]/,
+    );
     const cut = make('cut', config);
     truncateSync(join(cut, 'model.safetensors'), 5000);
     await expect(HookedTransformer.load(cut, engine)).rejects.toThrow(/model\.safetensors: .*(truncated|past the end)/);

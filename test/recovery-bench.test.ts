@@ -14,14 +14,32 @@ describe('matched sparsity search', () => {
     expect(nextKnobValue([{ value: 5, l0: 1 }], 4, false)).toBe(1.25);
     expect(nextKnobValue([{ value: 5, l0: 9 }], 4, false)).toBe(20);
     // L0 = 16 / c: the target 4 is at c = 4, which log-log interpolation finds exactly
-    expect(nextKnobValue([{ value: 1, l0: 16 }, { value: 8, l0: 2 }], 4, false)).toBeCloseTo(4, 10);
+    expect(
+      nextKnobValue(
+        [
+          { value: 1, l0: 16 },
+          { value: 8, l0: 2 },
+        ],
+        4,
+        false,
+      ),
+    ).toBeCloseTo(4, 10);
     // a rate: L0 grows with it, and the step stays below its maximum
     expect(nextKnobValue([{ value: 0.2, l0: 1 }], 4, true, 0.5)).toBeCloseTo(0.35, 10);
   });
 
   it('corrects a full run by the secant of the last two, within 4x', () => {
     // full runs on L0 = 16 / c: from c = 2 (L0 8) and c = 3 (L0 5.33) the secant lands on c = 4
-    expect(correctedValue([{ value: 2, l0: 8 }, { value: 3, l0: 16 / 3 }], 4, false)).toBeCloseTo(4, 10);
+    expect(
+      correctedValue(
+        [
+          { value: 2, l0: 8 },
+          { value: 3, l0: 16 / 3 },
+        ],
+        4,
+        false,
+      ),
+    ).toBeCloseTo(4, 10);
     // after one run, L0 ~ 1 / c: from c = 1 at L0 8 to c = 2
     expect(correctedValue([{ value: 1, l0: 8 }], 4, false)).toBeCloseTo(2, 10);
     expect(correctedValue([{ value: 1, l0: 1000 }], 4, false)).toBe(4); // at most 4x in one step
@@ -37,20 +55,67 @@ describe('matched sparsity search', () => {
 const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
 describe('sae bench-recovery', () => {
-  it.skipIf(!hasTorch)('--peers prints the reference recipes beside ours, scored on the same held-out rows', async () => {
-    const r = await runCli(
-      'bench-recovery', '--d-in', '8', '--features', '12', '--firing-probability', '0.1', '--d-sae', '24', '--batch-size', '64',
-      '--steps', '30', '--search-steps', '10', '--max-probes', '2', '--eval-rows', '256', '--architectures', 'topk', '--peers', '--quiet',
-    );
-    expect(r.code, r.stderr).toBe(0);
-    for (const peer of PEERS) expect(r.stdout).toMatch(new RegExp(`^${peer}\\s+\\S+\\s+[\\d.e+-]+\\s+0\\.\\d{4}\\s`, 'm'));
-  }, 120_000);
+  it.skipIf(!hasTorch)(
+    '--peers prints the reference recipes beside ours, scored on the same held-out rows',
+    async () => {
+      const r = await runCli(
+        'bench-recovery',
+        '--d-in',
+        '8',
+        '--features',
+        '12',
+        '--firing-probability',
+        '0.1',
+        '--d-sae',
+        '24',
+        '--batch-size',
+        '64',
+        '--steps',
+        '30',
+        '--search-steps',
+        '10',
+        '--max-probes',
+        '2',
+        '--eval-rows',
+        '256',
+        '--architectures',
+        'topk',
+        '--peers',
+        '--quiet',
+      );
+      expect(r.code, r.stderr).toBe(0);
+      for (const peer of PEERS) expect(r.stdout).toMatch(new RegExp(`^${peer}\\s+\\S+\\s+[\\d.e+-]+\\s+0\\.\\d{4}\\s`, 'm'));
+    },
+    120_000,
+  );
 
   it('recovers the features of an easy case and matches the L0 of a searched architecture', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'sae-recovery-')), 'recovery.json');
     const r = await runCli(
-      'bench-recovery', '--d-in', '16', '--features', '24', '--firing-probability', '0.05', '--d-sae', '48', '--batch-size', '256',
-      '--steps', '400', '--search-steps', '150', '--max-probes', '4', '--eval-rows', '2048', '--architectures', 'topk,standard', '--out', out, '--quiet',
+      'bench-recovery',
+      '--d-in',
+      '16',
+      '--features',
+      '24',
+      '--firing-probability',
+      '0.05',
+      '--d-sae',
+      '48',
+      '--batch-size',
+      '256',
+      '--steps',
+      '400',
+      '--search-steps',
+      '150',
+      '--max-probes',
+      '4',
+      '--eval-rows',
+      '2048',
+      '--architectures',
+      'topk,standard',
+      '--out',
+      out,
+      '--quiet',
     );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

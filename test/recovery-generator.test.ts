@@ -25,11 +25,19 @@ function firings(codes: Float32Array): Float64Array {
 }
 
 function correlation(f: Float64Array, rows: number, n: number, i: number, j: number): number {
-  let si = 0, sj = 0, sij = 0, sii = 0, sjj = 0;
+  let si = 0,
+    sj = 0,
+    sij = 0,
+    sii = 0,
+    sjj = 0;
   for (let r = 0; r < rows; r++) {
     const a = f[r * n + i]!;
     const b = f[r * n + j]!;
-    si += a; sj += b; sij += a * b; sii += a * a; sjj += b * b;
+    si += a;
+    sj += b;
+    sij += a * b;
+    sii += a * a;
+    sjj += b * b;
   }
   const cov = sij / rows - (si / rows) * (sj / rows);
   return cov / Math.sqrt((sii / rows - (si / rows) ** 2) * (sjj / rows - (sj / rows) ** 2));
@@ -73,7 +81,7 @@ describe('synthetic generator', () => {
     const sd = Math.sqrt((p * (1 - p)) / rows);
     for (const c of perFeature) expect(Math.abs(c / rows - p)).toBeLessThan(5 * sd);
     const overall = perFeature.reduce((s, c) => s + c, 0) / (rows * n);
-    expect(Math.abs(overall - p)).toBeLessThan(5 * sd / Math.sqrt(n));
+    expect(Math.abs(overall - p)).toBeLessThan((5 * sd) / Math.sqrt(n));
   });
 
   it('correlates firings within groups only, at the asked correlation', async () => {
@@ -81,7 +89,10 @@ describe('synthetic generator', () => {
     const rows = 30_000;
     const f = firings((await new SyntheticData(engine, spec).evalSet(rows)).codes);
     const n = spec.features;
-    let within = 0, wn = 0, across = 0, an = 0;
+    let within = 0,
+      wn = 0,
+      across = 0,
+      an = 0;
     for (let i = 0; i < n; i++) {
       for (let j = i + 1; j < n; j++) {
         const c = correlation(f, rows, n, i, j);

@@ -42,11 +42,17 @@ function userErrorOf(fn: () => unknown): string {
 describe('7. safetensors headers as strict as the Rust reader', () => {
   const u8 = (name: string, begin: number, end: number): string => `"${name}":{"dtype":"U8","shape":[${end - begin}],"data_offsets":[${begin},${end}]}`;
   it('refuses a name given twice', () => {
-    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)},${u8('a', 2, 4)}}`, new Uint8Array(4)), 'f'))).toBe("f: the header names 'a' twice");
+    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)},${u8('a', 2, 4)}}`, new Uint8Array(4)), 'f'))).toBe(
+      "f: the header names 'a' twice",
+    );
   });
   it('refuses unused bytes between tensors, before the first and after the last', () => {
-    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)},${u8('b', 3, 4)}}`, new Uint8Array(4)), 'f'))).toContain("1 unused bytes between 'a' [0, 2] and 'b' [3, 4]");
-    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 1, 2)}}`, new Uint8Array(2)), 'f'))).toContain('1 unused bytes between the start of the data section');
+    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)},${u8('b', 3, 4)}}`, new Uint8Array(4)), 'f'))).toContain(
+      "1 unused bytes between 'a' [0, 2] and 'b' [3, 4]",
+    );
+    expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 1, 2)}}`, new Uint8Array(2)), 'f'))).toContain(
+      '1 unused bytes between the start of the data section',
+    );
     expect(userErrorOf(() => decodeSafetensors(rawSafetensors(`{${u8('a', 0, 2)}}`, new Uint8Array(3)), 'f'))).toContain('1 bytes after the last');
   });
   it('still reads tiled files, zero-sized tensors and escaped names included', () => {
@@ -96,14 +102,35 @@ describe('4. activation store manifests are checked, not trusted', () => {
     const col = { dtype: 'I32', shape: [shardRows], data: new Int32Array(shardRows) } as const;
     await writeFile(
       join(at, 'shard-00000.safetensors'),
-      serializeSafetensors({ activations: { dtype: 'F32', shape: [shardRows, 2], data: new Float32Array(shardRows * 2).fill(1) }, doc: col, ctx: col, pos: col, token: col }),
+      serializeSafetensors({
+        activations: { dtype: 'F32', shape: [shardRows, 2], data: new Float32Array(shardRows * 2).fill(1) },
+        doc: col,
+        ctx: col,
+        pos: col,
+        token: col,
+      }),
     );
     await writeFile(join(at, 'vocab.json'), '["a"]');
     const list = shards ?? [{ file: 'shard-00000.safetensors', rows: shardRows }];
     const rows = list.reduce((n, s) => n + s.rows, 0);
     const manifest = {
-      format: 'sae-activation-store', version: 1, model: 'm', hook_name: 'h', hook_tensor: 't', dtype: 'float32', d_in: 2, rows_per_shard: 3,
-      context_size: 4, source: {}, shards: list, rows, documents: 1, contexts: 1, next: { context: 1, row: 0 }, complete: true, vocab: 'vocab.json',
+      format: 'sae-activation-store',
+      version: 1,
+      model: 'm',
+      hook_name: 'h',
+      hook_tensor: 't',
+      dtype: 'float32',
+      d_in: 2,
+      rows_per_shard: 3,
+      context_size: 4,
+      source: {},
+      shards: list,
+      rows,
+      documents: 1,
+      contexts: 1,
+      next: { context: 1, row: 0 },
+      complete: true,
+      vocab: 'vocab.json',
     };
     await writeFile(join(at, 'manifest.json'), JSON.stringify(manifest));
   }
@@ -121,7 +148,10 @@ describe('4. activation store manifests are checked, not trusted', () => {
   });
   it('refuses a shard listed twice', async () => {
     const at = join(dir, 'stores', 'b');
-    await store(at, [1, 2, 3, 4].map(() => ({ file: 'shard-00000.safetensors', rows: 3 })));
+    await store(
+      at,
+      [1, 2, 3, 4].map(() => ({ file: 'shard-00000.safetensors', rows: 3 })),
+    );
     await expect(open(at)).rejects.toThrow("manifest.json: shard 'shard-00000.safetensors' is listed twice");
   });
   it('checks every shard header against the manifest at open', async () => {
@@ -144,12 +174,33 @@ async function noiseNpy(name: string, rows: number, d: number, scale = 1): Promi
   const { Rng } = await import('../src/rng.js');
   const rng = new Rng(7);
   const path = join(dir, name);
-  await writeNpy(path, Float32Array.from({ length: rows * d }, () => rng.normal() * scale), [rows, d]);
+  await writeNpy(
+    path,
+    Float32Array.from({ length: rows * d }, () => rng.normal() * scale),
+    [rows, d],
+  );
   return path;
 }
 
 const tinyTrain = (data: string, out: string, extra: string[] = []): string[] => [
-  'train', '--data', data, '--out', out, '--d-sae', '16', '--batch-size', '64', '--steps', '20', '--lr', '3e-3', '--log-every', '5', '--kernels', 'reference', ...extra,
+  'train',
+  '--data',
+  data,
+  '--out',
+  out,
+  '--d-sae',
+  '16',
+  '--batch-size',
+  '64',
+  '--steps',
+  '20',
+  '--lr',
+  '3e-3',
+  '--log-every',
+  '5',
+  '--kernels',
+  'reference',
+  ...extra,
 ];
 
 describe('5. crash leftovers and resuming a finished run', () => {
@@ -217,12 +268,17 @@ describe('1 and 3. non-finite and overflowing numbers: float64 sums, errors inst
   async function saeDir(name: string, scale: number): Promise<string> {
     const { saveSae } = await import('../src/io/saelens.js');
     const { Sae } = await import('../src/sae.js');
-    const sae = new Sae('standard', { dIn: 2, dSae: 4 }, {}, {
-      W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0], (v) => v * scale),
-      b_enc: Float32Array.from([0, 0, 0, -1]),
-      W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
-      b_dec: Float32Array.from([0, 0]),
-    });
+    const sae = new Sae(
+      'standard',
+      { dIn: 2, dSae: 4 },
+      {},
+      {
+        W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0], (v) => v * scale),
+        b_enc: Float32Array.from([0, 0, 0, -1]),
+        W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
+        b_dec: Float32Array.from([0, 0]),
+      },
+    );
     await saveSae(join(dir, name), sae);
     return join(dir, name);
   }
@@ -305,14 +361,21 @@ describe('1. anomaly scores: float64 error sums, Inf refused', () => {
     const { Sae } = await import('../src/sae.js');
     const engine = new Engine({ kernels: 'reference' });
     const make = (scale: number): InstanceType<typeof Sae> =>
-      new Sae('standard', { dIn: 2, dSae: 2 }, {}, { W_enc: Float32Array.from([scale, 0, 0, scale]), b_enc: new Float32Array(2), W_dec: Float32Array.from([0.5, 0, 0, 0.5]), b_dec: new Float32Array(2) });
+      new Sae(
+        'standard',
+        { dIn: 2, dSae: 2 },
+        {},
+        { W_enc: Float32Array.from([scale, 0, 0, scale]), b_enc: new Float32Array(2), W_dec: Float32Array.from([0.5, 0, 0, 0.5]), b_dec: new Float32Array(2) },
+      );
     // eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable (what reconstructionErrors takes) of rows already in memory
     const chunk = async function* (x: number[]) {
       yield { x: Float32Array.from(x), rows: x.length / 2 };
     };
     const errors = await reconstructionErrors(engine, make(1), chunk([1e15, 2e15]));
     expect(errors[0]).toBeCloseTo(1.25e30, -26);
-    await expect(reconstructionErrors(engine, make(1e10), chunk([1, 0, 1e20, 0]))).rejects.toThrow(/^input 1: its reconstruction error is 2.5\d*e\+59 \(NaN, Inf or beyond float32\)/);
+    await expect(reconstructionErrors(engine, make(1e10), chunk([1, 0, 1e20, 0]))).rejects.toThrow(
+      /^input 1: its reconstruction error is 2.5\d*e\+59 \(NaN, Inf or beyond float32\)/,
+    );
   });
 });
 

@@ -100,12 +100,16 @@ describe('published SAE layouts', () => {
 
   it('keeps hook names and other SAELens metadata', async () => {
     const v6 = await loadAnySae(join(ROOT, 'saelens-v6-standard', 'sae'));
-    expect(v6.sae.metadata).toMatchObject({ hook_name: 'blocks.3.hook_resid_pre', neuronpedia_id: 'gpt2-small/3-res', model_from_pretrained_kwargs: { center_writing_weights: false } });
+    expect(v6.sae.metadata).toMatchObject({
+      hook_name: 'blocks.3.hook_resid_pre',
+      neuronpedia_id: 'gpt2-small/3-res',
+      model_from_pretrained_kwargs: { center_writing_weights: false },
+    });
     const v3 = await loadAnySae(join(ROOT, 'saelens-v3-standard-scaling-factor', 'sae'));
     expect(v3.sae.metadata).toMatchObject({ hook_name: 'blocks.3.hook_resid_pre', hook_layer: 3 });
   });
 
-  it("a sparsify model folder loads each hookpoint, in natural order; loadAnySae asks for one", async () => {
+  it('a sparsify model folder loads each hookpoint, in natural order; loadAnySae asks for one', async () => {
     const all = await loadAllSaes(join(ROOT, 'sparsify-model', 'model'));
     expect([...all.keys()]).toEqual(['layers.2', 'layers.10']);
     for (const [name, loaded] of all) await expectMatches(loaded, join('sparsify-model', name));

@@ -72,7 +72,13 @@ describe('SAELens layout', () => {
     const kl = await tmp();
     await saveSae(kl, randomSae('kl'));
     const klCfg = JSON.parse(await readFile(join(kl, 'cfg.json'), 'utf8')) as Record<string, unknown>;
-    expect(klCfg).toMatchObject({ format: 'sparse-autoencoder', architecture: 'kl', apply_b_dec_to_input: false, encoder_activation: 'sigmoid', decoder_activation: 'identity' });
+    expect(klCfg).toMatchObject({
+      format: 'sparse-autoencoder',
+      architecture: 'kl',
+      apply_b_dec_to_input: false,
+      encoder_activation: 'sigmoid',
+      decoder_activation: 'identity',
+    });
     expect(klCfg['note']).toMatch(/SAELens cannot load this folder/);
     expect(klCfg['metadata']).not.toHaveProperty('sae_lens_version');
   });
@@ -86,7 +92,12 @@ describe('SAELens layout', () => {
     const plain = await loadSaeLens(dir);
     expect(plain.folded).toEqual(['finetuning_scaling_factor true but no scaling_factor tensor: no scale, as SAELens does']);
     expect(plain.sae.params['W_dec']).toEqual(sae.params['W_dec']);
-    const t = Object.fromEntries(Object.entries(sae.params).map(([k, v]) => [k, { dtype: 'F32' as const, shape: k === 'W_enc' ? [13, 37] : k === 'W_dec' ? [37, 13] : [v.length], data: v }]));
+    const t = Object.fromEntries(
+      Object.entries(sae.params).map(([k, v]) => [
+        k,
+        { dtype: 'F32' as const, shape: k === 'W_enc' ? [13, 37] : k === 'W_dec' ? [37, 13] : [v.length], data: v },
+      ]),
+    );
     const s = new Float32Array(37).fill(2);
     await writeFile(join(dir, 'sae_weights.safetensors'), serializeSafetensors({ ...t, finetuning_scaling_factor: { dtype: 'F32', shape: [37], data: s } }));
     const scaled = await loadSaeLens(dir);
@@ -126,7 +137,10 @@ describe('SAELens layout', () => {
     const x = randomX(30, 13);
     const c = 2.5;
     const folded = sae.foldInputScaling(c);
-    const fScaled = await sae.encode(engine, x.map((v) => v * c));
+    const fScaled = await sae.encode(
+      engine,
+      x.map((v) => v * c),
+    );
     const fFolded = await folded.encode(engine, x);
     for (let i = 0; i < fScaled.length; i++) expect(fFolded[i]).toBeCloseTo(fScaled[i]!, 4);
     const xHat = await folded.decode(engine, fFolded);
@@ -138,7 +152,15 @@ describe('SAELens layout', () => {
     const dir = await tmp();
     const sae = randomSae('standard');
     await saveSae(dir, sae);
-    const old = { d_in: 13, d_sae: 37, dtype: 'float32', hook_point: 'blocks.8.hook_resid_pre', activation_fn_str: 'relu', normalize_activations: false, apply_b_dec_to_input: true };
+    const old = {
+      d_in: 13,
+      d_sae: 37,
+      dtype: 'float32',
+      hook_point: 'blocks.8.hook_resid_pre',
+      activation_fn_str: 'relu',
+      normalize_activations: false,
+      apply_b_dec_to_input: true,
+    };
     await writeFile(join(dir, 'cfg.json'), JSON.stringify(old));
     const loaded = await loadSae(dir);
     expect(loaded.architecture).toBe('standard');
@@ -152,14 +174,19 @@ describe('SAELens layout', () => {
       const cfg = JSON.parse(await readFile(join(dir, 'cfg.json'), 'utf8')) as Record<string, unknown>;
       await edit(dir, cfg);
       await writeFile(join(dir, 'cfg.json'), JSON.stringify(cfg));
-      const e = await loadSae(dir).then(() => undefined, (err: unknown) => err);
+      const e = await loadSae(dir).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(e).toBeInstanceOf(UserError);
       const message = (e as Error).message;
       expect(message).not.toMatch(/\n/);
       return message;
     }
     const weights = (dir: string, tensors: Record<string, { shape: number[] }>): Promise<void> => {
-      const t = Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: new Float32Array(v.shape.reduce((a, b) => a * b, 1)) }]));
+      const t = Object.fromEntries(
+        Object.entries(tensors).map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: new Float32Array(v.shape.reduce((a, b) => a * b, 1)) }]),
+      );
       return writeFile(join(dir, 'sae_weights.safetensors'), serializeSafetensors(t));
     };
     const good = { W_enc: { shape: [13, 37] }, b_enc: { shape: [37] }, W_dec: { shape: [37, 13] }, b_dec: { shape: [13] } };
@@ -178,10 +205,14 @@ describe('SAELens layout', () => {
       expect(await broken((d) => weights(d, { ...good, W_enc: { shape: [37, 13] } }))).toMatch(/tensor 'W_enc' has shape \[37, 13\], expected \[13, 37\]/);
     });
     it('a tensor it would ignore', async () => {
-      expect(await broken((d) => weights(d, { ...good, threshold: { shape: [37] } }))).toMatch(/unexpected tensor 'threshold' for SAELens architecture 'standard'/);
+      expect(await broken((d) => weights(d, { ...good, threshold: { shape: [37] } }))).toMatch(
+        /unexpected tensor 'threshold' for SAELens architecture 'standard'/,
+      );
     });
     it('unsupported normalisation', async () => {
-      expect(await broken((_d, c) => void (c['normalize_activations'] = 'layer_norm'))).toMatch(/normalize_activations 'layer_norm' normalises each input by its own statistics/);
+      expect(await broken((_d, c) => void (c['normalize_activations'] = 'layer_norm'))).toMatch(
+        /normalize_activations 'layer_norm' normalises each input by its own statistics/,
+      );
     });
     it('missing folder', async () => {
       await expect(loadSae('/nonexistent/sae')).rejects.toThrow(/\/nonexistent\/sae\/cfg\.json: no such file/);

@@ -183,7 +183,9 @@ describe('activation store', () => {
       const b = await stream.batchAt(s);
       for (let r = 0; r < b.rows; r++) seen.push(b.x[r * D]!);
     }
-    const firsts = expected().x.filter((_, i) => i % D === 0).map(Math.fround);
+    const firsts = expected()
+      .x.filter((_, i) => i % D === 0)
+      .map(Math.fround);
     expect(seen.slice(0, TOTAL).sort((a, b) => a - b)).toEqual([...firsts].sort((a, b) => a - b));
     expect(seen.slice(0, 16)).not.toEqual(firsts.slice(0, 16));
     await ds.close();

@@ -35,19 +35,46 @@ function llamaJson(pieces: readonly string[], merges: readonly string[], special
   return {
     version: '1.0',
     added_tokens: special.map((id) => ({ id, content: pieces[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: '▁' },
+        { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+      ],
+    },
     pre_tokenizer: null,
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: {
       type: 'Sequence',
-      decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+      decoders: [
+        { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
     },
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab: Object.fromEntries(pieces.map((p, i) => [p, i])), merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab: Object.fromEntries(pieces.map((p, i) => [p, i])),
+      merges,
+    },
   };
 }
 
@@ -115,14 +142,29 @@ describe('tokenizer.json through @huggingface/tokenizers', () => {
       pre_tokenizer: { type: 'BertPreTokenizer' },
       post_processor: { type: 'BertProcessing', sep: ['[SEP]', 3], cls: ['[CLS]', 2] },
       decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-      model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: Object.fromEntries(vocab.map((p, i) => [p, i])) },
+      model: {
+        type: 'WordPiece',
+        unk_token: '[UNK]',
+        continuing_subword_prefix: '##',
+        max_input_chars_per_word: 100,
+        vocab: Object.fromEntries(vocab.map((p, i) => [p, i])),
+      },
     };
     const wp = await loadTokenizer(await writeTokenizer('bert', bert));
     expect(wp.encode('The whales unknown zzz')).toEqual([4, 5, 8, 9, 10, 1]);
     expect(wp.decode([4, 5, 8])).toBe('the whales');
     expect(wp).toMatchObject({ bosId: 2, addBos: true });
 
-    const pieces: [string, number][] = [['<unk>', 0], ['▁the', -1], ['▁', -2], ['t', -3], ['h', -3], ['e', -3], ['▁th', -4], ['e▁', -9]];
+    const pieces: [string, number][] = [
+      ['<unk>', 0],
+      ['▁the', -1],
+      ['▁', -2],
+      ['t', -3],
+      ['h', -3],
+      ['e', -3],
+      ['▁th', -4],
+      ['e▁', -9],
+    ];
     const uni = {
       version: '1.0',
       added_tokens: [{ id: 0, content: '<unk>', special: true }],
@@ -141,7 +183,9 @@ describe('tokenizer.json through @huggingface/tokenizers', () => {
   it('refuses what it cannot reproduce with one line naming the file', async () => {
     const wordLevel = { version: '1.0', model: { type: 'WordLevel', vocab: { a: 0 }, unk_token: 'a' } };
     const d = await writeTokenizer('wordlevel', wordLevel);
-    await expect(loadTokenizer(d)).rejects.toThrow(new UserError(`${join(d, 'tokenizer.json')}: tokenizer model type 'WordLevel' is not supported (supported: BPE, Unigram, WordPiece)`));
+    await expect(loadTokenizer(d)).rejects.toThrow(
+      new UserError(`${join(d, 'tokenizer.json')}: tokenizer model type 'WordLevel' is not supported (supported: BPE, Unigram, WordPiece)`),
+    );
     const noType = await writeTokenizer('notype', { version: '1.0', model: { vocab: { a: 0 }, merges: [] } });
     await expect(loadTokenizer(noType)).rejects.toThrow(/model type 'undefined' is not supported/);
     const oddPre = await writeTokenizer('oddpre', { ...llamaJson(['<unk>', '<s>', '</s>'], [], [0, 1, 2]), pre_tokenizer: { type: 'FancySplit' } });
@@ -173,7 +217,14 @@ describe('GGUF vocabularies', () => {
   const base = 3 + 256;
   it("'llama': merges by score, leftmost on ties, byte fallback, space prefix, decode", () => {
     const at = (pieces: [string, number][], p: string): number => base + pieces.findIndex(([q]) => q === p);
-    const tie: [string, number][] = [['▁', -1], ['a', -1], ['b', -1], ['c', -1], ['ab', -5], ['bc', -5]];
+    const tie: [string, number][] = [
+      ['▁', -1],
+      ['a', -1],
+      ['b', -1],
+      ['c', -1],
+      ['ab', -5],
+      ['bc', -5],
+    ];
     const t1 = tokenizerFromGguf(llamaMeta(tie, { 'tokenizer.ggml.add_space_prefix': false }), 'tie.gguf');
     expect(t1.encode('abc')).toEqual([at(tie, 'ab'), at(tie, 'c')]);
     const right: [string, number][] = tie.map(([p, s]) => [p, p === 'bc' ? -4 : s]);
@@ -222,12 +273,24 @@ describe('GGUF vocabularies', () => {
     );
     const text = "  two  spaces\n\n and 123 numbers, they'll 'quote'\tend  \n";
     expect(same.encode(text)).toEqual(hf.encode(text));
-    expect(() => tokenizerFromGguf(meta('llama-bpe'), 'l3.gguf')).toThrow(new UserError("l3.gguf: tokenizer.ggml.pre 'llama-bpe' is not supported (supported: gpt-2)"));
+    expect(() => tokenizerFromGguf(meta('llama-bpe'), 'l3.gguf')).toThrow(
+      new UserError("l3.gguf: tokenizer.ggml.pre 'llama-bpe' is not supported (supported: gpt-2)"),
+    );
     expect(() => tokenizerFromGguf(meta(undefined), 'nopre.gguf')).toThrow(/tokenizer.ggml.pre 'default' is not supported/);
-    expect(() => tokenizerFromGguf(new Map<string, GgufValue>([['tokenizer.ggml.model', 'bert'], ['tokenizer.ggml.tokens', ['a']]]), 'b.gguf')).toThrow(new UserError("b.gguf: tokenizer.ggml.model 'bert' is not supported (supported: llama, gpt2)"));
+    expect(() =>
+      tokenizerFromGguf(
+        new Map<string, GgufValue>([
+          ['tokenizer.ggml.model', 'bert'],
+          ['tokenizer.ggml.tokens', ['a']],
+        ]),
+        'b.gguf',
+      ),
+    ).toThrow(new UserError("b.gguf: tokenizer.ggml.model 'bert' is not supported (supported: llama, gpt2)"));
     const noScores = llamaMeta([['a', 0]]);
     noScores.delete('tokenizer.ggml.scores');
-    expect(() => tokenizerFromGguf(noScores, 's.gguf')).toThrow(new UserError('s.gguf: metadata tokenizer.ggml.scores is missing (expected an array of 260 numbers)'));
+    expect(() => tokenizerFromGguf(noScores, 's.gguf')).toThrow(
+      new UserError('s.gguf: metadata tokenizer.ggml.scores is missing (expected an array of 260 numbers)'),
+    );
   });
 });
 
@@ -274,7 +337,11 @@ describe.skipIf(!haveModel)('TinyLlama GGUF against llama.cpp (test/fixtures/tin
   it('a Llama-2 tokenizer.json built from the same vocabulary (merges from scores) gives the same ids through the library', () => {
     const pieces = metadata.get('tokenizer.ggml.tokens') as string[];
     const merges = mergesFromScores(pieces, metadata.get('tokenizer.ggml.scores') as number[], metadata.get('tokenizer.ggml.token_type') as number[]);
-    const tok = HfTokenizer.fromJson(llamaJson(pieces, merges, [0, 1, 2]) as Record<string, unknown>, { bos_token: '<s>', eos_token: '</s>', add_bos_token: true, clean_up_tokenization_spaces: false }, 'tinyllama tokenizer.json');
+    const tok = HfTokenizer.fromJson(
+      llamaJson(pieces, merges, [0, 1, 2]) as Record<string, unknown>,
+      { bos_token: '<s>', eos_token: '</s>', add_bos_token: true, clean_up_tokenization_spaces: false },
+      'tinyllama tokenizer.json',
+    );
     // except the text that spells control tokens: a tokenizer.json always cuts its added tokens out of a text
     for (const [key, { text, ids }] of Object.entries(fixture.tokens)) if (key !== 'specialText') expect(tok.encode(text), text.slice(0, 40)).toEqual(ids);
     expect(tok.encode(fixture.tokens['specialText']!.text).slice(0, 2)).toEqual([1, 29871]);

@@ -32,8 +32,27 @@ async function syntheticNpy(dir: string, rows = 6000): Promise<string> {
 }
 
 const trainArgs = (data: string, out: string, steps: number, extra: string[] = []): string[] => [
-  'train', '--data', data, '--out', out, '--d-sae', '64', '--batch-size', '256', '--steps', String(steps),
-  '--lr', '3e-3', '--l1-coefficient', '0.5', '--log-every', '5', '--quiet', '--kernels', 'reference', ...extra,
+  'train',
+  '--data',
+  data,
+  '--out',
+  out,
+  '--d-sae',
+  '64',
+  '--batch-size',
+  '256',
+  '--steps',
+  String(steps),
+  '--lr',
+  '3e-3',
+  '--l1-coefficient',
+  '0.5',
+  '--log-every',
+  '5',
+  '--quiet',
+  '--kernels',
+  'reference',
+  ...extra,
 ];
 
 async function weights(dir: string): Promise<Buffer> {
@@ -69,7 +88,10 @@ describe('training', () => {
     expect(resumed.code).toBe(0);
     expect((await weights(outC)).equals(await weights(join(dir, 'a')))).toBe(true);
     // the log holds each logged step once
-    const logged = (await readFile(join(outC, 'train_log.jsonl'), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    const logged = (await readFile(join(outC, 'train_log.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { step: number }).step);
     expect(logged).toEqual(Array.from({ length: steps / 5 }, (_, i) => 5 * (i + 1)));
     // a different setting cannot resume that checkpoint
     const other = await runSae(...trainArgs(data, outC, steps + 10, ['--resume', '--lr', '1e-3']));
@@ -82,7 +104,9 @@ describe('training', () => {
     const data = await syntheticNpy(dir);
     const r = await runSae(...trainArgs(data, join(dir, 'o'), 300, ['--unit-norm-decoder']));
     expect(r.code).toBe(0);
-    const metrics = JSON.parse(await readFile(join(dir, 'o', 'metrics.json'), 'utf8')) as { held_out: { explained_variance: number; l0: number; dead_fraction: number } };
+    const metrics = JSON.parse(await readFile(join(dir, 'o', 'metrics.json'), 'utf8')) as {
+      held_out: { explained_variance: number; l0: number; dead_fraction: number };
+    };
     expect(metrics.held_out.explained_variance).toBeGreaterThan(0.8);
     expect(metrics.held_out.l0).toBeGreaterThan(1);
     expect(metrics.held_out.l0).toBeLessThan(30);

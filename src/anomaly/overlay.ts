@@ -36,7 +36,15 @@ export interface OverlayScale {
  * image: [h, w, channels] in [0, 1], map: [h, w] -> an RGB picture of the map over the image;
  * `truth` (a true mask [h, w]) is outlined in green.
  */
-export function heatOverlay(pixels: Float32Array, channels: number, map: Float32Array, w: number, h: number, s: OverlayScale, truth?: ArrayLike<number>): PngImage {
+export function heatOverlay(
+  pixels: Float32Array,
+  channels: number,
+  map: Float32Array,
+  w: number,
+  h: number,
+  s: OverlayScale,
+  truth?: ArrayLike<number>,
+): PngImage {
   const grey = greyOf(pixels, w * h, channels);
   const span = Math.max(2 * (s.pixelThreshold - s.pixelMedian), 1e-30);
   const edge = truth ? outlineOf(truth, w, h) : undefined;

@@ -28,7 +28,8 @@ function pooled(maps: readonly LabelledMap[]): { scores: Float32Array; labels: U
   const labels = new Uint8Array(n);
   let at = 0;
   for (const m of maps) {
-    if (m.map.length !== m.width * m.height || m.mask.length !== m.width * m.height) throw new RangeError(`a map or mask does not hold ${m.width} x ${m.height} values`);
+    if (m.map.length !== m.width * m.height || m.mask.length !== m.width * m.height)
+      throw new RangeError(`a map or mask does not hold ${m.width} x ${m.height} values`);
     for (let i = 0; i < m.map.length; i++) {
       scores[at] = m.map[i]!;
       labels[at++] = m.mask[i] ? 1 : 0;

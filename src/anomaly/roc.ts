@@ -29,7 +29,7 @@ export function rocAuc(scores: ArrayLike<number>, labels: Labels): number {
   const order = argsort(scores);
   let positives = 0;
   let rankSum = 0;
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let end = start + 1;
     while (end < order.length && scores[order[end]!] === scores[order[start]!]) end++;
     const averageRank = (start + 1 + end) / 2; // ranks start + 1 .. end, 1-based

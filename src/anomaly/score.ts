@@ -57,7 +57,9 @@ export async function reconstructionErrors(engine: Engine, sae: Sae, chunks: Asy
       if (c.mask?.[r]) err[r] = NaN;
       else if (!Number.isFinite(err[r]!)) {
         const row = parts.reduce((n, p) => n + p.length, 0) + r;
-        throw new UserError(`input ${row}: its reconstruction error is ${err64[r]} (NaN, Inf or beyond float32) although the input is finite; this SAE cannot score this data`);
+        throw new UserError(
+          `input ${row}: its reconstruction error is ${err64[r]} (NaN, Inf or beyond float32) although the input is finite; this SAE cannot score this data`,
+        );
       }
     }
     parts.push(err);
@@ -90,7 +92,10 @@ export function fitCalibration(cleanErrors: ArrayLike<number>, q: number): Calib
   if (errors.length === 0) throw new RangeError('no clean errors to calibrate on');
   const logs = errors.map(logError);
   const m = quantile(logs, 0.5);
-  const mad = quantile(logs.map((v) => Math.abs(v - m)), 0.5);
+  const mad = quantile(
+    logs.map((v) => Math.abs(v - m)),
+    0.5,
+  );
   return { quantile: q, threshold: quantile(errors, q), logErrorMedian: m, logErrorScale: Math.max(1.4826 * mad, 1e-6), rows: errors.length };
 }
 

@@ -105,7 +105,11 @@ export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
   recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },
   reference: {
     files: ['batchtopk'],
-    map: (h) => ({ hyper: batchTopKHyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'] }), coef: 0, extra: { threshold: Float32Array.of(refNumber(h['threshold'])) } }),
+    map: (h) => ({
+      hyper: batchTopKHyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'] }),
+      coef: 0,
+      extra: { threshold: Float32Array.of(refNumber(h['threshold'])) },
+    }),
   },
   unitNormDecoder: true,
   applyBDecToInput: () => true,

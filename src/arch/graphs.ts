@@ -58,7 +58,9 @@ export function buildTrainModel<H>(def: ArchitectureDef<H>, trainGraph: DenseTra
 
 /** The training step of a dense architecture: its graph compiled once, run with the parameters as inputs. */
 export async function denseStep<H>(def: ArchitectureDef<H>, trainGraph: DenseTrain<H>, engine: Engine, d: Dims, h: H, debug: boolean): Promise<TrainStep> {
-  const graph = await engine.graph(`${def.name}:${d.dIn}x${d.dSae}:${JSON.stringify(h)}:train${debug ? ':debug' : ''}`, () => buildTrainModel(def, trainGraph, h, d, debug));
+  const graph = await engine.graph(`${def.name}:${d.dIn}x${d.dSae}:${JSON.stringify(h)}:train${debug ? ':debug' : ''}`, () =>
+    buildTrainModel(def, trainGraph, h, d, debug),
+  );
   const specs = def.params(d, h);
   const coef = new Float32Array(1);
   return {

@@ -184,14 +184,21 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
   hyper,
   options: [
     { key: 'bandwidth', kind: 'number', help: 'straight-through kernel width (default 0.001)' },
-    { key: 'initThreshold', kind: 'number', help: 'threshold at initialisation (default 0.001, as SAELens; it moves about lr per step, so short runs want one near the pre-activations\' scale)' },
+    {
+      key: 'initThreshold',
+      kind: 'number',
+      help: "threshold at initialisation (default 0.001, as SAELens; it moves about lr per step, so short runs want one near the pre-activations' scale)",
+    },
     { key: 'thresholdParam', kind: 'string', help: "train the threshold as 'linear' (default) or 'log'" },
     { key: 'preActCoefficient', kind: 'number', help: 'pre-activation loss on dead latents (Anthropic 2025; 0: off)' },
   ],
   unitNormDecoder: false,
   decoder: () => 'affine',
   recovery: { knob: { kind: 'coefficient' }, unitNormDecoder: true },
-  reference: { files: ['jumprelu'], map: (h) => ({ hyper: hyper.parse({ bandwidth: h['bandwidth'], thresholdParam: 'log' }), coef: refNumber(h['l0_coefficient']) }) },
+  reference: {
+    files: ['jumprelu'],
+    map: (h) => ({ hyper: hyper.parse({ bandwidth: h['bandwidth'], thresholdParam: 'log' }), coef: refNumber(h['l0_coefficient']) }),
+  },
   applyBDecToInput: (h) => h.applyBDec,
   params,
   initExtra,

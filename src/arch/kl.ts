@@ -58,10 +58,7 @@ function train(ctx: TrainContext, h: KlHyper): TrainGraph {
   const lambda = g.scalar(h.weightDecay);
   const e = g.sub(xHat, x);
   const mse = g.div(g.mul(g.scalar(0.5), g.sum(g.square(e))), batch);
-  const kl = g.add(
-    g.mul(rho, g.log(g.div(rho, rhoHat))),
-    g.mul(rho1, g.log(g.div(rho1, g.sub(one, rhoHat)))),
-  );
+  const kl = g.add(g.mul(rho, g.log(g.div(rho, rhoHat))), g.mul(rho1, g.log(g.div(rho1, g.sub(one, rhoHat)))));
   const sparsity = g.mul(coef, g.sum(kl));
   const weightDecay = g.mul(g.scalar(0.5 * h.weightDecay), g.add(g.sum(g.square(p['W_enc']!)), g.sum(g.square(p['W_dec']!))));
 

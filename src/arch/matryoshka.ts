@@ -42,7 +42,11 @@ export const matryoshka: ArchitectureDef<MatryoshkaHyper> = {
   recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },
   reference: {
     files: ['matryoshka'],
-    map: (h) => ({ hyper: hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], prefixes: h['prefixes'] }), coef: 0, extra: { threshold: Float32Array.of(refNumber(h['threshold'])) } }),
+    map: (h) => ({
+      hyper: hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], prefixes: h['prefixes'] }),
+      coef: 0,
+      extra: { threshold: Float32Array.of(refNumber(h['threshold'])) },
+    }),
   },
   unitNormDecoder: true,
   applyBDecToInput: () => true,

@@ -72,7 +72,9 @@ export interface ArgsSpec {
 type KindValue<K extends OptionKind> = K extends 'string' ? string : K extends 'number' | 'integer' ? number : K extends 'boolean' ? boolean : number[];
 type BaseValue<O extends Option> = O extends { readonly choices: readonly (infer C extends string)[] } ? C : KindValue<O['kind']>;
 /** The parsed value of one option: undefined unless required or defaulted. */
-export type OptionValue<O extends Option> = O extends { readonly required: true } | { readonly default: string | number | boolean | readonly number[] } ? BaseValue<O> : BaseValue<O> | undefined;
+export type OptionValue<O extends Option> = O extends { readonly required: true } | { readonly default: string | number | boolean | readonly number[] }
+  ? BaseValue<O>
+  : BaseValue<O> | undefined;
 type PositionalValue<N extends string> = N extends `${string}...` ? string[] : N extends `${string}?` ? string | undefined : string;
 export type PositionalValues<P extends readonly string[]> = { -readonly [I in keyof P]: PositionalValue<P[I]> };
 

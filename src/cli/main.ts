@@ -26,7 +26,25 @@ import { scoreCommand } from './commands/score.js';
 import { steerCommand } from './commands/steer.js';
 import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: readonly Command[] = [trainCommand, encodeCommand, evalCommand, dashboardCommand, filtersCommand, harvestCommand, steerCommand, generateCommand, fetchCommand, demoCommand, conformance, benchRecoveryCommand, convertCommand, scoreCommand, calibrateCommand, anomalyDemoCommand, inspectCommand];
+export const COMMANDS: readonly Command[] = [
+  trainCommand,
+  encodeCommand,
+  evalCommand,
+  dashboardCommand,
+  filtersCommand,
+  harvestCommand,
+  steerCommand,
+  generateCommand,
+  fetchCommand,
+  demoCommand,
+  conformance,
+  benchRecoveryCommand,
+  convertCommand,
+  scoreCommand,
+  calibrateCommand,
+  anomalyDemoCommand,
+  inspectCommand,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

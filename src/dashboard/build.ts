@@ -126,7 +126,16 @@ export async function buildDashboard(engine: Engine, sae: Sae, ds: Dataset, sour
       };
       await writeFileAtomic(join(o.out, featureFile(i)), renderFeaturePage(info, page));
       const effects = logits?.[k];
-      await np.add(neuronpediaFeature(stats, decoderRow ?? new Float32Array(0), top, bands, { inputs: metrics.inputs, dataset: info.data }, effects && !('reason' in effects) ? effects : undefined));
+      await np.add(
+        neuronpediaFeature(
+          stats,
+          decoderRow ?? new Float32Array(0),
+          top,
+          bands,
+          { inputs: metrics.inputs, dataset: info.data },
+          effects && !('reason' in effects) ? effects : undefined,
+        ),
+      );
     }
     log(`dashboard: ${Math.min(alive.length, g + GROUP)} of ${alive.length} feature pages`);
   }
@@ -165,7 +174,10 @@ function planLogits(sae: Sae, source: LogitSource | undefined): LogitPlan {
   const { dIn, dSae } = sae.dims;
   if (sae.params['W_dec']?.length !== dSae * dIn) return { kind: 'none', reason: `the ${sae.architecture} SAE has no decoder matrix W_dec` };
   if (source.unembedding.dModel !== dIn)
-    return { kind: 'none', reason: `the SAE reads ${dIn}-wide vectors, but ${source.model}'s unembedding takes d_model = ${source.unembedding.dModel} (logit effects need a hook that is added into the residual stream)` };
+    return {
+      kind: 'none',
+      reason: `the SAE reads ${dIn}-wide vectors, but ${source.model}'s unembedding takes d_model = ${source.unembedding.dModel} (logit effects need a hook that is added into the residual stream)`,
+    };
   return source;
 }
 
@@ -213,13 +225,29 @@ async function renderGroup(plans: readonly FeaturePlan[], renderer: ExampleRende
 }
 
 function featureRow(s: FeatureStats, cosine: number | undefined, thumb: string | undefined): FeatureRow {
-  return { index: s.index, fires: s.fires, density: s.density, maxActivation: s.maxActivation, meanActivation: s.meanActivation, cosine, ...(thumb ? { thumb } : {}) };
+  return {
+    index: s.index,
+    fires: s.fires,
+    density: s.density,
+    maxActivation: s.maxActivation,
+    meanActivation: s.meanActivation,
+    cosine,
+    ...(thumb ? { thumb } : {}),
+  };
 }
 
 /** A token example's own token and up to 6 before and 2 after it, as plain text (whitespace runs as one space, long tokens cut). */
 function previewOf(e: ShownExample): { before: string; token: string; after: string } {
-  const squash = (ts: readonly string[]): string => ts.map((t) => cutToken(t)).join('').replace(/\s+/g, ' ');
-  return { before: squash(e.tokens.slice(Math.max(0, e.highlight - 6), e.highlight)).trimStart(), token: e.tokens[e.highlight] ?? '', after: squash(e.tokens.slice(e.highlight + 1, e.highlight + 3)).trimEnd() };
+  const squash = (ts: readonly string[]): string =>
+    ts
+      .map((t) => cutToken(t))
+      .join('')
+      .replace(/\s+/g, ' ');
+  return {
+    before: squash(e.tokens.slice(Math.max(0, e.highlight - 6), e.highlight)).trimStart(),
+    token: e.tokens[e.highlight] ?? '',
+    after: squash(e.tokens.slice(e.highlight + 1, e.highlight + 3)).trimEnd(),
+  };
 }
 
 /** ||v||_2 */

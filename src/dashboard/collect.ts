@@ -84,7 +84,8 @@ export class FeatureCollector {
   ) {
     const d = COLLECT_DEFAULTS;
     const o = { topK: options.topK ?? d.topK, samples: options.samples ?? d.samples, bins: options.bins ?? d.bins, seed: options.seed ?? d.seed };
-    for (const [k, v] of Object.entries(o)) if (!Number.isSafeInteger(v) || v < (k === 'seed' ? 0 : 1)) throw new RangeError(`FeatureCollector: ${k} must be a positive integer, got ${v}`);
+    for (const [k, v] of Object.entries(o))
+      if (!Number.isSafeInteger(v) || v < (k === 'seed' ? 0 : 1)) throw new RangeError(`FeatureCollector: ${k} must be a positive integer, got ${v}`);
     if (o.bins % 2 !== 0) throw new RangeError(`FeatureCollector: bins must be even, got ${o.bins}`);
     this.topK = o.topK;
     this.samples = o.samples;

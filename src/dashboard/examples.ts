@@ -100,11 +100,23 @@ export class ExampleRenderer {
       const contexts = requests.map((q) => this.contexts.get(contextKey(q))!);
       return contexts.map((c, k) => {
         const { value, scale } = requests[k]!;
-        return { value, html: `<div class="ex">${valueSpan(value)}${renderTokenExample(c, scale)}</div>`, tokens: c.tokens, values: c.activations, highlight: c.highlight };
+        return {
+          value,
+          html: `<div class="ex">${valueSpan(value)}${renderTokenExample(c, scale)}</div>`,
+          tokens: c.tokens,
+          values: c.activations,
+          highlight: c.highlight,
+        };
       });
     }
     if (s.kind === 'rows') {
-      return requests.map(({ row, value }) => ({ value, html: `<div class="ex">${valueSpan(value)}<span>row ${row}</span></div>`, tokens: [`row ${row}`], values: [value], highlight: 0 }));
+      return requests.map(({ row, value }) => ({
+        value,
+        html: `<div class="ex">${valueSpan(value)}<span>row ${row}</span></div>`,
+        tokens: [`row ${row}`],
+        values: [value],
+        highlight: 0,
+      }));
     }
     const out: ShownExample[] = [];
     const p = s.patchSize;
@@ -139,7 +151,9 @@ export class ExampleRenderer {
       const w = t.width * t.factor;
       const h = t.height * t.factor;
       const half = s.patchSize / 2;
-      const boxes = corners.map((c) => `<i style="left:${pct(c.x + half, w)};top:${pct(c.y + half, h)};width:${pct(s.patchSize, w)};height:${pct(s.patchSize, h)}"></i>`);
+      const boxes = corners.map(
+        (c) => `<i style="left:${pct(c.x + half, w)};top:${pct(c.y + half, h)};width:${pct(s.patchSize, w)};height:${pct(s.patchSize, h)}"></i>`,
+      );
       const caption = `${this.names[i]!}: ${corners.length} of the top ${top.length}`;
       out.push(
         `<figure><div class="locator"><img src="${escapeHtml(t.href)}" width="${t.width}" height="${t.height}" alt="${escapeHtml(caption)}">${boxes.join('')}</div>` +

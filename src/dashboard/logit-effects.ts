@@ -68,7 +68,14 @@ export async function topLogitEffects(
   const k = Math.min(o.k ?? LOGIT_TOP_K, u.vocab);
   const chunk = o.chunk ?? defaultChunk(u.vocab);
   const n = latents.length;
-  const out = { latents, k, posIds: new Int32Array(n * k), posValues: new Float32Array(n * k), negIds: new Int32Array(n * k), negValues: new Float32Array(n * k) };
+  const out = {
+    latents,
+    k,
+    posIds: new Int32Array(n * k),
+    posValues: new Float32Array(n * k),
+    negIds: new Int32Array(n * k),
+    negValues: new Float32Array(n * k),
+  };
   const g = await engine.graph(`logit-effects:${u.transposed ? 'T' : 'N'}`, () => effectsGraph(u.transposed));
   const wU = { data: u.data, dims: u.transposed ? [u.vocab, d] : [d, u.vocab] };
   for (let first = 0; first < n; first += chunk) {
@@ -95,7 +102,10 @@ function effectsGraph(transposed: boolean): Uint8Array {
   const u = b.input('u', transposed ? ['vocab', 'd'] : ['d', 'vocab']);
   const k = b.input('k', [1], 'int64');
   const y = transposed ? b.gemm(w, u, { transB: true }) : b.matmul(w, u); // [rows, vocab]
-  for (const [side, largest] of [['pos', true], ['neg', false]] as const) {
+  for (const [side, largest] of [
+    ['pos', true],
+    ['neg', false],
+  ] as const) {
     const [values, ids] = b.topk(y, k, 1, largest);
     b.output(values, `${side}_values`, ['rows', 'k']);
     b.output(b.cast(ids, 'int32'), `${side}_ids`, ['rows', 'k'], 'int32');
@@ -145,8 +155,10 @@ export async function logitSource(engine: Engine, flag: string | undefined, reco
       throw e;
     }
   }
-  if (recorded.path !== undefined) return none(`the model '${recorded.name ?? recorded.path}' is not at ${recorded.path} any more; pass --model PATH to show them`);
-  if (recorded.name !== undefined) return none(`no path to the model '${recorded.name}' is recorded; pass --model PATH (an ONNX causal language model) to show them`);
+  if (recorded.path !== undefined)
+    return none(`the model '${recorded.name ?? recorded.path}' is not at ${recorded.path} any more; pass --model PATH to show them`);
+  if (recorded.name !== undefined)
+    return none(`no path to the model '${recorded.name}' is recorded; pass --model PATH (an ONNX causal language model) to show them`);
   return undefined;
 }
 

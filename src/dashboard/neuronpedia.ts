@@ -78,7 +78,9 @@ function round(v: number): number {
 
 /** w: [dIn] a decoder row -> its `k` largest |entries|: indices, signed values, and |value| / ||w||_1. */
 export function neuronAlignment(w: Float32Array, k = 3): { indices: number[]; values: number[]; l1: number[] } {
-  const order = Array.from(w.keys()).sort((a, b) => Math.abs(w[b]!) - Math.abs(w[a]!) || a - b).slice(0, k);
+  const order = Array.from(w.keys())
+    .sort((a, b) => Math.abs(w[b]!) - Math.abs(w[a]!) || a - b)
+    .slice(0, k);
   const l1 = w.reduce((s, v) => s + Math.abs(v), 0);
   return { indices: order, values: order.map((j) => round(w[j]!)), l1: order.map((j) => (l1 > 0 ? round(Math.abs(w[j]!) / l1) : 0)) };
 }

@@ -92,7 +92,13 @@ export function renderOverview(info: DashboardInfo, m: Metrics, firing: FiringRa
     card('l2 ratio', fixed(m.l2_ratio, 4), '‖x̂‖ / ‖x‖'),
     card('reconstruction bias', fixed(m.relative_reconstruction_bias, 4), '1 is unbiased, < 1 shrinkage'),
   ];
-  const firingChart = barChart(firing, { title: 'firing-rate histogram', xLabel: 'firing rate (log scale)', yLabel: 'latents', xFormat: rateLabel, xTicks: rateTicks(firing) });
+  const firingChart = barChart(firing, {
+    title: 'firing-rate histogram',
+    xLabel: 'firing rate (log scale)',
+    yLabel: 'latents',
+    xFormat: rateLabel,
+    xTicks: rateTicks(firing),
+  });
   const l0Chart = barChart(l0, { title: 'L0 histogram', xLabel: 'latents firing on an input (L0)', yLabel: 'inputs' });
   const body = `
 <section class="panel" id="metrics"><h2>Metrics</h2><div class="cards">${cards.join('')}</div></section>
@@ -133,7 +139,9 @@ function featureList(info: DashboardInfo, rows: readonly FeatureRow[]): string {
       `<td>${r.fires > 0 ? escapeHtml(shortNumber(r.maxActivation)) : '–'}</td>`,
       `<td>${r.fires > 0 ? escapeHtml(shortNumber(r.meanActivation)) : '–'}</td>`,
       `<td>${fixed(r.cosine, 3)}</td>`,
-      info.kind === 'tokens' ? `<td class="l preview">${r.preview ? `${isolatedText(r.preview.before)}<mark>${tokenText(r.preview.token)}</mark>${isolatedText(r.preview.after)}` : ''}</td>` : '',
+      info.kind === 'tokens'
+        ? `<td class="l preview">${r.preview ? `${isolatedText(r.preview.before)}<mark>${tokenText(r.preview.token)}</mark>${isolatedText(r.preview.after)}` : ''}</td>`
+        : '',
     ];
     return `<tr${r.fires > 0 ? '' : ' class="dead"'} data-index="${r.index}" data-density="${r.density}" data-max="${r.maxActivation}">${cells.join('')}</tr>`;
   });

@@ -44,7 +44,8 @@ export interface ContextOptions {
 
 /** TokenRows over arrays: tokens [rows]; documents [rows] (default: one document). */
 export function tokenRows(tokens: readonly string[], documents?: ArrayLike<number>): TokenRows {
-  if (documents !== undefined && documents.length !== tokens.length) throw new RangeError(`tokenRows: ${tokens.length} tokens but ${documents.length} document ids`);
+  if (documents !== undefined && documents.length !== tokens.length)
+    throw new RangeError(`tokenRows: ${tokens.length} tokens but ${documents.length} document ids`);
   return { rows: tokens.length, token: (r) => tokens[r]!, document: (r) => (documents ? documents[r]! : 0) };
 }
 
@@ -56,10 +57,12 @@ export async function readTokenFile(path: string, rows: number): Promise<TokenRo
   const o = await readJsonObject(path);
   const tokens = o['tokens'];
   const documents = o['documents'];
-  if (!Array.isArray(tokens) || !tokens.every((t): t is string => typeof t === 'string')) throw fileError(path, '"tokens" must be an array of strings, one per row of the data');
+  if (!Array.isArray(tokens) || !tokens.every((t): t is string => typeof t === 'string'))
+    throw fileError(path, '"tokens" must be an array of strings, one per row of the data');
   if (tokens.length !== rows) throw fileError(path, `${tokens.length} tokens for ${rows} rows of data: give one token per row`);
   if (documents === undefined) return tokenRows(tokens);
-  if (!Array.isArray(documents) || !documents.every((d): d is number => Number.isSafeInteger(d))) throw fileError(path, '"documents" must be an array of integers, one per row');
+  if (!Array.isArray(documents) || !documents.every((d): d is number => Number.isSafeInteger(d)))
+    throw fileError(path, '"documents" must be an array of integers, one per row');
   if (documents.length !== rows) throw fileError(path, `${documents.length} document ids for ${rows} rows of data`);
   const seen = new Set<number>();
   for (let r = 0; r < rows; r++) {
@@ -111,7 +114,7 @@ export async function tokenContexts(
   for (let a = 0; a < distinct.length; a += CONTEXT_CHUNK_ROWS) {
     const n = Math.min(CONTEXT_CHUNK_ROWS, distinct.length - a);
     const x = new Float32Array(n * dIn); // [n, dIn]: distinct rows a .. a + n, read run by run
-    for (let i = 0; i < n; ) {
+    for (let i = 0; i < n;) {
       let j = i + 1;
       while (j < n && distinct[a + j] === distinct[a + j - 1]! + 1) j++;
       await ds.read(distinct[a + i]!, j - i, x.subarray(i * dIn, j * dIn));

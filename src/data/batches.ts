@@ -195,7 +195,7 @@ export class BatchStream {
     let rows = 0;
     let nonFinite = 0;
     let at: [epoch: number, window: number] = [0, 0];
-    for (let p = step * this.batchSize, end = p + this.batchSize; p < end; ) {
+    for (let p = step * this.batchSize, end = p + this.batchSize; p < end;) {
       const e = Math.floor(p / T);
       const w = Math.floor((p - e * T) / W);
       const slot = p - e * T - w * W;
@@ -270,7 +270,8 @@ export class BatchStream {
 
   /** The pieces' rows in order, NaN/Inf rows dropped, cut at maxRows. */
   private async collect(pieces: readonly Piece[], maxRows: number): Promise<RowSample> {
-    if (!(maxRows >= 0) || (maxRows !== Infinity && !Number.isSafeInteger(maxRows))) throw new RangeError(`maxRows must be a non-negative integer, got ${maxRows}`);
+    if (!(maxRows >= 0) || (maxRows !== Infinity && !Number.isSafeInteger(maxRows)))
+      throw new RangeError(`maxRows must be a non-negative integer, got ${maxRows}`);
     const chosen: Piece[] = [];
     let usable = 0;
     for (const p of pieces) {

@@ -90,7 +90,10 @@ export async function imagePatchDataset(paths: readonly string[], options: Image
 function resolveSettings(o: ImagePatchOptions): WhiteningSettings {
   const p = o.preprocess;
   if (p !== undefined) {
-    if ((p.channels ?? 1) !== 1) throw new UserError('the saved image preprocessing reads colour (RGB) patches; image datasets cut grey patches (use the inspection API, src/anomaly/inspect.ts, for colour images)');
+    if ((p.channels ?? 1) !== 1)
+      throw new UserError(
+        'the saved image preprocessing reads colour (RGB) patches; image datasets cut grey patches (use the inspection API, src/anomaly/inspect.ts, for colour images)',
+      );
     const conflicts = (['patchSize', 'meanRemoval', 'whitening', 'eps'] as const).filter((k) => o[k] !== undefined && o[k] !== p[k]);
     if (conflicts.length > 0) {
       const list = conflicts.map((k) => `${k} ${String(o[k])} (saved: ${String(p[k])})`).join(', ');

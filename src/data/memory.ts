@@ -12,12 +12,7 @@ export function checkRead(ds: Pick<Dataset, 'name' | 'rows' | 'dIn'>, start: num
 }
 
 /** x: [rows, dIn], kept by reference (not copied). */
-export function memoryDataset(
-  name: string,
-  x: Float32Array,
-  dIn: number,
-  description: Readonly<Record<string, unknown>> = { format: 'memory' },
-): Dataset {
+export function memoryDataset(name: string, x: Float32Array, dIn: number, description: Readonly<Record<string, unknown>> = { format: 'memory' }): Dataset {
   if (!Number.isInteger(dIn) || dIn < 1 || x.length % dIn !== 0) {
     throw new RangeError(`${name}: ${x.length} floats do not make rows of width ${dIn}`);
   }

@@ -41,14 +41,17 @@ export async function loadImagePreprocess(path: string): Promise<ImagePreprocess
   if (metadata['format'] !== FORMAT) {
     throw fileError(path, `not an image preprocessing file (its metadata format is ${JSON.stringify(metadata['format'] ?? null)}, expected "${FORMAT}")`);
   }
-  if (metadata['version'] !== VERSION) throw fileError(path, `image preprocessing version ${String(metadata['version'])} is not supported (expected ${VERSION})`);
+  if (metadata['version'] !== VERSION)
+    throw fileError(path, `image preprocessing version ${String(metadata['version'])} is not supported (expected ${VERSION})`);
   const patchSize = Number(metadata['patch_size']);
   const eps = Number(metadata['eps']);
   const whitening = WHITENINGS.find((w: Whitening) => w === metadata['whitening']);
   const meanRemoval = metadata['mean_removal'];
-  if (!Number.isSafeInteger(patchSize) || patchSize < 1) throw fileError(path, `bad patch_size ${JSON.stringify(metadata['patch_size'] ?? null)} in the metadata`);
+  if (!Number.isSafeInteger(patchSize) || patchSize < 1)
+    throw fileError(path, `bad patch_size ${JSON.stringify(metadata['patch_size'] ?? null)} in the metadata`);
   if (!(eps > 0) || !Number.isFinite(eps)) throw fileError(path, `bad eps ${JSON.stringify(metadata['eps'] ?? null)} in the metadata`);
-  if (whitening === undefined) throw fileError(path, `bad whitening ${JSON.stringify(metadata['whitening'] ?? null)} in the metadata (expected ${WHITENINGS.join(', ')})`);
+  if (whitening === undefined)
+    throw fileError(path, `bad whitening ${JSON.stringify(metadata['whitening'] ?? null)} in the metadata (expected ${WHITENINGS.join(', ')})`);
   if (meanRemoval !== 'true' && meanRemoval !== 'false') throw fileError(path, `bad mean_removal ${JSON.stringify(meanRemoval ?? null)} in the metadata`);
   const channelsText = metadata['channels'] ?? '1';
   if (channelsText !== '1' && channelsText !== '3') throw fileError(path, `bad channels ${JSON.stringify(channelsText)} in the metadata (expected "1" or "3")`);

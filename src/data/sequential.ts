@@ -48,5 +48,8 @@ export function dropMasked(x: Float32Array, rows: number, dIn: number, mask: Uin
 export function assertFiniteOutput(kernels: Kernels, values: Float32Array, rows: number, width: number, first: number, file: string, what: string): void {
   const mask = new Uint8Array(rows);
   if (kernels.nonFiniteRows(values, rows, width, mask) === 0) return;
-  throw fileError(file, `row ${first + mask.indexOf(1)}: the ${what} hold NaN or Inf although the row is finite (the SAE overflows on this data); nothing was written`);
+  throw fileError(
+    file,
+    `row ${first + mask.indexOf(1)}: the ${what} hold NaN or Inf although the row is finite (the SAE overflows on this data); nothing was written`,
+  );
 }

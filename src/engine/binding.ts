@@ -23,17 +23,7 @@ export interface NativeBinding {
   threads(): number;
 
   /** param, grad, m, v: [n]; one torch.optim.Adam step in float32, step >= 1. */
-  adam(
-    param: Float32Array,
-    grad: Float32Array,
-    m: Float32Array,
-    v: Float32Array,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    step: number,
-  ): void;
+  adam(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, step: number): void;
   /** w: [rows, cols] -> out: [rows] */
   rowNorms(w: Float32Array, rows: number, cols: number, out: Float32Array): void;
   /** w: [rows, cols], in place */
@@ -108,8 +98,6 @@ export function isNativeBinding(x: unknown): x is NativeBinding {
   if (typeof x !== 'object' || x === null) return false;
   const fields = new Map(Object.entries(x));
   return (
-    fields.get('abi') === ADDON_ABI &&
-    typeof fields.get('simd') === 'string' &&
-    Object.keys(FUNCTIONS).every((name) => typeof fields.get(name) === 'function')
+    fields.get('abi') === ADDON_ABI && typeof fields.get('simd') === 'string' && Object.keys(FUNCTIONS).every((name) => typeof fields.get(name) === 'function')
   );
 }

@@ -26,10 +26,38 @@ import { IQ2_XXS_GRID, IQ2_XXS_SIGNS } from './dequant-tables.js';
 
 /** ggml's type ids (ggml.h `enum ggml_type`), by name. */
 export const GGML_TYPE_IDS = {
-  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q8_1: 9, Q2_K: 10, Q3_K: 11, Q4_K: 12,
-  Q5_K: 13, Q6_K: 14, Q8_K: 15, IQ2_XXS: 16, IQ2_XS: 17, IQ3_XXS: 18, IQ1_S: 19, IQ4_NL: 20, IQ3_S: 21,
-  IQ2_S: 22, IQ4_XS: 23, I8: 24, I16: 25, I32: 26, I64: 27, F64: 28, IQ1_M: 29, BF16: 30, TQ1_0: 34,
-  TQ2_0: 35, MXFP4: 39,
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q5_0: 6,
+  Q5_1: 7,
+  Q8_0: 8,
+  Q8_1: 9,
+  Q2_K: 10,
+  Q3_K: 11,
+  Q4_K: 12,
+  Q5_K: 13,
+  Q6_K: 14,
+  Q8_K: 15,
+  IQ2_XXS: 16,
+  IQ2_XS: 17,
+  IQ3_XXS: 18,
+  IQ1_S: 19,
+  IQ4_NL: 20,
+  IQ3_S: 21,
+  IQ2_S: 22,
+  IQ4_XS: 23,
+  I8: 24,
+  I16: 25,
+  I32: 26,
+  I64: 27,
+  F64: 28,
+  IQ1_M: 29,
+  BF16: 30,
+  TQ1_0: 34,
+  TQ2_0: 35,
+  MXFP4: 39,
 } as const;
 
 /** A GGML tensor type by name ('Q4_K'). */
@@ -37,17 +65,56 @@ export type GgmlType = keyof typeof GGML_TYPE_IDS;
 
 /** [values per block, bytes per block] of every type (ggml.c's type_traits). */
 export const GGML_BLOCKS: Readonly<Record<GgmlType, readonly [number, number]>> = {
-  F32: [1, 4], F16: [1, 2], Q4_0: [32, 18], Q4_1: [32, 20], Q5_0: [32, 22], Q5_1: [32, 24], Q8_0: [32, 34],
-  Q8_1: [32, 36], Q2_K: [256, 84], Q3_K: [256, 110], Q4_K: [256, 144], Q5_K: [256, 176], Q6_K: [256, 210],
-  Q8_K: [256, 292], IQ2_XXS: [256, 66], IQ2_XS: [256, 74], IQ3_XXS: [256, 98], IQ1_S: [256, 50],
-  IQ4_NL: [32, 18], IQ3_S: [256, 110], IQ2_S: [256, 82], IQ4_XS: [256, 136], I8: [1, 1], I16: [1, 2],
-  I32: [1, 4], I64: [1, 8], F64: [1, 8], IQ1_M: [256, 56], BF16: [1, 2], TQ1_0: [256, 54], TQ2_0: [256, 66],
+  F32: [1, 4],
+  F16: [1, 2],
+  Q4_0: [32, 18],
+  Q4_1: [32, 20],
+  Q5_0: [32, 22],
+  Q5_1: [32, 24],
+  Q8_0: [32, 34],
+  Q8_1: [32, 36],
+  Q2_K: [256, 84],
+  Q3_K: [256, 110],
+  Q4_K: [256, 144],
+  Q5_K: [256, 176],
+  Q6_K: [256, 210],
+  Q8_K: [256, 292],
+  IQ2_XXS: [256, 66],
+  IQ2_XS: [256, 74],
+  IQ3_XXS: [256, 98],
+  IQ1_S: [256, 50],
+  IQ4_NL: [32, 18],
+  IQ3_S: [256, 110],
+  IQ2_S: [256, 82],
+  IQ4_XS: [256, 136],
+  I8: [1, 1],
+  I16: [1, 2],
+  I32: [1, 4],
+  I64: [1, 8],
+  F64: [1, 8],
+  IQ1_M: [256, 56],
+  BF16: [1, 2],
+  TQ1_0: [256, 54],
+  TQ2_0: [256, 66],
   MXFP4: [32, 17],
 };
 
 /** The types we dequantise, in ggml's id order. */
 export const DEQUANT_TYPES = [
-  'F32', 'F16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ2_XXS', 'BF16',
+  'F32',
+  'F16',
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q8_0',
+  'Q2_K',
+  'Q3_K',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+  'IQ2_XXS',
+  'BF16',
 ] as const satisfies readonly GgmlType[];
 export type DequantType = (typeof DEQUANT_TYPES)[number];
 
@@ -67,7 +134,8 @@ export function dequantBlocks(type: DequantType, src: Uint8Array, out: Float32Ar
   const [values, bytes] = GGML_BLOCKS[type];
   if (src.length % bytes !== 0) throw new RangeError(`dequantize: ${src.length} bytes are not whole ${type} blocks of ${bytes} bytes`);
   const blocks = src.length / bytes;
-  if (out.length !== blocks * values) throw new RangeError(`dequantize: out has ${out.length} elements, expected ${blocks} blocks * ${values} = ${blocks * values}`);
+  if (out.length !== blocks * values)
+    throw new RangeError(`dequantize: out has ${out.length} elements, expected ${blocks} blocks * ${values} = ${blocks * values}`);
   return blocks;
 }
 

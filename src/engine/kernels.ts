@@ -96,7 +96,16 @@ export interface Kernels {
    * Without accumulate, latents with no entry get zeros. Each latent's sum runs in entry order
    * (row, then position in the row) whatever the thread count.
    */
-  sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void;
+  sparseScatter(
+    code: CsrRows,
+    coef: Float32Array,
+    x: Float32Array,
+    dIn: number,
+    dSae: number,
+    out: Float32Array,
+    layout: ScatterLayout,
+    accumulate: boolean,
+  ): void;
 
   /** out: [dSae], out[i] (+)= sum_{e: idx[e] = i} coef[e] (coef: [nnz]), in entry order. */
   sparseScatterSum(code: CsrRows, coef: Float32Array, dSae: number, out: Float32Array, accumulate: boolean): void;

@@ -72,8 +72,7 @@ export function loadNativeKernels(threads: number): Kernels | Error {
     sparseGatherDot: (code, w, g, dIn, out) => b.sparseGatherDot(code.rowPtr, code.idx, code.rows, w, g, dIn, out),
     sparseScatter: (code, coef, x, dIn, dSae, out, layout, accumulate) =>
       b.sparseScatter(code.rowPtr, code.idx, code.rows, coef, x, dIn, dSae, out, layout, accumulate),
-    sparseScatterSum: (code, coef, dSae, out, accumulate) =>
-      b.sparseScatterSum(code.rowPtr, code.idx, code.rows, coef, dSae, out, accumulate),
+    sparseScatterSum: (code, coef, dSae, out, accumulate) => b.sparseScatterSum(code.rowPtr, code.idx, code.rows, coef, dSae, out, accumulate),
     dequantize: (type, src, out) => b.dequantize(GGML_TYPE_IDS[type], src, out),
   };
 }

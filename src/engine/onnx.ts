@@ -126,39 +126,73 @@ export class GraphBuilder {
 
   // --- the operators we use ---
   /** a + b, broadcasting. */
-  add(a: Value, b: Value): Value { return this.op('Add', [a, b]); }
+  add(a: Value, b: Value): Value {
+    return this.op('Add', [a, b]);
+  }
   /** a - b, broadcasting. */
-  sub(a: Value, b: Value): Value { return this.op('Sub', [a, b]); }
+  sub(a: Value, b: Value): Value {
+    return this.op('Sub', [a, b]);
+  }
   /** a * b, broadcasting. */
-  mul(a: Value, b: Value): Value { return this.op('Mul', [a, b]); }
+  mul(a: Value, b: Value): Value {
+    return this.op('Mul', [a, b]);
+  }
   /** a / b, broadcasting. */
-  div(a: Value, b: Value): Value { return this.op('Div', [a, b]); }
+  div(a: Value, b: Value): Value {
+    return this.op('Div', [a, b]);
+  }
   /** -a. */
-  neg(a: Value): Value { return this.op('Neg', [a]); }
+  neg(a: Value): Value {
+    return this.op('Neg', [a]);
+  }
   /** max(a, 0). */
-  relu(a: Value): Value { return this.op('Relu', [a]); }
+  relu(a: Value): Value {
+    return this.op('Relu', [a]);
+  }
   /** 1 / (1 + exp(-a)). */
-  sigmoid(a: Value): Value { return this.op('Sigmoid', [a]); }
+  sigmoid(a: Value): Value {
+    return this.op('Sigmoid', [a]);
+  }
   /** sqrt(a). */
-  sqrt(a: Value): Value { return this.op('Sqrt', [a]); }
+  sqrt(a: Value): Value {
+    return this.op('Sqrt', [a]);
+  }
   /** exp(a). */
-  exp(a: Value): Value { return this.op('Exp', [a]); }
+  exp(a: Value): Value {
+    return this.op('Exp', [a]);
+  }
   /** ln(a). */
-  log(a: Value): Value { return this.op('Log', [a]); }
+  log(a: Value): Value {
+    return this.op('Log', [a]);
+  }
   /** a * a. */
-  square(a: Value): Value { return this.op('Mul', [a, a]); }
+  square(a: Value): Value {
+    return this.op('Mul', [a, a]);
+  }
   /** a > b (boolean). */
-  greater(a: Value, b: Value): Value { return this.op('Greater', [a, b]); }
+  greater(a: Value, b: Value): Value {
+    return this.op('Greater', [a, b]);
+  }
   /** a < b (boolean). */
-  less(a: Value, b: Value): Value { return this.op('Less', [a, b]); }
+  less(a: Value, b: Value): Value {
+    return this.op('Less', [a, b]);
+  }
   /** a and b (booleans). */
-  and(a: Value, b: Value): Value { return this.op('And', [a, b]); }
+  and(a: Value, b: Value): Value {
+    return this.op('And', [a, b]);
+  }
   /** a where cond, else b. */
-  where(cond: Value, a: Value, b: Value): Value { return this.op('Where', [cond, a, b]); }
+  where(cond: Value, a: Value, b: Value): Value {
+    return this.op('Where', [cond, a, b]);
+  }
   /** a converted to another element type. */
-  cast(a: Value, to: ElemType): Value { return this.op('Cast', [a], { to: DataType[to] }); }
+  cast(a: Value, to: ElemType): Value {
+    return this.op('Cast', [a], { to: DataType[to] });
+  }
   /** a @ b. */
-  matmul(a: Value, b: Value): Value { return this.op('MatMul', [a, b]); }
+  matmul(a: Value, b: Value): Value {
+    return this.op('MatMul', [a, b]);
+  }
   /** Gemm: op(a) @ op(b) (+ c, broadcast), op = transpose when asked. */
   gemm(a: Value, b: Value, opts: { c?: Value; transA?: boolean; transB?: boolean } = {}): Value {
     return this.op('Gemm', opts.c ? [a, b, opts.c] : [a, b], { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0 });
@@ -168,7 +202,9 @@ export class GraphBuilder {
     return this.op('ReduceSum', axes.length ? [a, this.axes(...axes)] : [a], { keepdims: keepdims ? 1 : 0 });
   }
   /** a with size-1 axes inserted. */
-  unsqueeze(a: Value, ...axes: number[]): Value { return this.op('Unsqueeze', [a, this.axes(...axes)]); }
+  unsqueeze(a: Value, ...axes: number[]): Value {
+    return this.op('Unsqueeze', [a, this.axes(...axes)]);
+  }
   /** The k largest (or smallest) along an axis, sorted: values and int64 indices. */
   topk(a: Value, k: Value, axis = -1, largest = true): [values: Value, indices: Value] {
     const [v, i] = this.opN('TopK', [a, k], 2, { axis, largest: largest ? 1 : 0, sorted: 1 });
@@ -176,27 +212,45 @@ export class GraphBuilder {
   }
 
   /** Softmax along `axis`. */
-  softmax(a: Value, axis = -1): Value { return this.op('Softmax', [a], { axis }); }
+  softmax(a: Value, axis = -1): Value {
+    return this.op('Softmax', [a], { axis });
+  }
   /** tanh(a). */
-  tanh(a: Value): Value { return this.op('Tanh', [a]); }
+  tanh(a: Value): Value {
+    return this.op('Tanh', [a]);
+  }
   /** The error function of a. */
-  erf(a: Value): Value { return this.op('Erf', [a]); }
+  erf(a: Value): Value {
+    return this.op('Erf', [a]);
+  }
   /** sin(a). */
-  sin(a: Value): Value { return this.op('Sin', [a]); }
+  sin(a: Value): Value {
+    return this.op('Sin', [a]);
+  }
   /** cos(a). */
-  cos(a: Value): Value { return this.op('Cos', [a]); }
+  cos(a: Value): Value {
+    return this.op('Cos', [a]);
+  }
   /** a to the power b. */
-  pow(a: Value, b: Value): Value { return this.op('Pow', [a, b]); }
+  pow(a: Value, b: Value): Value {
+    return this.op('Pow', [a, b]);
+  }
   /** Reshape to `shape` (a constant list, 0 = keep, -1 = infer, or an int64 value). */
   reshape(a: Value, shape: readonly number[] | Value): Value {
     return this.op('Reshape', [a, typeof shape === 'string' ? shape : this.ints(shape)]);
   }
   /** a with its axes permuted. */
-  transpose(a: Value, perm: readonly number[]): Value { return this.op('Transpose', [a], { perm }); }
+  transpose(a: Value, perm: readonly number[]): Value {
+    return this.op('Transpose', [a], { perm });
+  }
   /** Rows of `data` along `axis` picked by integer `indices`. */
-  gather(data: Value, indices: Value, axis = 0): Value { return this.op('Gather', [data, indices], { axis }); }
+  gather(data: Value, indices: Value, axis = 0): Value {
+    return this.op('Gather', [data, indices], { axis });
+  }
   /** The values one after another along `axis`. */
-  concat(values: readonly Value[], axis: number): Value { return this.op('Concat', values, { axis }); }
+  concat(values: readonly Value[], axis: number): Value {
+    return this.op('Concat', values, { axis });
+  }
   /** a[..., starts:ends] along `axes` (constant bounds). */
   slice(a: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
     return this.op('Slice', [a, this.ints(starts), this.ints(ends), this.ints(axes)]);
@@ -206,9 +260,13 @@ export class GraphBuilder {
     return this.op('ReduceMean', [a], { axes, keepdims: keepdims ? 1 : 0 });
   }
   /** a broadcast to `shape` (an int64 value). */
-  expand(a: Value, shape: Value): Value { return this.op('Expand', [a, shape]); }
+  expand(a: Value, shape: Value): Value {
+    return this.op('Expand', [a, shape]);
+  }
   /** The lower (upper = false) or upper triangle of the last two axes, from diagonal k on. */
-  trilu(a: Value, upper: boolean, k = 0): Value { return this.op('Trilu', [a, this.ints([k])], { upper: upper ? 1 : 0 }); }
+  trilu(a: Value, upper: boolean, k = 0): Value {
+    return this.op('Trilu', [a, this.ints([k])], { upper: upper ? 1 : 0 });
+  }
   /** An int64 constant vector. */
   ints(values: readonly number[]): Value {
     return this.constant(BigInt64Array.from(values.map(BigInt)), [values.length]);

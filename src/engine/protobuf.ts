@@ -59,7 +59,13 @@ export function fields(buf: Uint8Array): Field[] {
   while (at < buf.length) {
     const h = fieldHead(buf, at);
     if (h.end > buf.length) throw new ProtoError('field runs past the end');
-    out.push({ field: h.field, wire: h.wire, value: h.value, raw: buf.subarray(at, h.end), payload: h.wire === 2 ? buf.subarray(h.start, h.end) : buf.subarray(0, 0) });
+    out.push({
+      field: h.field,
+      wire: h.wire,
+      value: h.value,
+      raw: buf.subarray(at, h.end),
+      payload: h.wire === 2 ? buf.subarray(h.start, h.end) : buf.subarray(0, 0),
+    });
     at = h.end;
   }
   return out;
@@ -77,7 +83,7 @@ export function varints(fs: readonly Field[], field: number): number[] {
     if (f.field !== field) continue;
     if (f.wire === 0) out.push(Number(BigInt.asIntN(64, f.value)));
     else if (f.wire === 2)
-      for (let at = 0; at < f.payload.length; ) {
+      for (let at = 0; at < f.payload.length;) {
         const [v, next] = readVarint(f.payload, at);
         out.push(Number(BigInt.asIntN(64, v)));
         at = next;

@@ -108,12 +108,19 @@ function columnSums(x: Float32Array, rows: number, cols: number, out: Float32Arr
 function sumTerms(acc: Float64Array, n: number, src: Float32Array, c: Float32Array, at: Int32Array, from: number, to: number): void {
   let t = from;
   for (; t + 4 <= to; t += 4) {
-    const c0 = c[t]!, c1 = c[t + 1]!, c2 = c[t + 2]!, c3 = c[t + 3]!;
-    const o0 = at[t]! * n, o1 = at[t + 1]! * n, o2 = at[t + 2]! * n, o3 = at[t + 3]! * n;
+    const c0 = c[t]!,
+      c1 = c[t + 1]!,
+      c2 = c[t + 2]!,
+      c3 = c[t + 3]!;
+    const o0 = at[t]! * n,
+      o1 = at[t + 1]! * n,
+      o2 = at[t + 2]! * n,
+      o3 = at[t + 3]! * n;
     for (let j = 0; j < n; j++) acc[j] = acc[j]! + c0 * src[o0 + j]! + c1 * src[o1 + j]! + c2 * src[o2 + j]! + c3 * src[o3 + j]!;
   }
   for (; t < to; t++) {
-    const c0 = c[t]!, o0 = at[t]! * n;
+    const c0 = c[t]!,
+      o0 = at[t]! * n;
     for (let j = 0; j < n; j++) acc[j] = acc[j]! + c0 * src[o0 + j]!;
   }
 }
@@ -136,8 +143,14 @@ function sparseGatherDot(code: CsrRows, w: Float32Array, g: Float32Array, dIn: n
     let e = rowPtr[r]!;
     // Four entries per pass over g's row (one load of g[j] for four products), each sum still in order of j.
     for (; e + 4 <= e1; e += 4) {
-      const o0 = idx[e]! * dIn, o1 = idx[e + 1]! * dIn, o2 = idx[e + 2]! * dIn, o3 = idx[e + 3]! * dIn;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const o0 = idx[e]! * dIn,
+        o1 = idx[e + 1]! * dIn,
+        o2 = idx[e + 2]! * dIn,
+        o3 = idx[e + 3]! * dIn;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let j = 0; j < dIn; j++) {
         const gj = g[gr + j]!;
         s0 += gj * w[o0 + j]!;
@@ -184,7 +197,16 @@ function byLatent(code: CsrRows, coef: Float32Array, dSae: number): { start: Int
 
 const TILE = 16; // latents per tile of the 'columns' scatter: 16 floats = one 64-byte line of each output row
 
-function sparseScatter(code: CsrRows, coef: Float32Array, x: Float32Array, dIn: number, dSae: number, out: Float32Array, layout: ScatterLayout, accumulate: boolean): void {
+function sparseScatter(
+  code: CsrRows,
+  coef: Float32Array,
+  x: Float32Array,
+  dIn: number,
+  dSae: number,
+  out: Float32Array,
+  layout: ScatterLayout,
+  accumulate: boolean,
+): void {
   const { start, row, c } = byLatent(code, coef, dSae);
   if (layout === 'rows') {
     const acc = new Float64Array(dIn);

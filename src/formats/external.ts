@@ -95,12 +95,21 @@ export function foldDecoderNorm(p: Params, dIn: number, dSae: number, file: stri
   const bEnc = p['b_enc']!;
   for (let r = 0; r < dIn; r++) for (let i = 0; i < dSae; i++) wEnc[r * dSae + i]! *= n[i]!;
   for (let i = 0; i < dSae; i++) bEnc[i]! *= n[i]!;
-  foldLatentScale(p, n.map((v) => 1 / v), dSae, dIn);
+  foldLatentScale(
+    p,
+    n.map((v) => 1 / v),
+    dSae,
+    dIn,
+  );
 }
 
 /** Inputs scaled by c before the SAE and the output by 1 / c: W_enc *= c, W_dec /= c, b_dec /= c. */
 export function foldInputScale(p: Params, c: number): void {
-  for (const [name, k] of [['W_enc', c], ['W_dec', 1 / c], ['b_dec', 1 / c]] as const) {
+  for (const [name, k] of [
+    ['W_enc', c],
+    ['W_dec', 1 / c],
+    ['b_dec', 1 / c],
+  ] as const) {
     const w = p[name]!;
     for (let i = 0; i < w.length; i++) w[i]! *= k;
   }
@@ -143,7 +152,10 @@ export function toSae(ext: ExternalSae, folded: string[]): Sae {
         const wEnc = p['W_enc']!;
         const rMag = p['r_mag']!;
         shiftBias('b_gate', wEnc);
-        shiftBias('b_mag', wEnc.map((v, idx) => v * Math.exp(rMag[idx % dSae]!)));
+        shiftBias(
+          'b_mag',
+          wEnc.map((v, idx) => v * Math.exp(rMag[idx % dSae]!)),
+        );
         folded.push('encoder input is x, not x - b_dec: b_dec @ W_enc added to b_gate, b_dec @ (W_enc exp(r_mag)) to b_mag');
       }
       return new Sae('gated', dims, {}, p, ext.metadata);

@@ -19,7 +19,8 @@ export async function loadGemmaScope(path: string): Promise<LoadedSae> {
   const arrays = new Map([...raw].map(([k, v]) => [k.startsWith('w_') ? `W_${k.slice(2)}` : k, v]));
   for (const name of ARRAYS) if (!arrays.has(name)) throw fileError(path, `array '${name}' is missing (Gemma Scope's params.npz has ${ARRAYS.join(', ')})`);
   const extra = [...arrays.keys()].filter((k) => !(ARRAYS as readonly string[]).includes(k));
-  if (extra.length) throw fileError(path, `unexpected array${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} in a Gemma Scope params.npz`);
+  if (extra.length)
+    throw fileError(path, `unexpected array${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} in a Gemma Scope params.npz`);
   const wEnc = arrays.get('W_enc')!;
   if (wEnc.shape.length !== 2) throw fileError(path, `array 'W_enc' has shape [${wEnc.shape.join(', ')}], expected [d_in, d_sae]`);
   const [dIn, dSae] = wEnc.shape as [number, number];

@@ -55,13 +55,21 @@ export async function detectFormat(path: string): Promise<{ format: SaeFormat; p
   if (await has('params.npz')) return { format: 'gemma-scope', path: join(path, 'params.npz') };
   if (await has(WEIGHTS_FILENAME)) return { format: 'saelens', path };
   if (await has(SPARSIFY_WEIGHTS)) {
-    if (!(await has(SPARSIFY_CFG))) throw fileError(join(path, SPARSIFY_CFG), `no such file (a sparsify folder has ${SPARSIFY_CFG} beside ${SPARSIFY_WEIGHTS})`);
+    if (!(await has(SPARSIFY_CFG)))
+      throw fileError(join(path, SPARSIFY_CFG), `no such file (a sparsify folder has ${SPARSIFY_CFG} beside ${SPARSIFY_WEIGHTS})`);
     return { format: 'sparsify', path };
   }
   if (await has(LLAMA_SCOPE_CFG)) return { format: 'llama-scope', path };
   const inner = await saeFolders(path);
-  if (inner.length) throw fileError(path, `holds ${inner.length} SAEs (${inner.slice(0, 3).join(', ')}${inner.length > 3 ? ', ...' : ''}): name one of them, or load them all with loadAllSaes`);
-  throw fileError(path, `no SAE layout we know here (${CFG_FILENAME} + ${WEIGHTS_FILENAME}, params.npz, ${SPARSIFY_CFG} + ${SPARSIFY_WEIGHTS}, ${LLAMA_SCOPE_CFG} + ${LLAMA_SCOPE_WEIGHTS})`);
+  if (inner.length)
+    throw fileError(
+      path,
+      `holds ${inner.length} SAEs (${inner.slice(0, 3).join(', ')}${inner.length > 3 ? ', ...' : ''}): name one of them, or load them all with loadAllSaes`,
+    );
+  throw fileError(
+    path,
+    `no SAE layout we know here (${CFG_FILENAME} + ${WEIGHTS_FILENAME}, params.npz, ${SPARSIFY_CFG} + ${SPARSIFY_WEIGHTS}, ${LLAMA_SCOPE_CFG} + ${LLAMA_SCOPE_WEIGHTS})`,
+  );
 }
 
 const MARKERS = ['params.npz', WEIGHTS_FILENAME, SPARSIFY_WEIGHTS, LLAMA_SCOPE_CFG];
@@ -82,11 +90,16 @@ async function saeFolders(dir: string): Promise<string[]> {
 export async function loadAnySae(path: string, options: { format?: SaeFormat } = {}): Promise<LoadedSae> {
   const found = options.format ? { format: options.format, path } : await detectFormat(path);
   switch (found.format) {
-    case 'saelens': return loadSaeLens(found.path);
-    case 'gemma-scope': return loadGemmaScope((await kindOf(found.path)) === 'dir' ? join(found.path, 'params.npz') : found.path);
-    case 'sparsify': return loadSparsify(found.path);
-    case 'llama-scope': return loadLlamaScope(found.path);
-    case 'openai': throw fileError(found.path, OPENAI_REFUSAL);
+    case 'saelens':
+      return loadSaeLens(found.path);
+    case 'gemma-scope':
+      return loadGemmaScope((await kindOf(found.path)) === 'dir' ? join(found.path, 'params.npz') : found.path);
+    case 'sparsify':
+      return loadSparsify(found.path);
+    case 'llama-scope':
+      return loadLlamaScope(found.path);
+    case 'openai':
+      throw fileError(found.path, OPENAI_REFUSAL);
   }
 }
 
@@ -96,7 +109,8 @@ export async function loadAnySae(path: string, options: { format?: SaeFormat } =
  */
 export async function loadAnySaeAsSae(path: string, options: { format?: SaeFormat } = {}): Promise<Sae> {
   const loaded = await loadAnySae(path, options);
-  if (loaded.skip) throw new UserError(`${path}: has a skip connection (W_skip): its reconstruction adds x @ W_skip^T, which decoding the latents alone cannot`);
+  if (loaded.skip)
+    throw new UserError(`${path}: has a skip connection (W_skip): its reconstruction adds x @ W_skip^T, which decoding the latents alone cannot`);
   return loaded.sae;
 }
 
@@ -142,7 +156,8 @@ export async function convertToSaeLens(input: string, outDir: string, options: {
 export async function convertToSparsify(input: string, outDir: string, options: { format?: SaeFormat } = {}): Promise<{ folded: string[] }> {
   const loaded = await loadAnySae(input, options);
   if (loaded.skip) throw new UserError(`${input}: has a skip connection (W_skip); only sparsify's own folders keep it`);
-  if (loaded.sae.architecture !== 'topk') throw new UserError(`${input}: architecture '${loaded.sae.architecture}' has no sparsify form (sparsify computes topk only)`);
+  if (loaded.sae.architecture !== 'topk')
+    throw new UserError(`${input}: architecture '${loaded.sae.architecture}' has no sparsify form (sparsify computes topk only)`);
   await saveSparsify(outDir, loaded.sae);
   return { folded: [...loaded.folded] };
 }

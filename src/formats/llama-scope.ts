@@ -20,7 +20,8 @@ export const LLAMA_SCOPE_WEIGHTS = join('checkpoints', 'final.safetensors');
 
 function positive(cfg: Record<string, unknown>, key: string, file: string, integer: boolean): number {
   const v = cfg[key];
-  if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isInteger(v))) throw fileError(file, `${key} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isInteger(v)))
+    throw fileError(file, `${key} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -30,8 +31,10 @@ export async function loadLlamaScope(dir: string): Promise<LoadedSae> {
   const cfg = await readJsonObject(cfgPath);
   const dIn = positive(cfg, 'd_model', cfgPath, true);
   const dSae = positive(cfg, 'd_sae', cfgPath, true);
-  if (cfg['act_fn'] !== undefined && cfg['act_fn'] !== 'jumprelu') throw fileError(cfgPath, `act_fn ${JSON.stringify(cfg['act_fn'])}: only Llama Scope's jumprelu SAEs are read`);
-  if (cfg['hook_point_out'] !== undefined && cfg['hook_point_out'] !== cfg['hook_point_in']) throw fileError(cfgPath, 'hook_point_out differs from hook_point_in: a transcoder, not an autoencoder');
+  if (cfg['act_fn'] !== undefined && cfg['act_fn'] !== 'jumprelu')
+    throw fileError(cfgPath, `act_fn ${JSON.stringify(cfg['act_fn'])}: only Llama Scope's jumprelu SAEs are read`);
+  if (cfg['hook_point_out'] !== undefined && cfg['hook_point_out'] !== cfg['hook_point_in'])
+    throw fileError(cfgPath, 'hook_point_out differs from hook_point_in: a transcoder, not an autoencoder');
   const theta = cfg['jump_relu_threshold'];
   if (typeof theta !== 'number' || !Number.isFinite(theta)) throw fileError(cfgPath, `jump_relu_threshold must be a number, got ${JSON.stringify(theta)}`);
   const norms = cfg['dataset_average_activation_norm'];
@@ -53,7 +56,9 @@ export async function loadLlamaScope(dir: string): Promise<LoadedSae> {
     threshold: new Float32Array(dSae).fill(theta * c),
   };
   foldInputScale(params, c);
-  const folded = [`dataset norm factor c = sqrt(d_model) / ${normIn} = ${c} folded (W_enc * c, W_dec / c, b_dec / c, threshold = jump_relu_threshold * c), as SAELens does`];
+  const folded = [
+    `dataset norm factor c = sqrt(d_model) / ${normIn} = ${c} folded (W_enc * c, W_dec / c, b_dec / c, threshold = jump_relu_threshold * c), as SAELens does`,
+  ];
   const metadata = { source_format: 'llama-scope', hook_name: cfg['hook_point_in'] };
   const sae = toSae({ kind: 'jumprelu', dIn, dSae, applyBDec: false, params, metadata }, folded);
   return { sae, format: 'llama-scope', folded };

@@ -34,7 +34,7 @@ export async function loadSparsify(dir: string): Promise<LoadedSae> {
   const activation = cfg['activation'] ?? 'topk';
   if (activation === 'groupmax') throw fileError(cfgPath, "activation 'groupmax' (the max of each of k groups of latents) is not an architecture we compute");
   if (activation !== 'topk') throw fileError(cfgPath, `activation ${JSON.stringify(activation)} is not one sparsify has (topk, groupmax)`);
-  if (cfg['transcode'] === true) throw fileError(cfgPath, 'transcode is true: a transcoder (it predicts another module\'s output), not an autoencoder');
+  if (cfg['transcode'] === true) throw fileError(cfgPath, "transcode is true: a transcoder (it predicts another module's output), not an autoencoder");
   if (cfg['signed'] === true) throw fileError(cfgPath, 'signed is true: signed latents are not an architecture we compute');
   const dIn = cfg['d_in'];
   if (typeof dIn !== 'number' || !Number.isInteger(dIn) || dIn < 1) throw fileError(cfgPath, `d_in must be a positive integer, got ${JSON.stringify(dIn)}`);
@@ -59,12 +59,20 @@ export async function loadSparsify(dir: string): Promise<LoadedSae> {
   const wSkip = skip ? get('W_skip', [dIn, dIn]) : undefined;
   const known = ['encoder.weight', 'encoder.bias', 'W_dec', 'b_dec', ...(skip ? ['W_skip'] : [])];
   const extra = [...tensors.keys()].filter((n) => !known.includes(n));
-  if (extra.length) throw fileError(weightsPath, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')}${extra.includes('W_skip') ? ' (cfg.json has skip_connection false)' : ''}`);
+  if (extra.length)
+    throw fileError(
+      weightsPath,
+      `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')}${extra.includes('W_skip') ? ' (cfg.json has skip_connection false)' : ''}`,
+    );
   const folded: string[] = [];
   const dtype = tensors.get('encoder.weight')!.dtype;
   if (dtype !== 'F32') folded.push(`weights are ${dtype}: computed in float32`);
-  if (cfg['multi_topk'] === true) folded.push('multi_topk is a training loss: encode keeps k latents, as sparsify\'s encode does');
-  const metadata: Record<string, unknown> = { source_format: 'sparsify', hookpoint: dir.split(/[\\/]/).filter(Boolean).pop(), sparsify_cfg: isRecord(cfg) ? cfg : {} };
+  if (cfg['multi_topk'] === true) folded.push("multi_topk is a training loss: encode keeps k latents, as sparsify's encode does");
+  const metadata: Record<string, unknown> = {
+    source_format: 'sparsify',
+    hookpoint: dir.split(/[\\/]/).filter(Boolean).pop(),
+    sparsify_cfg: isRecord(cfg) ? cfg : {},
+  };
   const sae = toSae({ kind: 'topk', dIn, dSae, k, applyBDec: true, params, metadata }, folded);
   return { sae, format: 'sparsify', folded, ...(wSkip ? { skip: wSkip } : {}) };
 }
@@ -82,6 +90,16 @@ export async function saveSparsify(dir: string, sae: Sae): Promise<void> {
     W_dec: { dtype: 'F32', shape: [dSae, dIn], data: p['W_dec']! },
     b_dec: { dtype: 'F32', shape: [dIn], data: p['b_dec']! },
   });
-  const cfg = { activation: 'topk', expansion_factor: Math.max(1, Math.round(dSae / dIn)), normalize_decoder: true, num_latents: dSae, k, multi_topk: false, skip_connection: false, transcode: false, d_in: dIn };
+  const cfg = {
+    activation: 'topk',
+    expansion_factor: Math.max(1, Math.round(dSae / dIn)),
+    normalize_decoder: true,
+    num_latents: dSae,
+    k,
+    multi_topk: false,
+    skip_connection: false,
+    transcode: false,
+    d_in: dIn,
+  };
   await writeFileAtomic(join(dir, SPARSIFY_CFG), `${JSON.stringify(cfg)}\n`);
 }

@@ -24,8 +24,7 @@ export async function writeFileAtomic(path: string, data: FileContents): Promise
   try {
     handle = await open(temp, 'wx').catch(rethrowAs(path, 'cannot write'));
     const h = handle;
-    const write = (chunk: Uint8Array | string): Promise<unknown> =>
-      h.writeFile(chunk).catch(rethrowAs(path, 'cannot write'));
+    const write = (chunk: Uint8Array | string): Promise<unknown> => h.writeFile(chunk).catch(rethrowAs(path, 'cannot write'));
     if (typeof data === 'string' || data instanceof Uint8Array) await write(data);
     else for await (const chunk of data) await write(chunk);
     await handle.sync().catch(rethrowAs(path, 'cannot write'));
@@ -128,9 +127,7 @@ export async function readExactly(file: OpenedFile, position: number, length: nu
   const out = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await file.handle
-      .read(out, done, length - done, position + done)
-      .catch(rethrowAs(path, 'cannot read'));
+    const { bytesRead } = await file.handle.read(out, done, length - done, position + done).catch(rethrowAs(path, 'cannot read'));
     if (bytesRead === 0) throw fileError(path, `file ended at byte ${position + done} while ${length} bytes at ${position} were read (truncated?)`);
     done += bytesRead;
   }

@@ -172,19 +172,27 @@ class HeaderReader {
 
   value(type: number, depth = 0): GgufValue {
     switch (type) {
-      case 0: return this.u8();
-      case 1: return this.i8();
-      case 2: return this.u16();
-      case 3: return this.i16();
-      case 4: return this.u32();
-      case 5: return this.i32();
-      case 6: return this.f32();
+      case 0:
+        return this.u8();
+      case 1:
+        return this.i8();
+      case 2:
+        return this.u16();
+      case 3:
+        return this.i16();
+      case 4:
+        return this.u32();
+      case 5:
+        return this.i32();
+      case 6:
+        return this.f32();
       case 7: {
         const b = this.u8();
         if (b > 1) this.fail(`corrupt ${this.what}: a bool is ${b}`);
         return b === 1;
       }
-      case 8: return this.string();
+      case 8:
+        return this.string();
       case 9: {
         const itemType = this.u32();
         const minSize = MIN_SIZE[itemType];
@@ -195,9 +203,12 @@ class HeaderReader {
         for (let i = 0; i < n; i++) out[i] = this.value(itemType, depth + 1);
         return out;
       }
-      case 10: return this.u64();
-      case 11: return this.i64();
-      case 12: return this.f64();
+      case 10:
+        return this.u64();
+      case 11:
+        return this.i64();
+      case 12:
+        return this.f64();
       default:
         return this.fail(`corrupt ${this.what}: unknown value type ${type} (known: ${TYPE_NAMES.map((t, i) => `${i} ${t}`).join(', ')})`);
     }
@@ -308,7 +319,10 @@ export class GgufFile {
       if (t.rel % BigInt(align) !== 0n) throw fileError(path, `tensor ${quoteName(t.name)}: data offset ${t.rel} is not a multiple of the alignment ${align}`);
       const end = BigInt(dataOffset) + t.rel + BigInt(bytes);
       if (end > BigInt(file.size)) {
-        throw fileError(path, `tensor ${quoteName(t.name)}: its data (${bytes} bytes at ${BigInt(dataOffset) + t.rel}) runs past the end of the file at ${file.size} (truncated?)`);
+        throw fileError(
+          path,
+          `tensor ${quoteName(t.name)}: its data (${bytes} bytes at ${BigInt(dataOffset) + t.rel}) runs past the end of the file at ${file.size} (truncated?)`,
+        );
       }
       tensors.set(t.name, { name: t.name, type: t.type, shape: t.shape, offset: dataOffset + Number(t.rel), bytes });
     }

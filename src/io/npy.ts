@@ -11,16 +11,7 @@
  * convert them. Data is little-endian, as on every host Node runs on but s390x.
  */
 import { float16ToFloat32 } from './float16.js';
-import {
-  byteSizeOf,
-  concatBytes,
-  formatShape,
-  openForReading,
-  quoteName,
-  readExactly,
-  readWholeFile,
-  writeFileAtomic,
-} from './atomic.js';
+import { byteSizeOf, concatBytes, formatShape, openForReading, quoteName, readExactly, readWholeFile, writeFileAtomic } from './atomic.js';
 import { fileError } from '../errors.js';
 
 export type NpyDescr = '<f4' | '<f2' | '<f8' | '|u1' | '<i4' | '<i8';
@@ -227,12 +218,18 @@ export function decodeNpyArray(bytes: Uint8Array, file: string): NpyArray {
   // .buffer would be the whole pool
   const b = new Uint8Array(bytes.subarray(dataOffset)).buffer;
   switch (descr) {
-    case '<f4': return { descr, shape, data: new Float32Array(b) };
-    case '<f2': return { descr, shape, data: new Uint16Array(b) };
-    case '<f8': return { descr, shape, data: new Float64Array(b) };
-    case '|u1': return { descr, shape, data: new Uint8Array(b) };
-    case '<i4': return { descr, shape, data: new Int32Array(b) };
-    case '<i8': return { descr, shape, data: new BigInt64Array(b) };
+    case '<f4':
+      return { descr, shape, data: new Float32Array(b) };
+    case '<f2':
+      return { descr, shape, data: new Uint16Array(b) };
+    case '<f8':
+      return { descr, shape, data: new Float64Array(b) };
+    case '|u1':
+      return { descr, shape, data: new Uint8Array(b) };
+    case '<i4':
+      return { descr, shape, data: new Int32Array(b) };
+    case '<i8':
+      return { descr, shape, data: new BigInt64Array(b) };
   }
 }
 
@@ -240,10 +237,14 @@ export function decodeNpyArray(bytes: Uint8Array, file: string): NpyArray {
 export function decodeNpy(bytes: Uint8Array, file: string): { shape: number[]; data: Float32Array } {
   const a = decodeNpyArray(bytes, file);
   switch (a.descr) {
-    case '<f4': return { shape: a.shape, data: a.data };
-    case '<f2': return { shape: a.shape, data: float16ToFloat32(a.data) };
-    case '<f8': return { shape: a.shape, data: Float32Array.from(a.data) };
-    default: throw fileError(file, `dtype ${quoteName(a.descr)} holds integers, but a float array (<f4, <f2, <f8) is needed`);
+    case '<f4':
+      return { shape: a.shape, data: a.data };
+    case '<f2':
+      return { shape: a.shape, data: float16ToFloat32(a.data) };
+    case '<f8':
+      return { shape: a.shape, data: Float32Array.from(a.data) };
+    default:
+      throw fileError(file, `dtype ${quoteName(a.descr)} holds integers, but a float array (<f4, <f2, <f8) is needed`);
   }
 }
 

@@ -102,7 +102,10 @@ function filteredRows(img: PngImage): Uint8Array {
 /** The bytes of a PNG file showing `img`. */
 export function encodePng(img: PngImage): Uint8Array {
   const { width, height, channels, data } = img;
-  for (const [name, v] of [['width', width], ['height', height]] as const) {
+  for (const [name, v] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1 || v > 0x7fffffff) throw new RangeError(`encodePng: ${name} ${v} is not a positive integer`);
   }
   if (data.length !== width * height * channels) {

@@ -82,9 +82,25 @@ export async function saveSae(dir: string, sae: Sae, options: SaveOptions = {}):
 
 /** Fields SAELens kept at the top level before v6 and moved into metadata (old names first). */
 const LEGACY_METADATA: readonly (readonly [string, string])[] = [
-  ['hook_point', 'hook_name'], ['hook_point_layer', 'hook_layer'], ['hook_point_head_index', 'hook_head_index'],
-  ...['model_name', 'hook_name', 'hook_layer', 'hook_head_index', 'context_size', 'dataset_path', 'dataset_trust_remote_code', 'prepend_bos',
-    'sae_lens_training_version', 'neuronpedia_id', 'model_from_pretrained_kwargs', 'seqpos_slice', 'model_class_name', 'exclude_special_tokens'].map((k) => [k, k] as const),
+  ['hook_point', 'hook_name'],
+  ['hook_point_layer', 'hook_layer'],
+  ['hook_point_head_index', 'hook_head_index'],
+  ...[
+    'model_name',
+    'hook_name',
+    'hook_layer',
+    'hook_head_index',
+    'context_size',
+    'dataset_path',
+    'dataset_trust_remote_code',
+    'prepend_bos',
+    'sae_lens_training_version',
+    'neuronpedia_id',
+    'model_from_pretrained_kwargs',
+    'seqpos_slice',
+    'model_class_name',
+    'exclude_special_tokens',
+  ].map((k) => [k, k] as const),
 ];
 
 /** SAELens's dtype names (its DTYPE_MAP); we compute in float32 whatever the file holds. */
@@ -134,18 +150,21 @@ export function readSaeLensConfig(cfg: Record<string, unknown>, file: string, fo
   if (typeof arch !== 'string') throw fileError(file, 'architecture is not a string');
   const kind = SAELENS_KINDS[arch];
   if (!kind) throw fileError(file, `architecture '${arch}' is not an SAE SAELens loads (one of ${Object.keys(SAELENS_KINDS).join(', ')})`);
-  if (cfg['d_out'] !== undefined && cfg['d_out'] !== cfg['d_in']) throw fileError(file, 'has d_out: a transcoder (it predicts another activation), not an autoencoder');
+  if (cfg['d_out'] !== undefined && cfg['d_out'] !== cfg['d_in'])
+    throw fileError(file, 'has d_out: a transcoder (it predicts another activation), not an autoencoder');
   const dIn = positiveInt(cfg, 'd_in', file);
   const dSae = positiveInt(cfg, 'd_sae', file);
   let k: number | undefined;
   if (kind === 'topk') {
     const kv = cfg['k'] ?? kwargs['k'];
     if (kv === undefined) throw fileError(file, 'a topk SAE needs k (cfg.json has neither k nor activation_fn_kwargs.k)');
-    if (typeof kv !== 'number' || !Number.isInteger(kv) || kv < 1 || kv > dSae) throw fileError(file, `k must be an integer in [1, d_sae ${dSae}], got ${JSON.stringify(kv)}`);
+    if (typeof kv !== 'number' || !Number.isInteger(kv) || kv < 1 || kv > dSae)
+      throw fileError(file, `k must be an integer in [1, d_sae ${dSae}], got ${JSON.stringify(kv)}`);
     k = kv;
   }
   const dtype = cfg['dtype'] ?? 'float32';
-  if (typeof dtype !== 'string' || !DTYPES.has(dtype)) throw fileError(file, `dtype ${JSON.stringify(dtype)} is not one SAELens knows (${[...DTYPES].filter((d) => !d.startsWith('torch')).join(', ')})`);
+  if (typeof dtype !== 'string' || !DTYPES.has(dtype))
+    throw fileError(file, `dtype ${JSON.stringify(dtype)} is not one SAELens knows (${[...DTYPES].filter((d) => !d.startsWith('torch')).join(', ')})`);
   if (dtype !== 'float32' && dtype !== 'torch.float32') folded.push(`dtype ${dtype}: computed in float32`);
   const flag = (key: string, byDefault: boolean): boolean => {
     const v = cfg[key] ?? byDefault;
@@ -158,16 +177,26 @@ export function readSaeLensConfig(cfg: Record<string, unknown>, file: string, fo
   if (rescale && kind !== 'topk') folded.push(`rescale_acts_by_decoder_norm ignored: SAELens reads it for topk only, not ${arch}`);
   const norm = cfg['normalize_activations'];
   if (norm === true || norm === 'expected_average_only_in') {
-    folded.push(`normalize_activations ${JSON.stringify(norm)}: inputs not rescaled, as SAELens does when loading a folder (its scaling factor is not in cfg.json)`);
+    folded.push(
+      `normalize_activations ${JSON.stringify(norm)}: inputs not rescaled, as SAELens does when loading a folder (its scaling factor is not in cfg.json)`,
+    );
   } else if (norm === 'constant_norm_rescale' || norm === 'layer_norm') {
-    throw fileError(file, `normalize_activations '${norm}' normalises each input by its own statistics (norm, or mean and std) and maps the output back: not a fixed map our SAE holds (SAELens's decode alone cannot do it either)`);
+    throw fileError(
+      file,
+      `normalize_activations '${norm}' normalises each input by its own statistics (norm, or mean and std) and maps the output back: not a fixed map our SAE holds (SAELens's decode alone cannot do it either)`,
+    );
   } else if (norm !== undefined && norm !== null && norm !== false && norm !== 'none') {
-    throw fileError(file, `normalize_activations ${JSON.stringify(norm)} is not one SAELens knows (none, expected_average_only_in, constant_norm_rescale, layer_norm)`);
+    throw fileError(
+      file,
+      `normalize_activations ${JSON.stringify(norm)} is not one SAELens knows (none, expected_average_only_in, constant_norm_rescale, layer_norm)`,
+    );
   }
   const reshape = cfg['reshape_activations'];
-  if (reshape !== undefined && reshape !== 'none' && reshape !== 'hook_z') throw fileError(file, `reshape_activations ${JSON.stringify(reshape)} is not one SAELens knows (none, hook_z)`);
+  if (reshape !== undefined && reshape !== 'none' && reshape !== 'hook_z')
+    throw fileError(file, `reshape_activations ${JSON.stringify(reshape)} is not one SAELens knows (none, hook_z)`);
   const hookName = metadata['hook_name'];
-  if (reshape === 'hook_z' && typeof hookName === 'string' && !hookName.endsWith('_z')) throw fileError(file, `reshape_activations 'hook_z' but hook_name '${hookName}' is not a hook_z (SAELens refuses this too)`);
+  if (reshape === 'hook_z' && typeof hookName === 'string' && !hookName.endsWith('_z'))
+    throw fileError(file, `reshape_activations 'hook_z' but hook_name '${hookName}' is not a hook_z (SAELens refuses this too)`);
   if (reshape === 'hook_z' || (reshape === undefined && typeof hookName === 'string' && hookName.endsWith('_z'))) metadata['reshape_activations'] = 'hook_z';
   return { arch, kind, dIn, dSae, ...(k !== undefined ? { k } : {}), applyBDec, finetuningScale, rescaleByDecoderNorm: rescale && kind === 'topk', metadata };
 }
@@ -203,7 +232,8 @@ function saeLensParams(c: SaeLensCfg, tensors: Map<string, LoadedTensor>, file: 
     expectShape(file, `tensor '${scaleName}'`, t.shape, [dSae], `cfg.json says d_sae ${dSae}`);
     const s = toFloat32(t, file);
     if (!s.every((v) => Math.abs(v - 1) <= 1e-8 + 1e-5)) {
-      if (!c.finetuningScale) throw fileError(file, `tensor '${scaleName}' is not all ones but cfg.json has finetuning_scaling_factor false (SAELens refuses this too)`);
+      if (!c.finetuningScale)
+        throw fileError(file, `tensor '${scaleName}' is not all ones but cfg.json has finetuning_scaling_factor false (SAELens refuses this too)`);
       foldLatentScale(params, s, dSae, dIn);
       folded.push(`${scaleName} folded into W_dec (W_dec[i] *= s_i)`);
     }
@@ -211,7 +241,8 @@ function saeLensParams(c: SaeLensCfg, tensors: Map<string, LoadedTensor>, file: 
     folded.push('finetuning_scaling_factor true but no scaling_factor tensor: no scale, as SAELens does');
   }
   const extra = [...tensors.keys()].filter((n) => !names.includes(n) && n !== scaleName);
-  if (extra.length) throw fileError(file, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')} for SAELens architecture '${c.arch}'`);
+  if (extra.length)
+    throw fileError(file, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')} for SAELens architecture '${c.arch}'`);
   if (c.rescaleByDecoderNorm) {
     foldDecoderNorm(params, dIn, dSae, file);
     folded.push('rescale_acts_by_decoder_norm folded: W_enc and b_enc scaled by decoder norms, W_dec rows set to unit norm');
@@ -227,7 +258,8 @@ function isOwnLayout(cfg: Record<string, unknown>): boolean {
 
 async function loadOwnLayout(cfg: Record<string, unknown>, cfgPath: string, weightsPath: string): Promise<Sae> {
   const architecture = cfg['architecture'];
-  if (typeof architecture !== 'string' || !isArchitecture(architecture)) throw fileError(cfgPath, `architecture ${JSON.stringify(architecture)} is not supported`);
+  if (typeof architecture !== 'string' || !isArchitecture(architecture))
+    throw fileError(cfgPath, `architecture ${JSON.stringify(architecture)} is not supported`);
   const def = architectureDef(architecture);
   let hyper: unknown;
   try {
@@ -246,7 +278,8 @@ async function loadOwnLayout(cfg: Record<string, unknown>, cfgPath: string, weig
     params[spec.name] = toFloat32(t, weightsPath).slice();
   }
   const extra = [...tensors.keys()].filter((k) => !specs.some((s) => s.name === k));
-  if (extra.length) throw fileError(weightsPath, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} for architecture '${architecture}'`);
+  if (extra.length)
+    throw fileError(weightsPath, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} for architecture '${architecture}'`);
   return new Sae(architecture, dims, hyper, params, metadataOf(cfg));
 }
 
@@ -264,7 +297,10 @@ export async function loadSaeLens(dir: string): Promise<LoadedSae> {
   const c = readSaeLensConfig(cfg, cfgPath, folded);
   const { tensors } = await readSafetensors(weightsPath);
   const params = saeLensParams(c, tensors, weightsPath, folded);
-  const sae = toSae({ kind: c.kind, dIn: c.dIn, dSae: c.dSae, applyBDec: c.applyBDec, ...(c.k !== undefined ? { k: c.k } : {}), params, metadata: c.metadata }, folded);
+  const sae = toSae(
+    { kind: c.kind, dIn: c.dIn, dSae: c.dSae, applyBDec: c.applyBDec, ...(c.k !== undefined ? { k: c.k } : {}), params, metadata: c.metadata },
+    folded,
+  );
   await checkSparsityHeader(dir, sae.dims.dSae);
   return { sae, format: 'saelens', folded };
 }

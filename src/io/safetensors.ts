@@ -11,16 +11,7 @@
  * but s390x, which is not supported here.
  */
 import { bfloat16ToFloat32, float16ToFloat32 } from './float16.js';
-import {
-  byteSizeOf,
-  concatBytes,
-  formatShape,
-  openForReading,
-  quoteName,
-  readExactly,
-  readWholeFile,
-  writeFileAtomic,
-} from './atomic.js';
+import { byteSizeOf, concatBytes, formatShape, openForReading, quoteName, readExactly, readWholeFile, writeFileAtomic } from './atomic.js';
 import { fileError } from '../errors.js';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -204,7 +195,8 @@ function checkTiling(tensors: readonly StTensorInfo[], dataStart: number, fileSi
   let at = dataStart;
   let last: StTensorInfo | undefined;
   for (const t of tensors) {
-    if (t.begin < at && last !== undefined) throw fileError(file, `tensors ${quoteName(last.name)} ${range(last)} and ${quoteName(t.name)} ${range(t)} overlap`);
+    if (t.begin < at && last !== undefined)
+      throw fileError(file, `tensors ${quoteName(last.name)} ${range(last)} and ${quoteName(t.name)} ${range(t)} overlap`);
     if (t.begin > at) {
       const after = last === undefined ? 'the start of the data section' : `${quoteName(last.name)} ${range(last)}`;
       throw fileError(file, `${t.begin - at} unused bytes between ${after} and ${quoteName(t.name)} ${range(t)} (the data section must be covered exactly)`);
@@ -279,16 +271,26 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsC
 function typedTensor(info: StTensorInfo, b: ArrayBuffer): LoadedTensor {
   const { name, shape } = info;
   switch (info.dtype) {
-    case 'F64': return { name, shape, dtype: info.dtype, data: new Float64Array(b) };
-    case 'F32': return { name, shape, dtype: info.dtype, data: new Float32Array(b) };
-    case 'F16': return { name, shape, dtype: info.dtype, data: new Uint16Array(b) };
-    case 'BF16': return { name, shape, dtype: info.dtype, data: new Uint16Array(b) };
-    case 'I64': return { name, shape, dtype: info.dtype, data: new BigInt64Array(b) };
-    case 'I32': return { name, shape, dtype: info.dtype, data: new Int32Array(b) };
-    case 'I16': return { name, shape, dtype: info.dtype, data: new Int16Array(b) };
-    case 'I8': return { name, shape, dtype: info.dtype, data: new Int8Array(b) };
-    case 'U8': return { name, shape, dtype: info.dtype, data: new Uint8Array(b) };
-    case 'BOOL': return { name, shape, dtype: info.dtype, data: new Uint8Array(b) };
+    case 'F64':
+      return { name, shape, dtype: info.dtype, data: new Float64Array(b) };
+    case 'F32':
+      return { name, shape, dtype: info.dtype, data: new Float32Array(b) };
+    case 'F16':
+      return { name, shape, dtype: info.dtype, data: new Uint16Array(b) };
+    case 'BF16':
+      return { name, shape, dtype: info.dtype, data: new Uint16Array(b) };
+    case 'I64':
+      return { name, shape, dtype: info.dtype, data: new BigInt64Array(b) };
+    case 'I32':
+      return { name, shape, dtype: info.dtype, data: new Int32Array(b) };
+    case 'I16':
+      return { name, shape, dtype: info.dtype, data: new Int16Array(b) };
+    case 'I8':
+      return { name, shape, dtype: info.dtype, data: new Int8Array(b) };
+    case 'U8':
+      return { name, shape, dtype: info.dtype, data: new Uint8Array(b) };
+    case 'BOOL':
+      return { name, shape, dtype: info.dtype, data: new Uint8Array(b) };
   }
 }
 
@@ -303,10 +305,14 @@ export async function readSafetensors(path: string): Promise<SafetensorsContents
  */
 export function toFloat32(t: LoadedTensor, file: string): Float32Array {
   switch (t.dtype) {
-    case 'F32': return t.data;
-    case 'F16': return float16ToFloat32(t.data);
-    case 'BF16': return bfloat16ToFloat32(t.data);
-    case 'F64': return Float32Array.from(t.data);
+    case 'F32':
+      return t.data;
+    case 'F16':
+      return float16ToFloat32(t.data);
+    case 'BF16':
+      return bfloat16ToFloat32(t.data);
+    case 'F64':
+      return Float32Array.from(t.data);
     default:
       throw fileError(file, `tensor ${quoteName(t.name)} has dtype ${t.dtype}, but a float tensor (F32, F16, BF16, F64) is needed`);
   }
@@ -323,9 +329,7 @@ function byBytes(a: string, b: string): number {
  * compact with __metadata__ first and padded with spaces to a multiple of 8 bytes.
  */
 export function safetensorsChunks(tensors: Readonly<Record<string, TensorToWrite>>, metadata?: Readonly<Record<string, string>>): Uint8Array[] {
-  const entries = Object.entries(tensors).sort(
-    ([na, a], [nb, b]) => DTYPES[b.dtype].rank - DTYPES[a.dtype].rank || byBytes(na, nb),
-  );
+  const entries = Object.entries(tensors).sort(([na, a], [nb, b]) => DTYPES[b.dtype].rank - DTYPES[a.dtype].rank || byBytes(na, nb));
   const parts: string[] = [];
   if (metadata !== undefined) {
     const sorted = Object.entries(metadata).sort(([a], [b]) => byBytes(a, b));
@@ -365,6 +369,10 @@ export function serializeSafetensors(tensors: Readonly<Record<string, TensorToWr
 }
 
 /** Writes the file atomically, streaming each tensor's data without building the whole file in memory. */
-export async function writeSafetensors(path: string, tensors: Readonly<Record<string, TensorToWrite>>, metadata?: Readonly<Record<string, string>>): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: Readonly<Record<string, TensorToWrite>>,
+  metadata?: Readonly<Record<string, string>>,
+): Promise<void> {
   await writeFileAtomic(path, safetensorsChunks(tensors, metadata));
 }

@@ -52,7 +52,12 @@ export interface HarvestResult {
 }
 
 /** Runs the model over the contexts from the writer's cursor on and stores their rows. */
-export async function harvest(model: HookedModel, contexts: AsyncIterable<Context> | Iterable<Context>, writer: StoreWriter, o: HarvestOptions): Promise<HarvestResult> {
+export async function harvest(
+  model: HookedModel,
+  contexts: AsyncIterable<Context> | Iterable<Context>,
+  writer: StoreWriter,
+  o: HarvestOptions,
+): Promise<HarvestResult> {
   const started = performance.now();
   const max = o.maxTokens ?? Infinity;
   const skip = o.skipPositions ?? 0;

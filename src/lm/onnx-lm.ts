@@ -66,7 +66,8 @@ function variantFile(folder: string, dtype: OnnxDtype | undefined): string {
   throw fileError(folder, present.length ? `${what}; it has dtype ${present.join(', ')}: choose one with --model-dtype` : what);
 }
 
-const MERGED = 'is a merged decoder (its layers sit inside an If on use_cache_branch), which is not supported: use onnx/decoder_model.onnx or onnx/model.onnx of the same export';
+const MERGED =
+  'is a merged decoder (its layers sit inside an If on use_cache_branch), which is not supported: use onnx/decoder_model.onnx or onnx/model.onnx of the same export';
 
 export class OnnxLm {
   private current: { kind: SessionKind; hook: string | undefined; graph: Graph; plan: SessionPlan } | undefined;
@@ -195,24 +196,29 @@ export class OnnxLm {
    * old one is released first (only one copy of the weights is ever loaded).
    */
   private session(kind: SessionKind, hook: string | undefined): Promise<{ graph: Graph; plan: SessionPlan }> {
-    const next = this.opening.catch(() => undefined).then(async () => {
-      const c = this.current;
-      if (c !== undefined && c.kind === kind && c.hook === (kind === 'logits' ? undefined : hook)) return c;
-      this.current = undefined;
-      await c?.graph.release();
-      const logits = logitsOutput(this.graph);
-      if (logits === undefined) throw fileError(this.path, 'the graph has no outputs');
-      const plan = sessionPlan(this.model, kind, logits, kind === 'logits' ? undefined : hook);
-      const { bytes, folder } = this.model.sessionModel(plan.graph);
-      // without the CPU arena: intermediates (the logits) are freed after each run, not kept at their peak
-      const graph = await this.engine.session(bytes, { externalDataFolder: folder, arena: false }).catch((e: unknown) => {
-        // a graph our reader accepts but onnxruntime refuses (no IR version, a malformed node): the file's fault
-        const why = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/^\S*onnxruntime_src\S* /, '').replace(/^onnxruntime::\S*\(.*?\) (?=[A-Z])/, '');
-        throw fileError(this.path, `onnxruntime cannot load the graph (${why})`);
+    const next = this.opening
+      .catch(() => undefined)
+      .then(async () => {
+        const c = this.current;
+        if (c !== undefined && c.kind === kind && c.hook === (kind === 'logits' ? undefined : hook)) return c;
+        this.current = undefined;
+        await c?.graph.release();
+        const logits = logitsOutput(this.graph);
+        if (logits === undefined) throw fileError(this.path, 'the graph has no outputs');
+        const plan = sessionPlan(this.model, kind, logits, kind === 'logits' ? undefined : hook);
+        const { bytes, folder } = this.model.sessionModel(plan.graph);
+        // without the CPU arena: intermediates (the logits) are freed after each run, not kept at their peak
+        const graph = await this.engine.session(bytes, { externalDataFolder: folder, arena: false }).catch((e: unknown) => {
+          // a graph our reader accepts but onnxruntime refuses (no IR version, a malformed node): the file's fault
+          const why = (e instanceof Error ? e.message : String(e))
+            .split('\n')[0]!
+            .replace(/^\S*onnxruntime_src\S* /, '')
+            .replace(/^onnxruntime::\S*\(.*?\) (?=[A-Z])/, '');
+          throw fileError(this.path, `onnxruntime cannot load the graph (${why})`);
+        });
+        this.current = { kind, hook: kind === 'logits' ? undefined : hook, graph, plan };
+        return this.current;
       });
-      this.current = { kind, hook: kind === 'logits' ? undefined : hook, graph, plan };
-      return this.current;
-    });
     this.opening = next;
     return next;
   }
@@ -244,7 +250,8 @@ export class OnnxLm {
     const feeds: Feeds = { [SESSION.replacement]: { data: new Float32Array(1), dims: [1] }, [SESSION.splice]: { data: new Uint8Array(1), dims: [] } };
     for (const input of this.graph.inputs) {
       // an input that is also an initializer (IR < 4 exports list weights as inputs) keeps its stored value
-      if (plan.inputs.has(input.name) && !this.graph.initializers.has(input.name)) feeds[input.name] = this.feedFor(input, { ids, mask, positions }, B, longest);
+      if (plan.inputs.has(input.name) && !this.graph.initializers.has(input.name))
+        feeds[input.name] = this.feedFor(input, { ids, mask, positions }, B, longest);
     }
     return { feeds, lengths, longest };
   }
@@ -280,7 +287,6 @@ function float32(t: HostTensor | undefined, name: string): HostTensor<Float32Arr
   return { data: t.data, dims: t.dims };
 }
 
-
 /** Cross-entropy per row on the engine: logits [N, V], targets [N] -> [N]. */
 export async function crossEntropy(engine: Engine, logits: Float32Array, targets: Int32Array, vocabSize: number): Promise<Float32Array> {
   const g: Graph = await engine.graph('lm:cross-entropy', () => {
@@ -292,6 +298,9 @@ export async function crossEntropy(engine: Engine, logits: Float32Array, targets
     b.output(b.sub(lse, picked), 'ce', ['n']);
     return b.encode();
   });
-  const out = await g.run({ logits: { data: logits, dims: [targets.length, vocabSize] }, targets: { data: BigInt64Array.from(targets, (v) => BigInt(v)), dims: [targets.length] } });
+  const out = await g.run({
+    logits: { data: logits, dims: [targets.length, vocabSize] },
+    targets: { data: BigInt64Array.from(targets, (v) => BigInt(v)), dims: [targets.length] },
+  });
   return out['ce']!.data as Float32Array;
 }

@@ -78,7 +78,7 @@ function fileSource(path: string): ByteSource {
   let window = new Uint8Array(0);
   let windowAt = 0;
   const readAt = (buf: Uint8Array, offset: number): void => {
-    for (let got = 0; got < buf.length; ) {
+    for (let got = 0; got < buf.length;) {
       const n = readSync(fd, buf, got, buf.length - got, offset + got);
       if (n === 0) throw new ProtoError('the file ends inside a field');
       got += n;
@@ -161,12 +161,17 @@ function externalRef(t: readonly Field[], dir: string, where: string): DataRef {
   if (size === undefined) throw fileError(where, `its weights are in '${location}', which is not beside it (${file})`);
   const offset = Number(kv.get('offset') ?? 0);
   const length = kv.has('length') ? Number(kv.get('length')) : size - offset;
-  if (!(offset >= 0 && offset + length <= size)) throw fileError(file, `is too short for the weights the model reads from it (offset ${offset}, length ${length}, size ${size})`);
+  if (!(offset >= 0 && offset + length <= size))
+    throw fileError(file, `is too short for the weights the model reads from it (offset ${offset}, length ${length}, size ${size})`);
   return { file, offset, length };
 }
 
 function tensorInfo(t: readonly Field[]): { name: string; dims: number[]; dataType: number } {
-  return { name: text(t.find((x) => x.field === 8)?.payload ?? new Uint8Array()), dims: varints(t, 1), dataType: Number(t.find((x) => x.field === 2)?.value ?? 0n) };
+  return {
+    name: text(t.find((x) => x.field === 8)?.payload ?? new Uint8Array()),
+    dims: varints(t, 1),
+    dataType: Number(t.find((x) => x.field === 2)?.value ?? 0n),
+  };
 }
 
 /** Reads an initializer at [start, end) of the source: held when small, else its raw_data located. */
@@ -181,7 +186,7 @@ function readInitializerField(src: ByteSource, start: number, end: number, dir: 
   }
   const head: Field[] = [];
   let data: DataRef | undefined;
-  for (let at = start; at < end; ) {
+  for (let at = start; at < end;) {
     const h = headAt(src, at);
     if (h.field === 9 && h.wire === 2) data = { file: src.path, offset: h.start, length: h.end - h.start };
     else head.push(...fields(src.read(at, h.end - at)));
@@ -281,12 +286,12 @@ export class OnnxModel {
       const graphFields: GraphField[] = [];
       const initializers = new Map<string, Initializer>();
       let graphs = 0;
-      for (let at = 0; at < src.size; ) {
+      for (let at = 0; at < src.size;) {
         const h = headAt(src, at);
         if (h.end > src.size) throw new ProtoError('a field runs past the end');
         if (h.field === 7 && h.wire === 2) {
           graphs++;
-          for (let g = h.start; g < h.end; ) {
+          for (let g = h.start; g < h.end;) {
             const f = headAt(src, g);
             if (f.end > h.end) throw new ProtoError('a graph field runs past the graph');
             if (f.field === 5 && f.wire === 2) {
@@ -300,7 +305,9 @@ export class OnnxModel {
       }
       if (graphs !== 1) throw new ProtoError('no graph');
       // weights in a file other than the model's own are external data
-      const externalData = [...initializers.values()].some((i) => i.data !== undefined && (src.path === undefined || resolve(i.data.file) !== resolve(src.path)));
+      const externalData = [...initializers.values()].some(
+        (i) => i.data !== undefined && (src.path === undefined || resolve(i.data.file) !== resolve(src.path)),
+      );
       return new OnnxModel(where, modelHead, graphFields, initializers, { ...describe(graphFields, initializers), externalData });
     } catch (e) {
       if (e instanceof ProtoError) throw new UserError(`${where}: not an ONNX model (${e.message})`);
@@ -330,13 +337,16 @@ export class OnnxModel {
     } else {
       const t = fields(init.proto!);
       const raw = t.find((x) => x.field === 9)?.payload;
-      if (raw !== undefined) bytes = new Uint8Array(raw); // a copy (Buffer.slice would be a view)
+      if (raw !== undefined)
+        bytes = new Uint8Array(raw); // a copy (Buffer.slice would be a view)
       else if (init.dataType === ONNX_TYPE.float) bytes = floatData(t);
-      else if (init.dataType === ONNX_TYPE.int32 || init.dataType === ONNX_TYPE.uint8 || init.dataType === ONNX_TYPE.int8) bytes = Uint8Array.from(varints(t, 5)); // int32_data holds the 8-bit types too
+      else if (init.dataType === ONNX_TYPE.int32 || init.dataType === ONNX_TYPE.uint8 || init.dataType === ONNX_TYPE.int8)
+        bytes = Uint8Array.from(varints(t, 5)); // int32_data holds the 8-bit types too
       else throw bad(`has data type ${init.dataType} stored in a way not read here`);
     }
     const per = TYPE_BYTES[init.dataType] ?? 0;
-    if (per !== 0 && bytes.length !== size * per && init.dataType !== ONNX_TYPE.int32) throw bad(`holds ${bytes.length} bytes for dims [${init.dims.join(', ')}]`);
+    if (per !== 0 && bytes.length !== size * per && init.dataType !== ONNX_TYPE.int32)
+      throw bad(`holds ${bytes.length} bytes for dims [${init.dims.join(', ')}]`);
     return { dims: init.dims, dataType: init.dataType, bytes };
   }
 
@@ -369,7 +379,8 @@ export class OnnxModel {
       if (init.proto !== undefined) g.bytes(5, init.proto);
       else {
         const location = relative(folder, init.data!.file);
-        if (location.startsWith('..') || isAbsolute(location)) throw fileError(this.where, `weight '${init.name}' is in ${init.data!.file}, outside the model's folder`);
+        if (location.startsWith('..') || isAbsolute(location))
+          throw fileError(this.where, `weight '${init.name}' is in ${init.data!.file}, outside the model's folder`);
         g.message(5, externalTensor(init, location));
       }
     }
@@ -402,7 +413,9 @@ function externalTensor(init: Initializer, location: string): ProtoWriter {
   const t = new ProtoWriter();
   for (const raw of init.head) t.raw(raw);
   const entry = (k: string, v: string): ProtoWriter => new ProtoWriter().string(1, k).string(2, v);
-  t.message(13, entry('location', location)).message(13, entry('offset', String(init.data!.offset))).message(13, entry('length', String(init.data!.length)));
+  t.message(13, entry('location', location))
+    .message(13, entry('offset', String(init.data!.offset)))
+    .message(13, entry('length', String(init.data!.length)));
   return t.int(14, 1);
 }
 
@@ -456,11 +469,35 @@ function floatData(t: readonly Field[]): Uint8Array {
 
 /** Output element type of ops whose type is not their first input's: index of the input to copy, or a fixed type. */
 const TYPE_RULES: Readonly<Record<string, { input: number } | { type: number }>> = {
-  Shape: { type: 7 }, Size: { type: 7 }, NonZero: { type: 7 }, ArgMax: { type: 7 }, ArgMin: { type: 7 },
-  Equal: { type: 9 }, Greater: { type: 9 }, Less: { type: 9 }, GreaterOrEqual: { type: 9 }, LessOrEqual: { type: 9 }, Not: { type: 9 }, And: { type: 9 }, Or: { type: 9 }, IsNaN: { type: 9 }, IsInf: { type: 9 },
-  Where: { input: 1 }, DequantizeLinear: { input: 1 }, QuantizeLinear: { input: 2 }, MatMulInteger: { type: 6 }, ConvInteger: { type: 6 },
-  DynamicQuantizeLinear: { type: 2 }, QLinearMatMul: { input: 7 }, QLinearConv: { input: 7 }, QLinearAdd: { input: 7 }, QLinearMul: { input: 7 },
-  CastLike: { input: 1 }, Expand: { input: 0 }, Range: { input: 0 }, GatherBlockQuantized: { input: 2 },
+  Shape: { type: 7 },
+  Size: { type: 7 },
+  NonZero: { type: 7 },
+  ArgMax: { type: 7 },
+  ArgMin: { type: 7 },
+  Equal: { type: 9 },
+  Greater: { type: 9 },
+  Less: { type: 9 },
+  GreaterOrEqual: { type: 9 },
+  LessOrEqual: { type: 9 },
+  Not: { type: 9 },
+  And: { type: 9 },
+  Or: { type: 9 },
+  IsNaN: { type: 9 },
+  IsInf: { type: 9 },
+  Where: { input: 1 },
+  DequantizeLinear: { input: 1 },
+  QuantizeLinear: { input: 2 },
+  MatMulInteger: { type: 6 },
+  ConvInteger: { type: 6 },
+  DynamicQuantizeLinear: { type: 2 },
+  QLinearMatMul: { input: 7 },
+  QLinearConv: { input: 7 },
+  QLinearAdd: { input: 7 },
+  QLinearMul: { input: 7 },
+  CastLike: { input: 1 },
+  Expand: { input: 0 },
+  Range: { input: 0 },
+  GatherBlockQuantized: { input: 2 },
 };
 
 /** The element type of every value we can tell: declared, or carried through the nodes in order. */
@@ -493,7 +530,14 @@ export function valueInfo(name: string, elemType: number, dims?: readonly (numbe
 }
 
 /** A NodeProto (as a graph field, number 1) with integer attributes, and attribute fields copied from another node. */
-export function nodeField(opType: string, inputs: readonly string[], outputs: readonly string[], name: string, ints: Readonly<Record<string, number>> = {}, attributes: readonly Uint8Array[] = []): Uint8Array {
+export function nodeField(
+  opType: string,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  name: string,
+  ints: Readonly<Record<string, number>> = {},
+  attributes: readonly Uint8Array[] = [],
+): Uint8Array {
   const n = new ProtoWriter();
   for (const i of inputs) n.string(1, i);
   for (const o of outputs) n.string(2, o);
@@ -544,4 +588,3 @@ export function withOutput(raw: Uint8Array, index: number, name: string): Uint8A
 export function isMergedDecoder(info: OnnxGraphInfo): boolean {
   return info.inputs.some((i) => i.name === 'use_cache_branch') || (info.nodes.some((n) => n.opType === 'If' && n.subgraphs) && info.nodes.length < 16);
 }
-

@@ -63,7 +63,8 @@ export function sessionPlan(model: OnnxModel, kind: SessionKind, logits: string,
   };
   const floatOut = (t: string, as: string, extra: Uint8Array[]): string => {
     const e = typeOf(t);
-    if (e !== ONNX_TYPE.float && e !== ONNX_TYPE.float16 && e !== ONNX_TYPE.bfloat16 && e !== 11) throw new UserError(`${model.where}: tensor '${t}' has element type ${e}, not a float type`);
+    if (e !== ONNX_TYPE.float && e !== ONNX_TYPE.float16 && e !== ONNX_TYPE.bfloat16 && e !== 11)
+      throw new UserError(`${model.where}: tensor '${t}' has element type ${e}, not a float type`);
     if (e === ONNX_TYPE.float && as === SESSION.logits) return t;
     extra.push(nodeField('Cast', [t], [as], `${as}/Cast`, { to: ONNX_TYPE.float }));
     return as;

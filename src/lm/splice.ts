@@ -74,7 +74,14 @@ async function meanCe(engine: Engine, lm: OnnxLm, contexts: readonly Int32Array[
 }
 
 /** CE clean / spliced / zero-ablated over contexts, in batches of `batch`. */
-export async function causalSplice(engine: Engine, lm: OnnxLm, hook: string, edit: RowEdit, contexts: readonly Int32Array[], batch = 8): Promise<CausalSpliceMetrics> {
+export async function causalSplice(
+  engine: Engine,
+  lm: OnnxLm,
+  hook: string,
+  edit: RowEdit,
+  contexts: readonly Int32Array[],
+  batch = 8,
+): Promise<CausalSpliceMetrics> {
   const sums = { clean: 0, spliced: 0, zero: 0, n: 0 };
   for (let i = 0; i < contexts.length; i += batch) {
     const b = contexts.slice(i, i + batch);
@@ -86,7 +93,14 @@ export async function causalSplice(engine: Engine, lm: OnnxLm, hook: string, edi
   }
   const n = Math.max(1, sums.n);
   const [ceClean, ceSpliced, ceZero] = [sums.clean / n, sums.spliced / n, sums.zero / n];
-  return { tokens: sums.n, ce_clean: ceClean, ce_spliced: ceSpliced, ce_zero: ceZero, loss_recovered: (ceZero - ceSpliced) / (ceZero - ceClean), delta_loss: ceSpliced - ceClean };
+  return {
+    tokens: sums.n,
+    ce_clean: ceClean,
+    ce_spliced: ceSpliced,
+    ce_zero: ceZero,
+    loss_recovered: (ceZero - ceSpliced) / (ceZero - ceClean),
+    delta_loss: ceSpliced - ceClean,
+  };
 }
 
 export interface EncoderSpliceMetrics {

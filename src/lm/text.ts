@@ -117,7 +117,13 @@ export type ContextMode = 'sentences' | 'chunks';
  * Contexts of at most `contextSize` tokens, numbered in order: one per sentence (long ones cut),
  * or the document's tokens in consecutive chunks (`prefix`, such as a BOS token, starts each).
  */
-export function* contextsOf(docs: Iterable<TextDocument>, tokenize: Tokenize, contextSize: number, mode: ContextMode, prefix: readonly number[] = []): Generator<Context> {
+export function* contextsOf(
+  docs: Iterable<TextDocument>,
+  tokenize: Tokenize,
+  contextSize: number,
+  mode: ContextMode,
+  prefix: readonly number[] = [],
+): Generator<Context> {
   const room = contextSize - prefix.length;
   if (!Number.isInteger(contextSize) || room < 1) throw new UserError(`the context size must be an integer larger than ${prefix.length}, got ${contextSize}`);
   let index = 0;

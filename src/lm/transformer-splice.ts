@@ -93,7 +93,14 @@ export interface SpliceOptions {
 }
 
 /** CE clean / spliced / zero-ablated and KL(clean || spliced) with the SAE's reconstruction at `hook`. */
-export async function transformerSplice(engine: Engine, model: HookedTransformer, sae: Sae, hook: string, contexts: readonly Int32Array[], o: SpliceOptions = {}): Promise<TransformerSpliceMetrics> {
+export async function transformerSplice(
+  engine: Engine,
+  model: HookedTransformer,
+  sae: Sae,
+  hook: string,
+  contexts: readonly Int32Array[],
+  o: SpliceOptions = {},
+): Promise<TransformerSpliceMetrics> {
   const width = model.hookWidth(hook);
   if (hook.endsWith('attn.hook_pattern')) throw new UserError(`hook '${hook}' is an attention pattern; an SAE splices into one row per token`);
   if (width !== sae.dims.dIn) throw new UserError(`the SAE reads ${sae.dims.dIn}-wide vectors, but ${hook} of ${model.name} is ${width} wide`);
@@ -118,7 +125,15 @@ export async function transformerSplice(engine: Engine, model: HookedTransformer
   }
   if (sums.n === 0) throw new UserError('no next-token positions to evaluate (every context is a single token)');
   const [ceClean, ceSpliced, ceZero] = [sums.clean / sums.n, sums.spliced / sums.n, sums.zero / sums.n];
-  return { tokens: sums.n, ce_clean: ceClean, ce_spliced: ceSpliced, ce_zero: ceZero, loss_recovered: (ceZero - ceSpliced) / (ceZero - ceClean), delta_loss: ceSpliced - ceClean, kl_spliced: sums.kl / sums.n };
+  return {
+    tokens: sums.n,
+    ce_clean: ceClean,
+    ce_spliced: ceSpliced,
+    ce_zero: ceZero,
+    loss_recovered: (ceZero - ceSpliced) / (ceZero - ceClean),
+    delta_loss: ceSpliced - ceClean,
+    kl_spliced: sums.kl / sums.n,
+  };
 }
 
 /** x [batch, pos, width] with the rows of real tokens at positions >= keep edited; the rest kept. */
@@ -142,7 +157,9 @@ export function steeringEdit(sae: Sae, s: Steering): HookEdit {
   const direction = sae.params['W_dec']!.slice(s.feature * dIn, (s.feature + 1) * dIn); // [dIn]
   if ('add' in s) return { add: direction.map((w) => w * s.add) };
   if (sae.architecture !== 'standard' || sae.metadata['normalize_activations'] === 'expected_average_only_in') {
-    throw new UserError(`--clamp on a transformer runs inside the graph, which computes a ReLU SAE's feature relu((x - b_dec) W_enc + b_enc) on raw activations; this SAE is ${sae.architecture}${sae.architecture === 'standard' ? ' with normalised activations' : ''}: use --alpha`);
+    throw new UserError(
+      `--clamp on a transformer runs inside the graph, which computes a ReLU SAE's feature relu((x - b_dec) W_enc + b_enc) on raw activations; this SAE is ${sae.architecture}${sae.architecture === 'standard' ? ' with normalised activations' : ''}: use --alpha`,
+    );
   }
   const wEnc = sae.params['W_enc']!; // [dIn, dSae]
   const encoder = Float32Array.from({ length: dIn }, (_, j) => wEnc[j * dSae + s.feature]!);
@@ -180,8 +197,14 @@ export function sampleNext(z: Float32Array, s: Sampling, rng: Rng): number {
  * Continues `prompt` by `steps` tokens with the edits applied at every position (no key/value
  * cache: each step runs the whole prefix); stops early at `eos`.
  */
-export async function generateTokens(model: HookedTransformer, prompt: readonly number[], steps: number, o: { edits?: Readonly<Record<string, HookEdit>>; sampling?: Sampling; eos?: number | undefined } = {}): Promise<number[]> {
-  if (prompt.length + steps > model.config.maxPositions) throw new UserError(`${prompt.length} prompt tokens + ${steps} new ones exceed the model's ${model.config.maxPositions} positions`);
+export async function generateTokens(
+  model: HookedTransformer,
+  prompt: readonly number[],
+  steps: number,
+  o: { edits?: Readonly<Record<string, HookEdit>>; sampling?: Sampling; eos?: number | undefined } = {},
+): Promise<number[]> {
+  if (prompt.length + steps > model.config.maxPositions)
+    throw new UserError(`${prompt.length} prompt tokens + ${steps} new ones exceed the model's ${model.config.maxPositions} positions`);
   const sampling = o.sampling ?? { temperature: 0, seed: 0 };
   const rng = new Rng(sampling.seed);
   const V = model.config.vocab;

@@ -55,13 +55,19 @@ export function findUnembedding(model: OnnxModel): UnembeddingLookup {
     if (n === undefined) return none(`the logits '${logits}' are not made by a MatMul or Gemm`);
     if (n.opType === 'MatMul' || n.opType === 'Gemm' || n.opType === 'MatMulNBits') product = n;
     else if (PASS_THROUGH.has(n.opType) && n.inputs[0]) t = n.inputs[0];
-    else if (n.opType === 'Add' && n.inputs.length === 2 && n.inputs.some((i) => graph.initializers.has(i))) t = n.inputs.find((i) => !graph.initializers.has(i)) ?? '';
-    else if (n.opType === 'Mul' && n.inputs.some((i) => producer.get(i)?.opType === 'Cast' && producer.get(producer.get(i)!.inputs[0] ?? '')?.opType === 'MatMulInteger')) return matMulInteger(model, n, producer);
+    else if (n.opType === 'Add' && n.inputs.length === 2 && n.inputs.some((i) => graph.initializers.has(i)))
+      t = n.inputs.find((i) => !graph.initializers.has(i)) ?? '';
+    else if (
+      n.opType === 'Mul' &&
+      n.inputs.some((i) => producer.get(i)?.opType === 'Cast' && producer.get(producer.get(i)!.inputs[0] ?? '')?.opType === 'MatMulInteger')
+    )
+      return matMulInteger(model, n, producer);
     else return none(`the logits come from a ${n.opType} node ('${n.name}'), not from a MatMul or Gemm with a stored weight`);
   }
   if (product === undefined) return none(`no MatMul or Gemm within ${MAX_HOPS} nodes of the logits '${logits}'`);
   if (product.opType === 'MatMulNBits') return matMulNBits(model, product);
-  if (product.opType === 'Gemm' && product.ints.get('transA') === 1) return none(`the logits' Gemm ('${product.name}') transposes its input (transA), which is not supported`);
+  if (product.opType === 'Gemm' && product.ints.get('transA') === 1)
+    return none(`the logits' Gemm ('${product.name}') transposes its input (transA), which is not supported`);
 
   let weight = product.inputs[1] ?? '';
   let transposed = product.opType === 'Gemm' && product.ints.get('transB') === 1;
@@ -74,14 +80,18 @@ export function findUnembedding(model: OnnxModel): UnembeddingLookup {
     const n = producer.get(weight);
     const perm = n?.ints.get('perm');
     if (n?.opType === 'Identity' && n.inputs[0]) weight = n.inputs[0];
-    else if (n?.opType === 'Cast' && n.inputs[0]) weight = n.inputs[0]; // float16 weights cast to float32
+    else if (n?.opType === 'Cast' && n.inputs[0])
+      weight = n.inputs[0]; // float16 weights cast to float32
     else if (n?.opType === 'Transpose' && n.inputs[0] && (perm === undefined || (Array.isArray(perm) && perm.join() === '1,0'))) {
       weight = n.inputs[0];
       transposed = !transposed;
     } else if (n?.opType === 'DequantizeLinear' && n.inputs.every((i) => i === '' || graph.initializers.has(i))) {
       w = dequantizeLinear(model, n);
       weight = n.inputs[0]!;
-    } else return none(`the weight of the logits' ${product.opType} ('${weight}') is ${n ? `made by a ${n.opType} node` : 'a graph input'}, not a stored initializer`);
+    } else
+      return none(
+        `the weight of the logits' ${product.opType} ('${weight}') is ${n ? `made by a ${n.opType} node` : 'a graph input'}, not a stored initializer`,
+      );
   }
   if (w === undefined) return none(`the weight of the logits' ${product.opType} ('${weight}') is not a stored initializer`);
   if (w.dims.length !== 2) return none(`the unembedding '${weight}' has shape [${w.dims.join(', ')}], not a matrix`);
@@ -118,17 +128,20 @@ function dequantizeLinear(model: OnnxModel, n: OnnxNode): OnnxTensor {
 /** The dequantised weight of a MatMulNBits: W^T [N, K] (so `transposed`). */
 function matMulNBits(model: OnnxModel, n: OnnxNode): UnembeddingLookup {
   const [K, N, bits, block] = ['K', 'N', 'bits', 'block_size'].map((a) => n.ints.get(a));
-  if (typeof K !== 'number' || typeof N !== 'number' || typeof block !== 'number') return { found: false, reason: `the logits' MatMulNBits ('${n.name}') lacks its K, N or block_size attribute` };
+  if (typeof K !== 'number' || typeof N !== 'number' || typeof block !== 'number')
+    return { found: false, reason: `the logits' MatMulNBits ('${n.name}') lacks its K, N or block_size attribute` };
   const b = typeof bits === 'number' ? bits : 4;
   if (b !== 4 && b !== 8) return { found: false, reason: `the logits' MatMulNBits ('${n.name}') has ${b}-bit weights; 4 and 8 bits are dequantised here` };
   if (n.inputs[4]) return { found: false, reason: `the logits' MatMulNBits ('${n.name}') reorders its blocks (g_idx), which is not dequantised here` };
   const q = model.tensorBytes(n.inputs[1] ?? '');
   const scales = model.readTensor(n.inputs[2] ?? '');
-  if (q === undefined || scales === undefined) return { found: false, reason: `the weight or scales of the logits' MatMulNBits ('${n.name}') are not stored initializers` };
+  if (q === undefined || scales === undefined)
+    return { found: false, reason: `the weight or scales of the logits' MatMulNBits ('${n.name}') are not stored initializers` };
   const blocks = Math.ceil(K / block);
   const blob = (block * b) / 8;
   const zp = n.inputs[3] ? model.tensorBytes(n.inputs[3]) : undefined;
-  if (zp !== undefined && zp.dataType !== ONNX_TYPE.uint8) return { found: false, reason: `the zero points of the logits' MatMulNBits ('${n.name}') are not packed uint8` };
+  if (zp !== undefined && zp.dataType !== ONNX_TYPE.uint8)
+    return { found: false, reason: `the zero points of the logits' MatMulNBits ('${n.name}') are not packed uint8` };
   const zpRow = Math.ceil((blocks * b) / 8); // packed zero points per column n
   const data = new Float32Array(N * K); // W^T [N, K]
   for (let col = 0; col < N; col++) {
@@ -149,7 +162,10 @@ function matMulNBits(model: OnnxModel, n: OnnxNode): UnembeddingLookup {
 /** The weight of a dynamically quantised product Mul(Cast(MatMulInteger(x_q, W_q, x_z, W_z)), x_scale * W_scale): W [K, N]. */
 function matMulInteger(model: OnnxModel, mul: OnnxNode, producer: ReadonlyMap<string, OnnxNode>): UnembeddingLookup {
   const graph = model.info;
-  const none = (why: string): UnembeddingLookup => ({ found: false, reason: `the logits come from a dynamically quantised product (MatMulInteger, '${mul.name}') whose ${why}` });
+  const none = (why: string): UnembeddingLookup => ({
+    found: false,
+    reason: `the logits come from a dynamically quantised product (MatMulInteger, '${mul.name}') whose ${why}`,
+  });
   const castOut = mul.inputs.find((i) => producer.get(i)?.opType === 'Cast')!;
   const mmi = producer.get(producer.get(castOut)!.inputs[0]!)!;
   const scaleMul = producer.get(mul.inputs.find((i) => i !== castOut) ?? '');

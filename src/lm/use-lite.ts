@@ -107,7 +107,12 @@ export class UseLite {
    * replaced by edit(rows) (padding left as it was): `embeddings` are the edited model's, `clean`
    * the model's own.
    */
-  async run(contexts: readonly Int32Array[], node: string, edit?: RowEdit, withEmbeddings = true): Promise<{ embeddings: Float32Array; clean: Float32Array; hook: Float32Array; tokens: number }> {
+  async run(
+    contexts: readonly Int32Array[],
+    node: string,
+    edit?: RowEdit,
+    withEmbeddings = true,
+  ): Promise<{ embeddings: Float32Array; clean: Float32Array; hook: Float32Array; tokens: number }> {
     const lengths = contexts.map((c) => c.length);
     if (lengths.some((n) => n < 1 || n > USE_LITE_MAX_TOKENS)) throw new RangeError(`USE-lite sentences must have 1 to ${USE_LITE_MAX_TOKENS} tokens`);
     const tokens = lengths.reduce((a, b) => a + b, 0);
@@ -178,9 +183,10 @@ async function inLengthOrder(contexts: readonly Int32Array[], d: number, run: (b
   }
   const out = new Float32Array(total * d); // [tokens, d]
   const order = contexts.map((_, i) => i).sort((a, b) => contexts[a]!.length - contexts[b]!.length);
-  for (let at = 0; at < order.length; ) {
+  for (let at = 0; at < order.length;) {
     const group: number[] = [];
-    while (at < order.length && (group.length + 1) * contexts[order[at]!]!.length <= Math.max(PADDED_TOKENS_PER_CALL, contexts[order[at]!]!.length)) group.push(order[at++]!);
+    while (at < order.length && (group.length + 1) * contexts[order[at]!]!.length <= Math.max(PADDED_TOKENS_PER_CALL, contexts[order[at]!]!.length))
+      group.push(order[at++]!);
     const rows = await run(group.map((i) => contexts[i]!));
     let row = 0;
     for (const i of group) {
@@ -200,6 +206,7 @@ function layoutOf(shape: readonly number[], lengths: readonly number[], tokens: 
   // one sentence: both layouts are [1, tokens, d]
   if (shape.length === 3 && lengths.length > 1 && shape[0] === lengths.length && shape[1] === longest) return { packed: false, longest, width };
   if (rows === tokens) return { packed: true, longest, width };
-  throw new UserError(`the hooked node has shape [${shape.join(', ')}], which is neither one row per token nor [sentences, longest, width]; choose another hook`);
+  throw new UserError(
+    `the hooked node has shape [${shape.join(', ')}], which is neither one row per token nor [sentences, longest, width]; choose another hook`,
+  );
 }
-

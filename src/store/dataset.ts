@@ -69,7 +69,7 @@ export async function openStore(dir: string): Promise<StoreDataset> {
   /** Calls visit(shard, first row in it, rows, offset in the request) for the shards rows [start, start + count) span. */
   const pieces = async (start: number, count: number, visit: (s: OpenShard, from: number, n: number, at: number) => Promise<void>): Promise<void> => {
     const jobs: Promise<void>[] = [];
-    for (let at = 0; at < count; ) {
+    for (let at = 0; at < count;) {
       const i = lastAtOrBelow(starts, start + at);
       const from = start + at - starts[i]!;
       const n = Math.min(count - at, m.shards[i]!.rows - from);
@@ -139,7 +139,10 @@ async function checkShard(dir: string, m: StoreManifest, i: number): Promise<Rec
   const find = (name: string, dtype: string, shape: readonly number[]): StTensorInfo => {
     const t = header.tensors.find((x) => x.name === name);
     if (t === undefined || t.dtype !== dtype || t.shape.join() !== shape.join()) {
-      throw fileError(path, `tensor '${name}' should be ${dtype} [${shape.join(', ')}] as the manifest says${t ? `, but it is ${t.dtype} [${t.shape.join(', ')}]` : ', but it is missing'}`);
+      throw fileError(
+        path,
+        `tensor '${name}' should be ${dtype} [${shape.join(', ')}] as the manifest says${t ? `, but it is ${t.dtype} [${t.shape.join(', ')}]` : ', but it is missing'}`,
+      );
     }
     return t;
   };

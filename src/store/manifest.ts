@@ -96,5 +96,11 @@ export async function writeManifest(dir: string, m: StoreManifest): Promise<void
 
 /** What SAELens keeps in cfg.json metadata about the activations an SAE was trained on. */
 export function saelensMetadata(m: StoreManifest): Record<string, unknown> {
-  return { model_name: m.model, hook_name: m.hook_name, context_size: m.context_size, prepend_bos: m.source['prepend_bos'] === true, ...(m.source['exclude_bos'] === true ? { exclude_bos: true } : {}) };
+  return {
+    model_name: m.model,
+    hook_name: m.hook_name,
+    context_size: m.context_size,
+    prepend_bos: m.source['prepend_bos'] === true,
+    ...(m.source['exclude_bos'] === true ? { exclude_bos: true } : {}),
+  };
 }

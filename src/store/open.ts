@@ -96,7 +96,13 @@ async function checkDataPath(path: string): Promise<void> {
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw fileError(path, 'no such file');
   if (info.isFile() || info.isDirectory()) return;
-  const kind = info.isFIFO() ? 'a FIFO (named pipe)' : info.isSocket() ? 'a socket' : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : 'not a regular file';
+  const kind = info.isFIFO()
+    ? 'a FIFO (named pipe)'
+    : info.isSocket()
+      ? 'a socket'
+      : info.isCharacterDevice() || info.isBlockDevice()
+        ? 'a device'
+        : 'not a regular file';
   throw fileError(path, `is ${kind}; data must be a regular file or a folder`);
 }
 

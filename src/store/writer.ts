@@ -12,7 +12,16 @@ import { fileError, UserError } from '../errors.js';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
 import { float32ToFloat16 } from '../io/float16.js';
 import { writeSafetensors } from '../io/safetensors.js';
-import { MANIFEST_FILENAME, readManifest, SHARD_TENSORS, shardFileName, type StoreDtype, type StoreManifest, VOCAB_FILENAME, writeManifest } from './manifest.js';
+import {
+  MANIFEST_FILENAME,
+  readManifest,
+  SHARD_TENSORS,
+  shardFileName,
+  type StoreDtype,
+  type StoreManifest,
+  VOCAB_FILENAME,
+  writeManifest,
+} from './manifest.js';
 
 /** Shards of about this many bytes of activations by default. */
 const SHARD_BYTES = 128 * 2 ** 20;
@@ -128,7 +137,7 @@ export class StoreWriter {
     if (c.context < this.start.context) return;
     if (c.context < this.at.context) throw new Error(`append: context ${c.context} comes before the cursor (${this.at.context})`);
     const skip = c.context === this.start.context ? Math.min(n, this.start.row) : 0;
-    for (let r = skip; r < n; ) {
+    for (let r = skip; r < n;) {
       const take = Math.min(n - r, this.manifest.rows_per_shard - this.filled);
       const f = this.filled;
       this.x.set(c.x.subarray(r * d, (r + take) * d), f * d);
@@ -159,7 +168,10 @@ export class StoreWriter {
     if (n > 0) {
       const file = shardFileName(shards.length);
       const x = this.x.subarray(0, n * m.d_in);
-      const activations = m.dtype === 'float16' ? { dtype: 'F16' as const, shape: [n, m.d_in], data: float32ToFloat16(x) } : { dtype: 'F32' as const, shape: [n, m.d_in], data: x };
+      const activations =
+        m.dtype === 'float16'
+          ? { dtype: 'F16' as const, shape: [n, m.d_in], data: float32ToFloat16(x) }
+          : { dtype: 'F32' as const, shape: [n, m.d_in], data: x };
       const col = (a: Int32Array): { dtype: 'I32'; shape: number[]; data: Int32Array } => ({ dtype: 'I32', shape: [n], data: a.subarray(0, n) });
       await writeSafetensors(join(this.dir, file), {
         [SHARD_TENSORS.activations]: activations,

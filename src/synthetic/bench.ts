@@ -168,7 +168,14 @@ async function* chunksOf(b: SyntheticBatch, dIn: number, rows = 4096): AsyncGene
   }
 }
 
-async function trainOne(engine: Engine, data: SyntheticData, evalSet: SyntheticBatch, s: TrainSettings, log: BenchLog, showProgress: boolean): Promise<Trained> {
+async function trainOne(
+  engine: Engine,
+  data: SyntheticData,
+  evalSet: SyntheticBatch,
+  s: TrainSettings,
+  log: BenchLog,
+  showProgress: boolean,
+): Promise<Trained> {
   const progress = new Progress({ stream: log.stream, every: Math.max(1, Math.floor(s.schedule.steps / 10)), quiet: log.quiet || !showProgress });
   const r = await train(engine, s, data, { checkpointEvery: 0, progress, key: 'bench-recovery', sampleRows: 4096 });
   const metrics = (await evaluate(engine, r.sae, chunksOf(evalSet, s.dims.dIn))).metrics();
@@ -201,7 +208,15 @@ function relativeMiss(l0: number, target: number): number {
 }
 
 /** The knob value whose short probe run is nearest the target L0, and the probes. */
-async function searchKnob(engine: Engine, data: SyntheticData, evalSet: SyntheticBatch, o: RecoveryBenchOptions, arch: Architecture, s: ArchSettings, log: BenchLog): Promise<{ value: number; probes: Probe[] }> {
+async function searchKnob(
+  engine: Engine,
+  data: SyntheticData,
+  evalSet: SyntheticBatch,
+  o: RecoveryBenchOptions,
+  arch: Architecture,
+  s: ArchSettings,
+  log: BenchLog,
+): Promise<{ value: number; probes: Probe[] }> {
   const knob = s.knob;
   if (knob.kind === 'l0') return { value: Math.max(1, Math.round(o.targetL0)), probes: [] };
   const grows = knob.kind === 'rate';
@@ -211,7 +226,10 @@ async function searchKnob(engine: Engine, data: SyntheticData, evalSet: Syntheti
   for (let i = 0; i < o.maxProbes; i++) {
     const t = await trainOne(engine, data, evalSet, trainSettings(o, arch, s, value, o.searchSteps), log, false);
     probes.push({ value, l0: t.metrics.l0 });
-    say(log, `  ${arch}: probe of ${o.searchSteps} steps, ${knobName(arch, knob)} = ${value.toPrecision(4)} -> L0 ${t.metrics.l0.toFixed(2)} (target ${o.targetL0.toFixed(2)})`);
+    say(
+      log,
+      `  ${arch}: probe of ${o.searchSteps} steps, ${knobName(arch, knob)} = ${value.toPrecision(4)} -> L0 ${t.metrics.l0.toFixed(2)} (target ${o.targetL0.toFixed(2)})`,
+    );
     if (relativeMiss(t.metrics.l0, o.targetL0) <= o.tolerance) break;
     value = nextKnobValue(probes, o.targetL0, grows, max);
   }
@@ -242,7 +260,14 @@ export function correctedValue(runs: readonly Probe[], target: number, l0GrowsWi
   return last.value * Math.min(4, Math.max(0.25, step));
 }
 
-export async function benchArchitecture(engine: Engine, data: SyntheticData, evalSet: SyntheticBatch, o: RecoveryBenchOptions, arch: Architecture, log: BenchLog): Promise<ArchResult> {
+export async function benchArchitecture(
+  engine: Engine,
+  data: SyntheticData,
+  evalSet: SyntheticBatch,
+  o: RecoveryBenchOptions,
+  arch: Architecture,
+  log: BenchLog,
+): Promise<ArchResult> {
   const start = performance.now();
   const s = settingsFor(arch, o.hyper?.[arch]);
   const name = knobName(arch, s.knob);
@@ -257,7 +282,10 @@ export async function benchArchitecture(engine: Engine, data: SyntheticData, eva
     runs.push({ value, l0: t.metrics.l0 });
     if (!best || relativeMiss(t.metrics.l0, o.targetL0) < relativeMiss(best.t.metrics.l0, o.targetL0)) best = { t, value };
     if (s.knob.kind === 'l0' || relativeMiss(t.metrics.l0, o.targetL0) <= o.tolerance || runs.length > o.maxCorrections) break;
-    say(log, `  ${arch}: L0 ${t.metrics.l0.toFixed(2)} after the full run misses the target by more than ${(o.tolerance * 100).toFixed(0)}%; correcting ${name}`);
+    say(
+      log,
+      `  ${arch}: L0 ${t.metrics.l0.toFixed(2)} after the full run misses the target by more than ${(o.tolerance * 100).toFixed(0)}%; correcting ${name}`,
+    );
     value = correctedValue(runs, o.targetL0, s.knob.kind === 'rate');
     if (s.knob.kind === 'rate') value = Math.min(value, (runs[runs.length - 1]!.value + s.knob.max) / 2);
   }
@@ -297,6 +325,14 @@ export async function runRecoveryBench(engine: Engine, o: RecoveryBenchOptions, 
     say(log, `${arch}:`);
     results.push(await benchArchitecture(engine, data, evalSet, o, arch, log));
   }
-  const peers = o.peers?.length ? await runPeers({ ...o, peers: o.peers, threads: engine.threads }, data.features, evalSet, log.quiet ? undefined : log.stream) : undefined;
-  return { targetL0: o.targetL0, trueL0: meanL0(evalSet.codes, evalSet.rows), results, ...(peers ? { peers } : {}), seconds: (performance.now() - start) / 1000 };
+  const peers = o.peers?.length
+    ? await runPeers({ ...o, peers: o.peers, threads: engine.threads }, data.features, evalSet, log.quiet ? undefined : log.stream)
+    : undefined;
+  return {
+    targetL0: o.targetL0,
+    trueL0: meanL0(evalSet.codes, evalSet.rows),
+    results,
+    ...(peers ? { peers } : {}),
+    seconds: (performance.now() - start) / 1000,
+  };
 }

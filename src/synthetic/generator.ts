@@ -119,7 +119,7 @@ export function forEachBernoulli(total: number, p: number, rng: Rng, visit: (k: 
   }
   if (p <= 0) return;
   const logQ = Math.log1p(-p);
-  for (let k = -1; ; ) {
+  for (let k = -1; ;) {
     k += 1 + Math.floor(Math.log(1 - rng.uniform()) / logQ);
     if (k >= total) return;
     visit(k);

@@ -70,7 +70,22 @@ export async function runPeers(run: PeerRun, features: Float32Array, evalSet: Sy
     await writeNpy(featuresFile, features, [n, dIn]);
     await writeNpy(evalFile, evalSet.x, [evalSet.rows, dIn]);
     const prefixes = prefixWidths({ dIn, dSae: run.dSae }, matryoshka.hyper.parse({}));
-    const cfg = { ...run.data, dSae: run.dSae, steps: run.steps, lr: run.lr, targetL0: run.targetL0, searchSteps: run.searchSteps, maxProbes: run.maxProbes, tolerance: run.tolerance, threshold: run.threshold, threads: run.threads, peers: run.peers, prefixes, featuresFile, evalFile };
+    const cfg = {
+      ...run.data,
+      dSae: run.dSae,
+      steps: run.steps,
+      lr: run.lr,
+      targetL0: run.targetL0,
+      searchSteps: run.searchSteps,
+      maxProbes: run.maxProbes,
+      tolerance: run.tolerance,
+      threshold: run.threshold,
+      threads: run.threads,
+      peers: run.peers,
+      prefixes,
+      featuresFile,
+      evalFile,
+    };
     const cfgFile = join(dir, 'config.json');
     const outFile = join(dir, 'peers.json');
     await writeFile(cfgFile, JSON.stringify(cfg));

@@ -127,7 +127,11 @@ export const TrainConfig = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.schedule.warmupSteps + c.schedule.decaySteps > c.schedule.steps) {
-      ctx.addIssue({ code: 'custom', path: ['schedule', 'decaySteps'], message: `warmupSteps + decaySteps (${c.schedule.warmupSteps + c.schedule.decaySteps}) exceed steps (${c.schedule.steps})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedule', 'decaySteps'],
+        message: `warmupSteps + decaySteps (${c.schedule.warmupSteps + c.schedule.decaySteps}) exceed steps (${c.schedule.steps})`,
+      });
     }
     if (c.data.format === 'raw' && c.data.width === undefined) {
       ctx.addIssue({ code: 'custom', path: ['data', 'width'], message: 'a raw float32 file needs its row width (--width)' });

@@ -179,7 +179,9 @@ export async function runTraining(c: TrainConfig, o: RunOptions, engine?: Engine
   const hyper = parseHyper(c, flags);
   const decoder = architecture(c.model.architecture).decoder(hyper);
   if (c.model.normalizeActivations !== 'none' && decoder !== 'affine') {
-    throw new UserError(`${flags.get('model.normalizeActivations') ?? 'model.normalizeActivations'}: input normalisation cannot be folded into a ${decoder} decoder; use 'none'`);
+    throw new UserError(
+      `${flags.get('model.normalizeActivations') ?? 'model.normalizeActivations'}: input normalisation cannot be folded into a ${decoder} decoder; use 'none'`,
+    );
   }
   const out = c.logging.out;
   const checkpointPath = await prepareOutput(out, o);

@@ -89,7 +89,8 @@ function assertFinite(engine: Engine, groups: Readonly<Record<string, Params>>, 
   const flag = new Uint8Array(1);
   for (const [group, params] of Object.entries(groups)) {
     for (const [name, p] of Object.entries(params)) {
-      if (engine.kernels.nonFiniteRows(p, 1, p.length, flag) > 0) throw new UserError(`step ${step}: ${group} ${name} holds NaN or Inf after the update (the run diverged)`);
+      if (engine.kernels.nonFiniteRows(p, 1, p.length, flag) > 0)
+        throw new UserError(`step ${step}: ${group} ${name} holds NaN or Inf after the update (the run diverged)`);
     }
   }
 }
@@ -142,7 +143,9 @@ export class StepRunner {
     const coefficient = sparsityCoefficient(s.schedule, step);
     const out = await this.trainStep.run(params, { x, rows, coef: coefficient, deadMask });
     if (!Number.isFinite(out.losses['total'])) {
-      const terms = Object.entries(out.losses).map(([k, v]) => `${k} ${v}`).join(', ');
+      const terms = Object.entries(out.losses)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
       throw new UserError(`step ${step + 1}: the loss is not finite (${terms})`);
     }
     const wDec = params['W_dec']!;
@@ -189,9 +192,10 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
       out = await runner.step(x, batch.rows, step, dead.mask(deadMask));
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
-      const kept = run.checkpointPath !== undefined && lastCheckpoint > 0 && existsSync(run.checkpointPath)
-        ? `the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}`
-        : 'no checkpoint was saved before it';
+      const kept =
+        run.checkpointPath !== undefined && lastCheckpoint > 0 && existsSync(run.checkpointPath)
+          ? `the last good checkpoint (step ${lastCheckpoint}) is kept in ${run.checkpointPath}`
+          : 'no checkpoint was saved before it';
       throw new UserError(`${e.message}; the run stopped and ${kept}. Try a lower learning rate or check the data.`);
     }
     dead.update(out.fires, batch.rows);

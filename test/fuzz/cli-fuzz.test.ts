@@ -107,7 +107,10 @@ describe('fuzz: mutated files through the sae command', () => {
         markInterruptAsFailure: false,
         endOnFailure: true,
       });
-      const table = [...counts].map(([name, c]) => `  ${name.padEnd(28)} ${String(c.cases).padStart(5)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`);
+      const table = [...counts].map(
+        ([name, c]) =>
+          `  ${name.padEnd(28)} ${String(c.cases).padStart(5)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`,
+      );
       const total = [...counts.values()].reduce((s, c) => s + c.cases, 0);
       console.log(`fuzz (seed ${SEED}): ${total} cases in ${LONG ? `a ${SECONDS} s budget` : 'the npm test budget'}\n${table.join('\n')}`);
       expect(findings).toEqual([]);

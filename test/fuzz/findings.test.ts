@@ -71,7 +71,7 @@ describe('fuzz findings', () => {
     expect(r.stderr).toMatch(/config\.json: 'n_layer' is 2147483648, more layers than any model we know/);
   }, 120_000);
 
-  it('an ONNX graph without its IR version (byte 0 changed) is refused in one line naming the file (onnxruntime\'s session error was an internal error)', async () => {
+  it("an ONNX graph without its IR version (byte 0 changed) is refused in one line naming the file (onnxruntime's session error was an internal error)", async () => {
     const f = FORMATS.find((x) => x.name === 'ONNX graph (external data)')!;
     const at = join(dir, 'ir');
     const out = join(at, 'out');

@@ -41,27 +41,41 @@ export interface FuzzFormat {
 async function sae(dir: string): Promise<void> {
   await saveSae(
     join(dir, 'sae'),
-    new Sae('standard', { dIn: 2, dSae: 4 }, {}, {
-      W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0.5]),
-      b_enc: Float32Array.from([0, 0, 0, -0.1]),
-      W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
-      b_dec: new Float32Array(2),
-    }),
+    new Sae(
+      'standard',
+      { dIn: 2, dSae: 4 },
+      {},
+      {
+        W_enc: Float32Array.from([1, 0, -1, 0, 0, 1, 0, 0.5]),
+        b_enc: Float32Array.from([0, 0, 0, -0.1]),
+        W_dec: Float32Array.from([0.5, 0, 0, 1, -1, 1, 1, 1]),
+        b_dec: new Float32Array(2),
+      },
+    ),
     { log10FiringRates: Float32Array.from([-1, -2, -3, -10]) },
   );
-  await writeNpy(join(dir, 'x.npy'), Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)), [12, 2]);
+  await writeNpy(
+    join(dir, 'x.npy'),
+    Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)),
+    [12, 2],
+  );
 }
 
 /** A standard SAE 4 -> 3 on 2 x 2 image patches, with its firing rates (sparsity.safetensors). */
 async function patchSae(dir: string): Promise<void> {
   await saveSae(
     join(dir, 'sae'),
-    new Sae('standard', { dIn: 4, dSae: 3 }, {}, {
-      W_enc: Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)),
-      b_enc: new Float32Array(3),
-      W_dec: Float32Array.from({ length: 12 }, (_, i) => Math.cos(i)),
-      b_dec: new Float32Array(4),
-    }),
+    new Sae(
+      'standard',
+      { dIn: 4, dSae: 3 },
+      {},
+      {
+        W_enc: Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)),
+        b_enc: new Float32Array(3),
+        W_dec: Float32Array.from({ length: 12 }, (_, i) => Math.cos(i)),
+        b_dec: new Float32Array(4),
+      },
+    ),
     { log10FiringRates: Float32Array.from([-1, -2, -10]) },
   );
 }
@@ -72,7 +86,10 @@ async function store(dir: string): Promise<void> {
   const at = join(dir, 'store');
   await mkdir(at, { recursive: true });
   const shards = [];
-  for (const [k, rows] of [[0, 3], [1, 2]] as const) {
+  for (const [k, rows] of [
+    [0, 3],
+    [1, 2],
+  ] as const) {
     const col = (v: (i: number) => number) => ({ dtype: 'I32', shape: [rows], data: Int32Array.from({ length: rows }, (_, i) => v(i)) }) as const;
     const file = `shard-0000${k}.safetensors`;
     await writeFile(
@@ -89,14 +106,31 @@ async function store(dir: string): Promise<void> {
   }
   await writeFile(join(at, 'vocab.json'), JSON.stringify(['a', 'b']));
   const manifest = {
-    format: 'sae-activation-store', version: 1, model: 'tiny', hook_name: 'blocks.0.hook_resid_post', hook_tensor: 't', dtype: 'float32', d_in: 2,
-    rows_per_shard: 3, context_size: 4, source: { text: 'x' }, shards, rows: 5, documents: 2, contexts: 2, next: { context: 2, row: 0 }, complete: true, vocab: 'vocab.json',
+    format: 'sae-activation-store',
+    version: 1,
+    model: 'tiny',
+    hook_name: 'blocks.0.hook_resid_post',
+    hook_tensor: 't',
+    dtype: 'float32',
+    d_in: 2,
+    rows_per_shard: 3,
+    context_size: 4,
+    source: { text: 'x' },
+    shards,
+    rows: 5,
+    documents: 2,
+    contexts: 2,
+    next: { context: 2, row: 0 },
+    complete: true,
+    vocab: 'vocab.json',
   };
   await writeFile(join(at, 'manifest.json'), JSON.stringify(manifest, null, 1));
 }
 
 /** `sae eval` of the fixture's SAE on the fixture's `data`. */
-const evalArgs = (data: string) => (dir: string, out: string): string[] => ['eval', join(dir, 'sae'), '--data', join(dir, data), '--out', join(out, 'metrics.json')];
+const evalArgs =
+  (data: string) =>
+  (dir: string, out: string): string[] => ['eval', join(dir, 'sae'), '--data', join(dir, data), '--out', join(out, 'metrics.json')];
 
 /** N from a safetensors file's first 8 bytes, plus 8. */
 function safetensorsHeader(b: Uint8Array): number {
@@ -134,8 +168,24 @@ async function finiteStore(out: string): Promise<string | undefined> {
 }
 
 /** `sae harvest` of the model at `model` (relative to the fixture folder), 8-token contexts. */
-const harvestArgs = (model: string) => (dir: string, out: string): string[] =>
-  ['harvest', '--model', join(dir, model), '--hook', 'blocks.0.hook_resid_post', '--text', join(dir, 'text.jsonl'), '--out', join(out, 'store'), '--context-size', '8', '--batch-size', '1', '--quiet'];
+const harvestArgs =
+  (model: string) =>
+  (dir: string, out: string): string[] => [
+    'harvest',
+    '--model',
+    join(dir, model),
+    '--hook',
+    'blocks.0.hook_resid_post',
+    '--text',
+    join(dir, 'text.jsonl'),
+    '--out',
+    join(out, 'store'),
+    '--context-size',
+    '8',
+    '--batch-size',
+    '1',
+    '--quiet',
+  ];
 
 /** The tiny llama GGUF (2 layers, its own 300-token SentencePiece vocabulary in tokenizer.ggml.*). */
 async function gguf(dir: string): Promise<void> {
@@ -151,12 +201,14 @@ async function onnxExternal(dir: string): Promise<void> {
 }
 
 /** A Hugging Face checkpoint folder (config.json, the weights, tokenizer.json) from test/fixtures/lm/<name>. */
-const hfFolder = (name: string, files: readonly string[]) => async (dir: string): Promise<void> => {
-  await mkdir(join(dir, 'model'));
-  for (const f of ['config.json', ...files]) await copyFile(join(LM_FIXTURES, name, f), join(dir, 'model', f));
-  await writeFile(join(dir, 'model', 'tokenizer.json'), JSON.stringify(tokenizerJson().json));
-  await text(dir);
-};
+const hfFolder =
+  (name: string, files: readonly string[]) =>
+  async (dir: string): Promise<void> => {
+    await mkdir(join(dir, 'model'));
+    for (const f of ['config.json', ...files]) await copyFile(join(LM_FIXTURES, name, f), join(dir, 'model', f));
+    await writeFile(join(dir, 'model', 'tokenizer.json'), JSON.stringify(tokenizerJson().json));
+    await text(dir);
+  };
 const gpt2Folder = hfFolder('gpt2', ['model.safetensors']);
 const llamaShards = hfFolder('llama', ['model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
 
@@ -166,7 +218,10 @@ export const FORMATS: readonly FuzzFormat[] = [
     name: 'safetensors data',
     fixture: async (dir) => {
       await sae(dir);
-      await writeFile(join(dir, 'x.safetensors'), serializeSafetensors({ x: { dtype: 'F32', shape: [12, 2], data: Float32Array.from({ length: 24 }, (_, i) => Math.cos(i)) } }, { note: 'fuzz' }));
+      await writeFile(
+        join(dir, 'x.safetensors'),
+        serializeSafetensors({ x: { dtype: 'F32', shape: [12, 2], data: Float32Array.from({ length: 24 }, (_, i) => Math.cos(i)) } }, { note: 'fuzz' }),
+      );
     },
     target: 'x.safetensors',
     json: false,
@@ -198,12 +253,52 @@ export const FORMATS: readonly FuzzFormat[] = [
     output: finiteStore,
   },
   { name: 'GGUF model', fixture: gguf, target: 'model.gguf', json: false, header: ggufHeader, args: harvestArgs('model.gguf'), output: finiteStore },
-  { name: 'ONNX graph (external data)', fixture: onnxExternal, target: 'model/onnx/model.onnx', json: false, header: whole, args: harvestArgs('model'), output: finiteStore },
-  { name: 'ONNX model.onnx_data', fixture: onnxExternal, target: 'model/onnx/model.onnx_data', json: false, header: (b) => Math.min(b.length, 256), args: harvestArgs('model'), output: finiteStore },
+  {
+    name: 'ONNX graph (external data)',
+    fixture: onnxExternal,
+    target: 'model/onnx/model.onnx',
+    json: false,
+    header: whole,
+    args: harvestArgs('model'),
+    output: finiteStore,
+  },
+  {
+    name: 'ONNX model.onnx_data',
+    fixture: onnxExternal,
+    target: 'model/onnx/model.onnx_data',
+    json: false,
+    header: (b) => Math.min(b.length, 256),
+    args: harvestArgs('model'),
+    output: finiteStore,
+  },
   { name: 'HF config.json', fixture: gpt2Folder, target: 'model/config.json', json: true, header: whole, args: harvestArgs('model'), output: finiteStore },
-  { name: 'HF model.safetensors', fixture: gpt2Folder, target: 'model/model.safetensors', json: false, header: safetensorsHeader, args: harvestArgs('model'), output: finiteStore },
-  { name: 'HF safetensors index', fixture: llamaShards, target: 'model/model.safetensors.index.json', json: true, header: whole, args: harvestArgs('model'), output: finiteStore },
-  { name: 'HF shard (bf16)', fixture: llamaShards, target: 'model/model-00002-of-00002.safetensors', json: false, header: safetensorsHeader, args: harvestArgs('model'), output: finiteStore },
+  {
+    name: 'HF model.safetensors',
+    fixture: gpt2Folder,
+    target: 'model/model.safetensors',
+    json: false,
+    header: safetensorsHeader,
+    args: harvestArgs('model'),
+    output: finiteStore,
+  },
+  {
+    name: 'HF safetensors index',
+    fixture: llamaShards,
+    target: 'model/model.safetensors.index.json',
+    json: true,
+    header: whole,
+    args: harvestArgs('model'),
+    output: finiteStore,
+  },
+  {
+    name: 'HF shard (bf16)',
+    fixture: llamaShards,
+    target: 'model/model-00002-of-00002.safetensors',
+    json: false,
+    header: safetensorsHeader,
+    args: harvestArgs('model'),
+    output: finiteStore,
+  },
 ];
 
 /** The valid bytes of a format's target in a fixture folder. */

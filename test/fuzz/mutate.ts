@@ -12,7 +12,23 @@ const INTERESTING = [...'{}[]()"\':,-0123456789eE.L \n\\'].map((c) => c.charCode
 const SPLICES = ['0', '-1', '1e308', '4294967296', '9007199254740993', '99999999999999999999', '[]', '{}', 'null', '"x"', '"../x"', '1.5', 'NaN'];
 
 /** Values a JSON field is set to. */
-const ODD_VALUES: readonly unknown[] = [-1, 0, 1.5, 1e308, 2 ** 53, 2 ** 31, '', 'x', '../../elsewhere/shard.safetensors', null, true, [], {}, [0, 0], '\u202e'];
+const ODD_VALUES: readonly unknown[] = [
+  -1,
+  0,
+  1.5,
+  1e308,
+  2 ** 53,
+  2 ** 31,
+  '',
+  'x',
+  '../../elsewhere/shard.safetensors',
+  null,
+  true,
+  [],
+  {},
+  [0, 0],
+  '\u202e',
+];
 
 export type Mutation =
   | { readonly kind: 'truncate'; readonly at: number }

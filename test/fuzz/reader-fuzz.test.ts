@@ -43,7 +43,8 @@ interface ReaderFormat {
   readonly read: (path: string) => Promise<unknown>;
 }
 
-const safetensorsHeader = (b: Uint8Array): number => (b.length < 8 ? b.length : Math.min(b.length, 8 + Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true))));
+const safetensorsHeader = (b: Uint8Array): number =>
+  b.length < 8 ? b.length : Math.min(b.length, 8 + Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true)));
 /** A zip's local headers and central directory are spread through it: every byte is structure. */
 const whole = (b: Uint8Array): number => b.length;
 
@@ -60,12 +61,47 @@ async function readGguf(path: string): Promise<void> {
 const FORMATS: readonly ReaderFormat[] = [
   { name: 'Gemma Scope params.npz', from: 'sae-formats/gemma-scope', target: 'params.npz', json: false, header: whole, read: (p) => loadAnySae(p) },
   { name: 'sparsify cfg.json', from: 'sae-formats/sparsify-topk/layers.3', target: 'cfg.json', json: true, header: whole, read: (p) => loadAnySae(p) },
-  { name: 'sparsify sae.safetensors', from: 'sae-formats/sparsify-topk/layers.3', target: 'sae.safetensors', json: false, header: safetensorsHeader, read: (p) => loadAnySae(p) },
-  { name: 'sparsify bf16 skip', from: 'sae-formats/sparsify-skip-multi-topk-bf16/layers.5.mlp', target: 'sae.safetensors', json: false, header: safetensorsHeader, read: (p) => loadAnySae(p) },
+  {
+    name: 'sparsify sae.safetensors',
+    from: 'sae-formats/sparsify-topk/layers.3',
+    target: 'sae.safetensors',
+    json: false,
+    header: safetensorsHeader,
+    read: (p) => loadAnySae(p),
+  },
+  {
+    name: 'sparsify bf16 skip',
+    from: 'sae-formats/sparsify-skip-multi-topk-bf16/layers.5.mlp',
+    target: 'sae.safetensors',
+    json: false,
+    header: safetensorsHeader,
+    read: (p) => loadAnySae(p),
+  },
   { name: 'Llama Scope hyperparams', from: 'sae-formats/llama-scope/sae', target: 'hyperparams.json', json: true, header: whole, read: (p) => loadAnySae(p) },
-  { name: 'Llama Scope weights', from: 'sae-formats/llama-scope/sae', target: 'checkpoints/final.safetensors', json: false, header: safetensorsHeader, read: (p) => loadAnySae(p) },
-  { name: 'GGUF v3 (GgufFile)', from: 'gguf', target: 'tiny-v3.gguf', json: false, header: (b) => Math.min(b.length, 1024), read: (p) => readGguf(join(p, 'tiny-v3.gguf')) },
-  { name: 'GGUF v2 (GgufFile)', from: 'gguf', target: 'tiny-v2.gguf', json: false, header: (b) => Math.min(b.length, 1024), read: (p) => readGguf(join(p, 'tiny-v2.gguf')) },
+  {
+    name: 'Llama Scope weights',
+    from: 'sae-formats/llama-scope/sae',
+    target: 'checkpoints/final.safetensors',
+    json: false,
+    header: safetensorsHeader,
+    read: (p) => loadAnySae(p),
+  },
+  {
+    name: 'GGUF v3 (GgufFile)',
+    from: 'gguf',
+    target: 'tiny-v3.gguf',
+    json: false,
+    header: (b) => Math.min(b.length, 1024),
+    read: (p) => readGguf(join(p, 'tiny-v3.gguf')),
+  },
+  {
+    name: 'GGUF v2 (GgufFile)',
+    from: 'gguf',
+    target: 'tiny-v2.gguf',
+    json: false,
+    header: (b) => Math.min(b.length, 1024),
+    read: (p) => readGguf(join(p, 'tiny-v2.gguf')),
+  },
 ];
 
 /** What is wrong with how a read ended, or undefined when it returned or refused cleanly. */
@@ -150,8 +186,17 @@ describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', (
         findings.push(`${f.name}: ${wrong} (mutation ${JSON.stringify(m, (_, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v))})`);
         return COLLECT; // FUZZ_COLLECT=1 keeps going to list every finding of the budget
       };
-      const result = await fc.check(property, { seed: SEED, numRuns: CASES, interruptAfterTimeLimit: SECONDS * 1000, markInterruptAsFailure: false, endOnFailure: true });
-      const table = [...counts].map(([name, c]) => `  ${name.padEnd(28)} ${String(c.cases).padStart(6)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`);
+      const result = await fc.check(property, {
+        seed: SEED,
+        numRuns: CASES,
+        interruptAfterTimeLimit: SECONDS * 1000,
+        markInterruptAsFailure: false,
+        endOnFailure: true,
+      });
+      const table = [...counts].map(
+        ([name, c]) =>
+          `  ${name.padEnd(28)} ${String(c.cases).padStart(6)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`,
+      );
       const total = [...counts.values()].reduce((s, c) => s + c.cases, 0);
       console.log(`reader fuzz (seed ${SEED}): ${total} cases\n${table.join('\n')}`);
       expect(findings).toEqual([]);

@@ -66,7 +66,9 @@ export function toExternalData(model: Uint8Array, dir: string, name: string, per
       const pad = (4096 - (offset % 4096)) % 4096; // page-aligned, as onnx's writer can
       data.push(new Uint8Array(pad), bytes);
       offset += pad;
-      tn.message(13, entry('location', `${name}_data`)).message(13, entry('offset', String(offset))).message(13, entry('length', String(bytes.length)));
+      tn.message(13, entry('location', `${name}_data`))
+        .message(13, entry('offset', String(offset)))
+        .message(13, entry('length', String(bytes.length)));
       offset += bytes.length;
     }
     tn.int(14, 1);
@@ -152,21 +154,27 @@ export function quantize4(w: Float32Array, K: number, N: number): { q: Uint8Arra
 }
 
 /** MatMul nodes by a stored [K, N] weight (or a 2-D Transpose of one) replaced by what `replace` returns (nodes and new initializers). */
-function replaceMatMuls(model: Uint8Array, replace: (a: string, out: string, w: Float32Array, K: number, N: number, id: number) => { nodes: Uint8Array[]; inits: Uint8Array[] } | undefined, extraModel: Uint8Array[]): Uint8Array {
+function replaceMatMuls(
+  model: Uint8Array,
+  replace: (a: string, out: string, w: Float32Array, K: number, N: number, id: number) => { nodes: Uint8Array[]; inits: Uint8Array[] } | undefined,
+  extraModel: Uint8Array[],
+): Uint8Array {
   const graph = fields(fields(model).find((f) => f.field === 7)!.payload);
   const inits = new Map<string, { dims: number[]; data: Float32Array }>();
   for (const f of graph) {
     if (f.field !== 5) continue;
     const t = fields(f.payload);
     const bytes = raw(t);
-    if (Number(t.find((x) => x.field === 2)?.value ?? 0n) === 1 && bytes) inits.set(tensorName(t), { dims: varints(t, 1), data: new Float32Array(new Uint8Array(bytes).buffer) });
+    if (Number(t.find((x) => x.field === 2)?.value ?? 0n) === 1 && bytes)
+      inits.set(tensorName(t), { dims: varints(t, 1), data: new Float32Array(new Uint8Array(bytes).buffer) });
   }
   const transposeOf = new Map<string, string>(); // output of a 2-D Transpose -> its initializer input
   for (const f of graph) {
     if (f.field !== 1) continue;
     const n = fields(f.payload);
     const ins = n.filter((x) => x.field === 1).map((x) => text(x.payload));
-    if (text(n.find((x) => x.field === 4)!.payload) === 'Transpose' && inits.get(ins[0]!)?.dims.length === 2) transposeOf.set(text(n.find((x) => x.field === 2)!.payload), ins[0]!);
+    if (text(n.find((x) => x.field === 4)!.payload) === 'Transpose' && inits.get(ins[0]!)?.dims.length === 2)
+      transposeOf.set(text(n.find((x) => x.field === 2)!.payload), ins[0]!);
   }
   const added: Uint8Array[] = [];
   let count = 0;
@@ -251,7 +259,11 @@ export function toDynamicUint8(model: Uint8Array): Uint8Array {
           node('Mul', [`${p}.xs`, `${p}.ws`], [`${p}.s`]),
           node('Mul', [`${p}.accf`, `${p}.s`], [out]),
         ],
-        inits: [initializer(`${p}.w`, 2, [K, N], q), initializer(`${p}.wz`, 2, [], Uint8Array.of(128)), initializer(`${p}.ws`, 1, [], new Uint8Array(Float32Array.of(scale).buffer))],
+        inits: [
+          initializer(`${p}.w`, 2, [K, N], q),
+          initializer(`${p}.wz`, 2, [], Uint8Array.of(128)),
+          initializer(`${p}.ws`, 1, [], new Uint8Array(Float32Array.of(scale).buffer)),
+        ],
       };
     },
     [],

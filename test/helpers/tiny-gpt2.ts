@@ -41,7 +41,18 @@ export function tokenizerJson(): { json: object; vocabSize: number; bos: number 
       pre_tokenizer: byteLevel,
       post_processor: byteLevel,
       decoder: byteLevel,
-      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+      model: {
+        type: 'BPE',
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: '',
+        end_of_word_suffix: '',
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
+        vocab,
+        merges,
+      },
     },
     vocabSize: bos + 1,
     bos,
@@ -79,8 +90,21 @@ export function buildTinyGpt2(vocabSize: number, seed: number, dims: Dims = TINY
   const pad = g.mul(g.sub(g.scalar(1), g.cast(mask, 'float32')), g.scalar(-1e4)); // [B, S]
   const bias = g.add(causal, g.unsqueeze(pad, 1, 2)); // [B, 1, S, S]
   const ln = (x: Value, scope: string): Value =>
-    g.op('LayerNormalization', [x, g.constant(Float32Array.from({ length: d }, () => 1 + rng.normal() * 0.1), [d]), g.constant(weights(rng, d, 0.1), [d])], { axis: -1, epsilon: { float: 1e-5 } }, named(scope, 'LayerNormalization'));
-  const linear = (x: Value, n: number, m: number, scope: string): Value => g.op('Add', [g.matmul(x, g.constant(weights(rng, n * m, 1 / Math.sqrt(n)), [n, m])), g.constant(weights(rng, m, 0.02), [m])], {}, named(scope, 'Add'));
+    g.op(
+      'LayerNormalization',
+      [
+        x,
+        g.constant(
+          Float32Array.from({ length: d }, () => 1 + rng.normal() * 0.1),
+          [d],
+        ),
+        g.constant(weights(rng, d, 0.1), [d]),
+      ],
+      { axis: -1, epsilon: { float: 1e-5 } },
+      named(scope, 'LayerNormalization'),
+    );
+  const linear = (x: Value, n: number, m: number, scope: string): Value =>
+    g.op('Add', [g.matmul(x, g.constant(weights(rng, n * m, 1 / Math.sqrt(n)), [n, m])), g.constant(weights(rng, m, 0.02), [m])], {}, named(scope, 'Add'));
   const shape4 = g.constant(new BigInt64Array([0n, 0n, BigInt(heads), BigInt(hd)]), [4]);
   const shape3 = g.constant(new BigInt64Array([0n, 0n, BigInt(d)]), [3]);
   for (let l = 0; l < layers; l++) {
@@ -89,7 +113,8 @@ export function buildTinyGpt2(vocabSize: number, seed: number, dims: Dims = TINY
     const qkv = linear(x, d, 3 * d, `${s}attn/c_attn/`);
     const [q, kk, v] = g.opN('Split', [qkv, g.constant(new BigInt64Array([BigInt(d), BigInt(d), BigInt(d)]), [3])], 3, { axis: 2 });
     const split = (t: Value): Value => g.op('Transpose', [g.op('Reshape', [t, shape4])], { perm: [0, 2, 1, 3] }); // [B, h, S, hd]
-    const cached = (t: Value, which: string): Value => (past ? g.op('Concat', [g.input(`past_key_values.${l}.${which}`, ['batch', heads, 'past_sequence_length', hd]), t], { axis: 2 }) : t);
+    const cached = (t: Value, which: string): Value =>
+      past ? g.op('Concat', [g.input(`past_key_values.${l}.${which}`, ['batch', heads, 'past_sequence_length', hd]), t], { axis: 2 }) : t;
     const scores = g.add(g.mul(g.matmul(split(q!), g.op('Transpose', [cached(split(kk!), 'key')], { perm: [0, 1, 3, 2] })), g.scalar(1 / Math.sqrt(hd))), bias);
     const z = g.matmul(g.op('Softmax', [scores], { axis: -1 }), cached(split(v!), 'value')); // [B, h, S, hd]
     const merged = g.op('Reshape', [g.op('Transpose', [z], { perm: [0, 2, 1, 3] }), shape3]);
@@ -114,7 +139,10 @@ export async function writeTinyGpt2(dir: string, seed = 1, options: { dims?: Dim
   const tok = tokenizerJson();
   await mkdir(join(dir, 'onnx'), { recursive: true });
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tok.json));
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: dims.d, n_layer: dims.layers, vocab_size: tok.vocabSize, bos_token_id: tok.bos }));
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({ model_type: 'gpt2', n_embd: dims.d, n_layer: dims.layers, vocab_size: tok.vocabSize, bos_token_id: tok.bos }),
+  );
   await writeFile(join(dir, 'onnx', 'model.onnx'), buildTinyGpt2(tok.vocabSize, seed, dims, options.past));
   return { vocabSize: tok.vocabSize, bos: tok.bos };
 }

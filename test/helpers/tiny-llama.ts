@@ -35,15 +35,25 @@ function build(vocabSize: number, seed: number, fused: boolean): Uint8Array {
   for (let i = 0; i < maxLen; i++) for (let j = i + 1; j < maxLen; j++) tri[i * maxLen + j] = -1e4;
   const causal = g.op('Slice', [g.op('Slice', [g.constant(tri, [maxLen, maxLen]), zero, seqLen, zero]), zero, seqLen, one]); // [S, S]
   const bias = g.add(causal, g.unsqueeze(g.mul(g.sub(g.scalar(1), g.cast(mask, 'float32')), g.scalar(-1e4)), 1, 2)); // [B, 1, S, S]
-  const normWeight = (): Value => g.constant(Float32Array.from({ length: d }, () => 1 + rng.normal() * 0.1), [d]);
+  const normWeight = (): Value =>
+    g.constant(
+      Float32Array.from({ length: d }, () => 1 + rng.normal() * 0.1),
+      [d],
+    );
   const eps = { epsilon: { float: 1e-5 } };
   const rms = (x: Value, scope: string): Value => g.op('SimplifiedLayerNormalization', [x, normWeight()], { axis: -1, ...eps }, at(scope, 'LayerNorm'));
   /** skip + x normalised, and the sum (the residual stream) when `sum`. */
   const skipRms = (x: Value, skip: Value, scope: string, sum: boolean): [Value, Value] => {
-    const [normed, , , s] = g.opN('SkipSimplifiedLayerNormalization', [x, skip, normWeight()], 4, eps, [at(scope, 'SkipLayerNorm'), '', '', sum ? at(scope, 'SkipLayerNorm', 3) : '']);
+    const [normed, , , s] = g.opN('SkipSimplifiedLayerNormalization', [x, skip, normWeight()], 4, eps, [
+      at(scope, 'SkipLayerNorm'),
+      '',
+      '',
+      sum ? at(scope, 'SkipLayerNorm', 3) : '',
+    ]);
     return [normed!, s!];
   };
-  const proj = (x: Value, n: number, m: number, scope: string): Value => g.op('MatMul', [x, g.constant(weights(rng, n * m, 1 / Math.sqrt(n)), [n, m])], {}, at(scope, 'MatMul'));
+  const proj = (x: Value, n: number, m: number, scope: string): Value =>
+    g.op('MatMul', [x, g.constant(weights(rng, n * m, 1 / Math.sqrt(n)), [n, m])], {}, at(scope, 'MatMul'));
   const shape4 = g.constant(new BigInt64Array([0n, 0n, BigInt(heads), BigInt(hd)]), [4]);
   const shape3 = g.constant(new BigInt64Array([0n, 0n, BigInt(d)]), [3]);
   let r = g.op('Gather', [embed, ids], {}, at('embed_tokens/', 'Gather'));
@@ -84,7 +94,10 @@ export async function writeTinyLlama(dir: string, fused: boolean, seed = 1): Pro
   const tok = tokenizerJson();
   await mkdir(join(dir, 'onnx'), { recursive: true });
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tok.json));
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: LLAMA.d, num_hidden_layers: LLAMA.layers, vocab_size: tok.vocabSize, bos_token_id: tok.bos }));
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({ model_type: 'llama', hidden_size: LLAMA.d, num_hidden_layers: LLAMA.layers, vocab_size: tok.vocabSize, bos_token_id: tok.bos }),
+  );
   await writeFile(join(dir, 'onnx', 'model.onnx'), build(tok.vocabSize, seed, fused));
   return { bos: tok.bos };
 }

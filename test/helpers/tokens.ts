@@ -8,8 +8,14 @@ export const HOSTILE = '<img src=x onerror=alert(1)>';
  * position / 10, and the SAE's latent i is relu(x_i): latent 2 fires on the hostile token only.
  */
 export function syntheticTokens(): { tokens: string[]; documents: number[]; x: Float32Array; sae: Sae } {
-  const docs = [['The', ' cat', ' sat', '\n', HOSTILE, ' cat'], ['A', ' cat', ' & ', HOSTILE]];
-  const vocab = new Map([[' cat', 1], [HOSTILE, 2]]);
+  const docs = [
+    ['The', ' cat', ' sat', '\n', HOSTILE, ' cat'],
+    ['A', ' cat', ' & ', HOSTILE],
+  ];
+  const vocab = new Map([
+    [' cat', 1],
+    [HOSTILE, 2],
+  ]);
   const tokens = docs.flat();
   const documents = docs.flatMap((d, k) => d.map(() => k));
   const x = new Float32Array(tokens.length * 3);

@@ -53,8 +53,16 @@ export const anomalyDemoCommand = defineCommand(
       'Anomaly detection on real data: an SAE trained on handwritten digits, calibrated on clean ones, scores Fashion-MNIST images (or a left-out digit) as anomalies; prints ROC-AUC, precision and recall and writes a report page. With --defects: where the defect is, on a real texture with synthetic defects (image AUROC, pixel AUROC, PRO for the SAE, PCA and a dense autoencoder).',
     usage: 'sae anomaly-demo [--defects] [options]',
     options: {
-      anomalies: { kind: 'string', help: "fashion (Fashion-MNIST, needs Debian's dataset-fashion-mnist) | digit:K (digit K left out of training) (default fashion)", default: 'fashion' },
-      defects: { kind: 'boolean', help: 'visual inspection instead: a real texture with synthetic defects, the SAE against PCA and a dense autoencoder (image AUROC, pixel AUROC, PRO)', default: false },
+      anomalies: {
+        kind: 'string',
+        help: "fashion (Fashion-MNIST, needs Debian's dataset-fashion-mnist) | digit:K (digit K left out of training) (default fashion)",
+        default: 'fashion',
+      },
+      defects: {
+        kind: 'boolean',
+        help: 'visual inspection instead: a real texture with synthetic defects, the SAE against PCA and a dense autoencoder (image AUROC, pixel AUROC, PRO)',
+        default: false,
+      },
       out: { kind: 'string', help: `results folder (default ${D.out}; with --defects ${DD.out})` },
       steps: { kind: 'integer', help: `training steps of 256 rows (default ${D.steps}; with --defects ${DD.steps} per autoencoder)`, min: 1 },
       stride: { kind: 'integer', help: `with --defects: step of the patch window in the maps (default ${DD.stride})`, min: 1 },
@@ -96,7 +104,11 @@ export const anomalyDemoCommand = defineCommand(
         io.stdout,
         [
           r.description,
-          formatCalibration({ calibration: r.calibration, cleanErrors: r.cleanErrors, labelled: { errors: r.testErrors, labels: r.labels, detection: r.detection } }),
+          formatCalibration({
+            calibration: r.calibration,
+            cleanErrors: r.cleanErrors,
+            labelled: { errors: r.testErrors, labels: r.labels, detection: r.detection },
+          }),
           `wrote ${f.report} (error histograms, ROC curve, most anomalous inputs), the SAE and its calibration in ${f.sae}/, the data in ${f.data}/; ${r.trainSeconds.toFixed(0)} s of training`,
           `the same with the CLI: sae calibrate ${f.sae} --data ${join(f.data, 'calibration.npy')} --test ${join(f.data, 'test.npy')} --labels ${join(f.data, 'test_labels.npy')}`,
         ].join('\n'),

@@ -23,24 +23,54 @@ const spec = {
   options: {
     dIn: { kind: 'integer', help: `input dimension d (default ${D.dIn})`, group: 'data', default: D.dIn },
     features: { kind: 'integer', help: `true features n (default ${D.features})`, group: 'data', default: D.features },
-    firingProbability: { kind: 'number', help: `probability that a feature is active (default ${S.firingProbability})`, group: 'data', default: S.firingProbability },
-    magnitude: { kind: 'string', help: 'magnitudes of active features: constant:V | uniform:LOW:HIGH | exponential:MEAN (default uniform:0.5:1.5)', group: 'data' },
+    firingProbability: {
+      kind: 'number',
+      help: `probability that a feature is active (default ${S.firingProbability})`,
+      group: 'data',
+      default: S.firingProbability,
+    },
+    magnitude: {
+      kind: 'string',
+      help: 'magnitudes of active features: constant:V | uniform:LOW:HIGH | exponential:MEAN (default uniform:0.5:1.5)',
+      group: 'data',
+    },
     groupSize: { kind: 'integer', help: 'features per correlated group (default 1: none)', group: 'data', default: S.groupSize },
     groupCorrelation: { kind: 'number', help: 'firing correlation within a group, in [0, 1] (default 0)', group: 'data', default: S.groupCorrelation },
     noise: { kind: 'number', help: 'standard deviation of Gaussian noise per coordinate (default 0)', group: 'data', default: S.noise },
     seed: { kind: 'integer', help: 'seed of the features, the data and the initialisation (default 0)', group: 'data', default: S.seed },
 
     architectures: { kind: 'string', help: `comma-separated (default all: ${ARCHITECTURES.join(',')})`, group: 'training' },
-    peers: { kind: 'boolean', help: `also train the reference recipes on the same data (${PEERS.join(', ')}; python3 with torch, tools/peers_recovery.py)`, group: 'training', default: false },
+    peers: {
+      kind: 'boolean',
+      help: `also train the reference recipes on the same data (${PEERS.join(', ')}; python3 with torch, tools/peers_recovery.py)`,
+      group: 'training',
+      default: false,
+    },
     hyper: { kind: 'string', help: 'JSON of hyper-parameters by architecture, e.g. \'{"jumprelu":{"preActCoefficient":0.01}}\'', group: 'training' },
     dSae: { kind: 'integer', help: `latents of every SAE (default ${D.dSae})`, group: 'training', default: D.dSae, min: 1 },
     steps: { kind: 'integer', help: `training steps (default ${D.steps})`, group: 'training', default: D.steps, min: 1 },
     batchSize: { kind: 'integer', help: `inputs per step (default ${S.batchSize})`, group: 'training', default: S.batchSize },
     lr: { kind: 'number', help: `Adam learning rate (default ${D.lr})`, group: 'training', default: D.lr },
-    targetL0: { kind: 'number', help: `the matched sparsity (default ${D.targetL0OverData} n p, ${D.targetL0OverData} x the data's own L0)`, group: 'training' },
-    searchSteps: { kind: 'integer', help: `steps of each probe run of the sparsity search (default ${D.searchSteps})`, group: 'training', default: D.searchSteps, min: 1 },
+    targetL0: {
+      kind: 'number',
+      help: `the matched sparsity (default ${D.targetL0OverData} n p, ${D.targetL0OverData} x the data's own L0)`,
+      group: 'training',
+    },
+    searchSteps: {
+      kind: 'integer',
+      help: `steps of each probe run of the sparsity search (default ${D.searchSteps})`,
+      group: 'training',
+      default: D.searchSteps,
+      min: 1,
+    },
     maxProbes: { kind: 'integer', help: `probe runs at most per architecture (default ${D.maxProbes})`, group: 'training', default: D.maxProbes, min: 1 },
-    maxCorrections: { kind: 'integer', help: `extra full runs when the first misses the target L0 (default ${D.maxCorrections})`, group: 'training', default: D.maxCorrections, min: 0 },
+    maxCorrections: {
+      kind: 'integer',
+      help: `extra full runs when the first misses the target L0 (default ${D.maxCorrections})`,
+      group: 'training',
+      default: D.maxCorrections,
+      min: 0,
+    },
     tolerance: { kind: 'number', help: `relative L0 error that ends the search (default ${D.tolerance})`, group: 'training', default: D.tolerance },
 
     evalRows: { kind: 'integer', help: `held-out inputs for L0 and FVU (default ${D.evalRows})`, group: 'output', default: D.evalRows, min: 1 },
@@ -68,7 +98,10 @@ export function parseMagnitude(text: string): Magnitude {
 
 function parseArchitectures(text: string | undefined): Architecture[] {
   if (text === undefined) return [...ARCHITECTURES];
-  const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (names.length === 0) throw new UserError('--architectures: name at least one');
   return names.map((n) => architecture(n).name);
 }
@@ -96,7 +129,17 @@ function parseHyper(text: string): Partial<Record<Architecture, Record<string, u
 /** The benchmark's options from the flags, checked. */
 export function benchOptionsFrom(v: Parsed<typeof spec>): RecoveryBenchOptions {
   const { dIn, features, firingProbability, groupSize, groupCorrelation, noise, batchSize, seed } = v;
-  const data: SyntheticSpec = { dIn, features, firingProbability, magnitude: v.magnitude !== undefined ? parseMagnitude(v.magnitude) : S.magnitude, groupSize, groupCorrelation, noise, batchSize, seed };
+  const data: SyntheticSpec = {
+    dIn,
+    features,
+    firingProbability,
+    magnitude: v.magnitude !== undefined ? parseMagnitude(v.magnitude) : S.magnitude,
+    groupSize,
+    groupCorrelation,
+    noise,
+    batchSize,
+    seed,
+  };
   try {
     checkSyntheticSpec(data);
   } catch (e) {
@@ -110,7 +153,23 @@ export function benchOptionsFrom(v: Parsed<typeof spec>): RecoveryBenchOptions {
   const targetL0 = v.targetL0 ?? D.targetL0OverData * data.features * data.firingProbability;
   const architectures = parseArchitectures(v.architectures);
   const hyper = v.hyper !== undefined ? parseHyper(v.hyper) : undefined;
-  const o: RecoveryBenchOptions = { data, dSae, steps, lr, targetL0, architectures, searchSteps, maxProbes, maxCorrections, tolerance, evalRows, threshold, seed, ...(hyper ? { hyper } : {}), ...(v.peers ? { peers: PEERS } : {}) };
+  const o: RecoveryBenchOptions = {
+    data,
+    dSae,
+    steps,
+    lr,
+    targetL0,
+    architectures,
+    searchSteps,
+    maxProbes,
+    maxCorrections,
+    tolerance,
+    evalRows,
+    threshold,
+    seed,
+    ...(hyper ? { hyper } : {}),
+    ...(v.peers ? { peers: PEERS } : {}),
+  };
   for (const k of ['lr', 'targetL0', 'tolerance'] as const) {
     if (!(o[k] > 0)) throw new UserError(`--${kebab(k)} must be positive, got ${String(o[k])}`);
   }
@@ -144,11 +203,17 @@ export const benchRecoveryCommand = defineCommand(spec, async (v, io) => {
   const engine = engineOf(v, io);
   const { dIn, features, firingProbability } = o.data;
   if (!quiet) {
-    print(io.stderr, `recovery benchmark: n = ${features} features in d = ${dIn}, p = ${firingProbability}, SAEs ${dIn} -> ${o.dSae}, ${o.steps} steps of ${o.data.batchSize}, target L0 ${o.targetL0.toFixed(2)}, ${engine.threads} threads`);
+    print(
+      io.stderr,
+      `recovery benchmark: n = ${features} features in d = ${dIn}, p = ${firingProbability}, SAEs ${dIn} -> ${o.dSae}, ${o.steps} steps of ${o.data.batchSize}, target L0 ${o.targetL0.toFixed(2)}, ${engine.threads} threads`,
+    );
   }
   try {
     const report = await runRecoveryBench(engine, o, { stream: io.stderr, quiet });
-    print(io.stdout, `${formatBenchTable(report)}\nd = ${dIn}, n = ${features}, true L0 ${report.trueL0.toFixed(2)}, recovered: max cosine > ${o.threshold}; ${formatDuration(report.seconds)} in all`);
+    print(
+      io.stdout,
+      `${formatBenchTable(report)}\nd = ${dIn}, n = ${features}, true L0 ${report.trueL0.toFixed(2)}, recovered: max cosine > ${o.threshold}; ${formatDuration(report.seconds)} in all`,
+    );
     if (out !== undefined) {
       await writeFileAtomic(out, `${JSON.stringify({ options: o, ...report }, null, 2)}\n`);
       print(io.stdout, `wrote ${out}`);

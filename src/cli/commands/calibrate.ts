@@ -18,7 +18,14 @@ import { formatTable } from './format.js';
 import { INPUT_OPTIONS, type InputArgs, openInput } from './inference-data.js';
 
 /** The errors of an input file given by `flag` (--data or --test), opened like --data. */
-async function errorsOf(args: InputArgs & { readonly batchSize: number }, file: string, dir: string, sae: Sae, engine: Engine, io: CliIO): Promise<Float32Array> {
+async function errorsOf(
+  args: InputArgs & { readonly batchSize: number },
+  file: string,
+  dir: string,
+  sae: Sae,
+  engine: Engine,
+  io: CliIO,
+): Promise<Float32Array> {
   const ds = await openInput({ ...args, data: file }, dir, sae, engine);
   try {
     const { errors, nonFinite } = await datasetErrors(engine, sae, ds, args.batchSize);
@@ -71,8 +78,17 @@ export const calibrateCommand = defineCommand(
     usage: 'sae calibrate SAE_DIR --data CLEAN [--quantile q] [--test FILE] [--labels FILE] [options]',
     positionals: ['SAE_DIR'],
     options: {
-      quantile: { kind: 'number', help: 'the threshold is this quantile of the clean errors (default 0.99: about 1% of clean inputs flagged)', group: 'calibration', default: 0.99 },
-      labels: { kind: 'string', help: 'labels (1 = anomaly) of the rows of --test, or of --data without --test: .npy or text, one per line', group: 'calibration' },
+      quantile: {
+        kind: 'number',
+        help: 'the threshold is this quantile of the clean errors (default 0.99: about 1% of clean inputs flagged)',
+        group: 'calibration',
+        default: 0.99,
+      },
+      labels: {
+        kind: 'string',
+        help: 'labels (1 = anomaly) of the rows of --test, or of --data without --test: .npy or text, one per line',
+        group: 'calibration',
+      },
       test: { kind: 'string', help: 'labelled inputs to measure precision, recall and ROC-AUC on (same format as --data)', group: 'calibration' },
       out: { kind: 'string', help: `calibration file to write (default SAE_DIR/${CALIBRATION_FILENAME})`, group: 'calibration' },
       report: { kind: 'string', help: 'write a page (index.html, error histograms, ROC curve) to this folder', group: 'calibration' },
@@ -80,7 +96,14 @@ export const calibrateCommand = defineCommand(
     },
   },
   async (args, io) => {
-    const { positionals: [dir], data, quantile: q, labels: labelsPath, test, report } = args;
+    const {
+      positionals: [dir],
+      data,
+      quantile: q,
+      labels: labelsPath,
+      test,
+      report,
+    } = args;
     if (!(q > 0 && q < 1)) throw new UserError(`--quantile must be in (0, 1), got ${String(q)}`);
     if (test !== undefined && labelsPath === undefined) throw new UserError('--test needs --labels (one label per row of --test)');
     const out = args.out ?? join(dir, CALIBRATION_FILENAME);
@@ -96,12 +119,19 @@ export const calibrateCommand = defineCommand(
         const clean = dataErrors.filter((_, i) => labels[i] === 0);
         const calibration = calibrationOf(clean, q, `${data} (rows labelled 0)`);
         run = { calibration, cleanErrors: clean, labelled: { errors: dataErrors, labels, detection: detection(dataErrors, labels, calibration.threshold) } };
-        print(io.stderr, 'note: the threshold comes from the normal rows it is measured on; pass held-out labelled rows with --test for figures that are not in-sample');
+        print(
+          io.stderr,
+          'note: the threshold comes from the normal rows it is measured on; pass held-out labelled rows with --test for figures that are not in-sample',
+        );
       } else {
         const calibration = calibrationOf(dataErrors, q, data);
         const testErrors = await errorsOf(args, test, dir, sae, engine, io);
         const labels = await labelsFor(labelsPath, testErrors.length, '--test');
-        run = { calibration, cleanErrors: dataErrors, labelled: { errors: testErrors, labels, detection: detection(testErrors, labels, calibration.threshold) } };
+        run = {
+          calibration,
+          cleanErrors: dataErrors,
+          labelled: { errors: testErrors, labels, detection: detection(testErrors, labels, calibration.threshold) },
+        };
       }
       const about = { sae: dir, data, ...(test !== undefined ? { test } : {}), ...(labelsPath !== undefined ? { labels: labelsPath } : {}) };
       await saveCalibration(out, run.calibration, sae, { ...about, ...(run.labelled ? { detection: detectionRecord(run.labelled.detection) } : {}) });

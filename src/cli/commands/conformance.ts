@@ -6,7 +6,8 @@ import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
 export const conformance = defineCommand(
   {
     name: 'conformance',
-    summary: 'Runs every reference vector file in DIR that the implementation knows (forward outputs, loss terms, gradients, Adam) and fails if any relative error exceeds 1e-4.',
+    summary:
+      'Runs every reference vector file in DIR that the implementation knows (forward outputs, loss terms, gradients, Adam) and fails if any relative error exceeds 1e-4.',
     usage: 'sae conformance DIR [options]',
     positionals: ['DIR'],
     options: ENGINE_OPTIONS,

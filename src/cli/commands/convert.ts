@@ -30,8 +30,13 @@ async function writeFolderAtomic(out: string, write: (dir: string) => Promise<vo
   const temp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
     await write(temp);
-    if (state === 'empty') await rmdir(out).catch((e: unknown) => { throw fileError(out, `cannot replace the empty folder (${describeFsError(e)})`); });
-    await rename(temp, out).catch((e: unknown) => { throw fileError(out, `cannot write (${describeFsError(e)})`); });
+    if (state === 'empty')
+      await rmdir(out).catch((e: unknown) => {
+        throw fileError(out, `cannot replace the empty folder (${describeFsError(e)})`);
+      });
+    await rename(temp, out).catch((e: unknown) => {
+      throw fileError(out, `cannot write (${describeFsError(e)})`);
+    });
   } catch (err) {
     await rm(temp, { recursive: true, force: true }).catch(() => undefined);
     throw err;
@@ -46,7 +51,7 @@ export const convertCommand = defineCommand(
     positionals: ['IN', 'OUT'],
     options: {
       format: { kind: 'string', help: 'layout of IN (default: found from its files)', choices: FORMAT_CHOICES },
-      to: { kind: 'string', help: "layout to write: saelens (default) or sparsify (topk SAEs only)", choices: ['saelens', 'sparsify'], default: 'saelens' },
+      to: { kind: 'string', help: 'layout to write: saelens (default) or sparsify (topk SAEs only)', choices: ['saelens', 'sparsify'], default: 'saelens' },
     },
   },
   async ({ positionals: [input, out], format, to }, io) => {

@@ -26,20 +26,26 @@ import { OPTIONAL_INPUT_OPTIONS, openInput } from './inference-data.js';
 const spec = {
   name: 'dashboard',
   summary:
-    'Writes a static site of an SAE\'s features over a dataset (open index.html from disk): metrics, firing-rate and L0 histograms, a sortable feature list, and a page per feature with its activation histogram, top examples and examples across its activation range; image patches shown in their source image, token contexts shaded by activation. Also exports the features as Neuronpedia JSON.',
+    "Writes a static site of an SAE's features over a dataset (open index.html from disk): metrics, firing-rate and L0 histograms, a sortable feature list, and a page per feature with its activation histogram, top examples and examples across its activation range; image patches shown in their source image, token contexts shaded by activation. Also exports the features as Neuronpedia JSON.",
   usage: 'sae dashboard SAE_DIR (--data FILE | --demo-images) --out DIR [options]',
   positionals: ['SAE_DIR'],
   options: {
     out: { kind: 'string', help: 'the folder to write the site into (index.html, features/, neuronpedia/)', required: true },
     demoImages: { kind: 'boolean', help: 'use the demo photographs as data (for an SAE made by sae demo) instead of --data' },
-    tokens: { kind: 'string', help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]} (an activation store brings its own)' },
+    tokens: {
+      kind: 'string',
+      help: 'token data: a JSON file {"tokens": [one string per row], "documents": [one id per row]} (an activation store brings its own)',
+    },
     contextBefore: { kind: 'integer', help: 'token data: tokens shown before an example (default 12)', min: 0 },
     contextAfter: { kind: 'integer', help: 'token data: tokens shown after an example (default 4)', min: 0 },
     maxRows: { kind: 'integer', help: 'read at most the first N rows of the data', min: 1 },
     topK: { kind: 'integer', help: 'top activating examples kept per feature (default 20; 12 shown)', min: 1 },
     samples: { kind: 'integer', help: 'firing examples sampled per feature for the quantile bands (default 64)', min: 1 },
     title: { kind: 'string', help: 'title of the pages (default: the SAE folder name)' },
-    model: { kind: 'string', help: "token data: the causal language model whose unembedding W_U gives each feature's logit effects: a Hugging Face folder, a .gguf file, a transformers.js folder or an .onnx file (default: cfg.json model_name when it is a path on disk)" },
+    model: {
+      kind: 'string',
+      help: "token data: the causal language model whose unembedding W_U gives each feature's logit effects: a Hugging Face folder, a .gguf file, a transformers.js folder or an .onnx file (default: cfg.json model_name when it is a path on disk)",
+    },
     modelId: { kind: 'string', help: 'Neuronpedia export: model_id (default: cfg.json metadata model_name)' },
     saeSet: { kind: 'string', help: 'Neuronpedia export: sae_set (default: the title)' },
     layer: { kind: 'integer', help: 'Neuronpedia export: layer (default: from the hook name, else 0)', min: 0 },
@@ -59,8 +65,13 @@ async function openData(args: DashboardArgs, dir: string, sae: Sae, engine: Engi
   }
   if (data !== undefined) throw new UserError('give --data or --demo-images, not both');
   const preprocess = await loadImagePreprocess(join(dir, PREPROCESS_FILENAME));
-  if (preprocess.patchSize ** 2 !== sae.dims.dIn) throw fileError(join(dir, PREPROCESS_FILENAME), `patches of ${preprocess.patchSize ** 2} pixels, but the SAE takes d_in = ${sae.dims.dIn}`);
-  return imagePatchDataset(await demoImagePaths(), { preprocess, ...(patches !== undefined ? { patches } : {}), ...(seed !== undefined ? { seed } : {}) }, engine);
+  if (preprocess.patchSize ** 2 !== sae.dims.dIn)
+    throw fileError(join(dir, PREPROCESS_FILENAME), `patches of ${preprocess.patchSize ** 2} pixels, but the SAE takes d_in = ${sae.dims.dIn}`);
+  return imagePatchDataset(
+    await demoImagePaths(),
+    { preprocess, ...(patches !== undefined ? { patches } : {}), ...(seed !== undefined ? { seed } : {}) },
+    engine,
+  );
 }
 
 async function exampleSource(args: DashboardArgs, ds: Dataset): Promise<ExampleSource> {
@@ -82,7 +93,18 @@ export async function transformerLogits(engine: Engine, model: string | undefine
 }
 
 export const dashboardCommand = defineCommand(spec, async (args, io) => {
-  const { positionals: [dir], out, batchSize: batch, maxRows, topK, samples, layer, modelId, saeSet, model } = args;
+  const {
+    positionals: [dir],
+    out,
+    batchSize: batch,
+    maxRows,
+    topK,
+    samples,
+    layer,
+    modelId,
+    saeSet,
+    model,
+  } = args;
   const sae = await loadAnySaeAsSae(dir);
   const engine = new Engine({ warn: (m) => print(io.stderr, m) });
   const ds = await openData(args, dir, sae, engine);
@@ -90,9 +112,11 @@ export const dashboardCommand = defineCommand(spec, async (args, io) => {
     const source = await exampleSource(args, ds);
     const title = args.title ?? basename(resolve(dir));
     const modelName = sae.metadata['model_name'];
-    const logits = source.kind === 'tokens' || model !== undefined
-      ? ((await transformerLogits(engine, model)) ?? (await logitSource(engine, model, typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})))
-      : undefined;
+    const logits =
+      source.kind === 'tokens' || model !== undefined
+        ? ((await transformerLogits(engine, model)) ??
+          (await logitSource(engine, model, typeof modelName === 'string' ? { name: modelName, ...(existsSync(modelName) ? { path: modelName } : {}) } : {})))
+        : undefined;
     const r = await buildDashboard(engine, sae, ds, source, {
       out,
       title,

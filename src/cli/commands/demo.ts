@@ -64,7 +64,10 @@ const photoDemo = defineCommand(
       { heading: 'Held-out metrics', table: { ...m, 'training seconds': r.seconds } },
       { heading: 'Decoder filters (whitened space, as trained)', images: [{ src: 'filters.png', caption: 'W_dec rows as 12 x 12 patches' }] },
       { heading: 'Decoder filters in pixel space', images: [{ src: 'filters_pixel.png', caption: 'W_dec rows through the inverse whitening' }] },
-      { heading: 'Files', text: 'cfg.json, sae_weights.safetensors and sparsity.safetensors (SAELens layout), preprocess.safetensors, metrics.json, train_log.jsonl' },
+      {
+        heading: 'Files',
+        text: 'cfg.json, sae_weights.safetensors and sparsity.safetensors (SAELens layout), preprocess.safetensors, metrics.json, train_log.jsonl',
+      },
     ]);
     await writeFileAtomic(join(out, 'index.html'), html);
     print(io.stdout, `${formatMetrics(m)}\nwrote ${out}/ (the SAE, metrics.json, filters.png, index.html) in ${r.seconds.toFixed(0)} s of training`);
@@ -76,5 +79,6 @@ const photoDemo = defineCommand(
 /** sae demo, or with --text / --llm the text or language-model demo (their own options). */
 export const demoCommand: Command = {
   ...photoDemo,
-  run: (argv, io) => (argv.includes('--llm') ? llmDemoCommand.run(argv, io) : argv.includes('--text') ? textDemoCommand.run(argv, io) : photoDemo.run(argv, io)),
+  run: (argv, io) =>
+    argv.includes('--llm') ? llmDemoCommand.run(argv, io) : argv.includes('--text') ? textDemoCommand.run(argv, io) : photoDemo.run(argv, io),
 };

@@ -16,13 +16,22 @@ export const encodeCommand = defineCommand(
     usage: 'sae encode SAE_DIR --data FILE --out FILE [options]',
     positionals: ['SAE_DIR'],
     options: {
-      out: { kind: 'string', help: 'output file: .safetensors (tensor "latents" [rows, d_sae], or "indices" and "values" [rows, k] with --topk) or .npy (dense)', required: true },
+      out: {
+        kind: 'string',
+        help: 'output file: .safetensors (tensor "latents" [rows, d_sae], or "indices" and "values" [rows, k] with --topk) or .npy (dense)',
+        required: true,
+      },
       topk: { kind: 'integer', help: 'keep the k largest activations of each row (sparse form, .safetensors)', min: 1 },
       ...INPUT_OPTIONS,
     },
   },
   async (args, io) => {
-    const { positionals: [dir], out, topk: k, batchSize: batch } = args;
+    const {
+      positionals: [dir],
+      out,
+      topk: k,
+      batchSize: batch,
+    } = args;
     const ext = extname(out).toLowerCase();
     if (ext !== '.safetensors' && ext !== '.npy') throw new UserError(`--out: ${out} must end in .safetensors or .npy`);
     if (k !== undefined && ext !== '.safetensors') throw new UserError('--topk writes indices and values: give an --out ending in .safetensors');
@@ -54,7 +63,11 @@ export const encodeCommand = defineCommand(
       const metadata = { sae: dir, data: ds.name, ...(k !== undefined ? { k: String(k) } : {}) };
       if (ext === '.npy') await writeNpy(out, latents!, [ds.rows, dSae]);
       else if (k !== undefined) {
-        await writeSafetensors(out, { indices: { dtype: 'I32', shape: [ds.rows, k], data: indices! }, values: { dtype: 'F32', shape: [ds.rows, k], data: values! } }, metadata);
+        await writeSafetensors(
+          out,
+          { indices: { dtype: 'I32', shape: [ds.rows, k], data: indices! }, values: { dtype: 'F32', shape: [ds.rows, k], data: values! } },
+          metadata,
+        );
       } else await writeSafetensors(out, { latents: { dtype: 'F32', shape: [ds.rows, dSae], data: latents! } }, metadata);
       print(io.stdout, `encoded ${ds.rows} rows -> ${out} (${k !== undefined ? `top ${k} indices and values` : `[${ds.rows}, ${dSae}] latents`})`);
     } finally {

@@ -13,7 +13,8 @@ import { SPLICE_OPTIONS, spliceEval } from './splice-eval.js';
 export const evalCommand = defineCommand(
   {
     name: 'eval',
-    summary: 'Evaluates a trained SAE on data (or spliced into a model with --model: CE clean / spliced / zero-ablated, loss recovered, KL): MSE, explained variance and FVU, L0, L1, dead and dense fractions, l2 ratio, reconstruction bias, encoder-decoder cosine; prints a table and writes JSON (with per-latent values and histograms).',
+    summary:
+      'Evaluates a trained SAE on data (or spliced into a model with --model: CE clean / spliced / zero-ablated, loss recovered, KL): MSE, explained variance and FVU, L0, L1, dead and dense fractions, l2 ratio, reconstruction bias, encoder-decoder cosine; prints a table and writes JSON (with per-latent values and histograms).',
     usage: 'sae eval SAE_DIR --data FILE [options]',
     positionals: ['SAE_DIR'],
     options: {
@@ -24,7 +25,12 @@ export const evalCommand = defineCommand(
     },
   },
   async (args, io) => {
-    const { positionals: [dir], data, batchSize: batch, model } = args;
+    const {
+      positionals: [dir],
+      data,
+      batchSize: batch,
+      model,
+    } = args;
     const maxRows = args.maxRows ?? Infinity;
     const sae = await loadAnySaeAsSae(dir);
     if (model !== undefined) return spliceEval(args, model, dir, sae, io);
@@ -45,7 +51,10 @@ export const evalCommand = defineCommand(
       if (metrics.inputs === 0) throw new UserError(`${ds.name}: no finite rows to evaluate on`);
       const cosine = await encoderDecoderCosine(engine, sae);
       const cos = cosine ? summarize(cosine) : undefined;
-      const cosRow: [string, string] = ['encoder-decoder cosine', cos ? `mean ${cos.mean.toFixed(4)}, median ${cos.median.toFixed(4)}, min ${cos.min.toFixed(4)}` : 'n/a'];
+      const cosRow: [string, string] = [
+        'encoder-decoder cosine',
+        cos ? `mean ${cos.mean.toFixed(4)}, median ${cos.median.toFixed(4)}, min ${cos.min.toFixed(4)}` : 'n/a',
+      ];
       print(io.stdout, formatTable([...metricRows(metrics), cosRow]));
       const out = args.out;
       if (out !== undefined) {

@@ -18,16 +18,30 @@ export const filtersCommand = defineCommand(
     positionals: ['SAE_DIR'],
     options: {
       out: { kind: 'string', help: 'PNG file to write (default SAE_DIR/filters.png)' },
-      space: { kind: 'string', help: 'whitened (as trained; default) | pixel (through the inverse whitening)', choices: ['whitened', 'pixel'], default: 'whitened' },
+      space: {
+        kind: 'string',
+        help: 'whitened (as trained; default) | pixel (through the inverse whitening)',
+        choices: ['whitened', 'pixel'],
+        default: 'whitened',
+      },
       preprocess: { kind: 'string', help: 'the preprocessing file (default SAE_DIR/preprocess.safetensors if present)' },
-      order: { kind: 'string', help: 'frequency (most active first, from sparsity.safetensors; default) | index', choices: ['frequency', 'index'], default: 'frequency' },
+      order: {
+        kind: 'string',
+        help: 'frequency (most active first, from sparsity.safetensors; default) | index',
+        choices: ['frequency', 'index'],
+        default: 'frequency',
+      },
       max: { kind: 'integer', help: 'draw at most this many filters', min: 1 },
       zoom: { kind: 'integer', help: 'pixels per patch pixel (default 4)', min: 1 },
       columns: { kind: 'integer', help: 'filters per row (default: a square grid)', min: 1 },
     },
   },
   async (v, io) => {
-    const { positionals: [dir], space, order } = v;
+    const {
+      positionals: [dir],
+      space,
+      order,
+    } = v;
     const sae = await loadAnySaeAsSae(dir);
     const preprocessPath = v.preprocess ?? join(dir, PREPROCESS_FILENAME);
     const preprocess = v.preprocess !== undefined || existsSync(preprocessPath) ? await loadImagePreprocess(preprocessPath) : undefined;

@@ -72,5 +72,9 @@ export const ENGINE_OPTIONS = defineOptions({
 
 /** An engine with the chosen kernels and threads, warning on stderr. */
 export function engineOf(v: { readonly kernels?: KernelsChoice | undefined; readonly threads?: number | undefined }, io: CliIO): Engine {
-  return new Engine({ ...(v.kernels !== undefined ? { kernels: v.kernels } : {}), ...(v.threads !== undefined ? { threads: v.threads } : {}), warn: (m) => print(io.stderr, m) });
+  return new Engine({
+    ...(v.kernels !== undefined ? { kernels: v.kernels } : {}),
+    ...(v.threads !== undefined ? { threads: v.threads } : {}),
+    warn: (m) => print(io.stderr, m),
+  });
 }

@@ -39,7 +39,8 @@ export const inspectCommand = defineCommand(
     const [dir, paths] = v.positionals;
     const calibrationPath = v.calibration ?? join(dir, MAP_CALIBRATION_FILENAME);
     const fitting = ['pixelFpr', 'imageFpr', 'scoreQuantile'].filter((k) => v.given.has(k));
-    if (v.clean === undefined && fitting.length > 0) throw new UserError(`${fitting.map((k) => v.given.get(k)).join(', ')} only apply with --clean (calibrating the maps)`);
+    if (v.clean === undefined && fitting.length > 0)
+      throw new UserError(`${fitting.map((k) => v.given.get(k)).join(', ')} only apply with --clean (calibrating the maps)`);
     const { sae, inspector } = await loadInspector(dir);
     const files = await listImages(paths);
     if (files.length === 0) throw new UserError(`no .jpg, .jpeg or .png image in ${paths.join(', ')}`);
@@ -59,11 +60,17 @@ export const inspectCommand = defineCommand(
         if (!existsSync(calibrationPath)) throw new UserError(`${calibrationPath}: no map calibration; pass --clean CLEAN_IMAGES to make one`);
         const saved = await loadMapCalibration(calibrationPath, sae, dir);
         calibration = v.stride !== undefined && v.stride !== saved.stride ? undefined : saved;
-        if (calibration === undefined) throw new UserError(`--stride ${v.stride}: the map calibration in ${calibrationPath} was made at stride ${saved.stride}; use it, or calibrate again with --clean`);
+        if (calibration === undefined)
+          throw new UserError(
+            `--stride ${v.stride}: the map calibration in ${calibrationPath} was made at stride ${saved.stride}; use it, or calibrate again with --clean`,
+          );
       }
       const records = await inspectFiles(engine, inspector, calibration, files, v.out);
       if (v.clean !== undefined) await saveMapCalibration(calibrationPath, calibration, sae, { sae: dir, clean: v.clean });
-      const rows: [string, string][] = records.map((r) => [r.image, `score ${r.score.toPrecision(4)}${r.flagged ? '  FLAGGED' : ''}  ${r.regions.length} region(s)${r.regions[0] ? `, largest ${r.regions[0].area} px at [${r.regions[0].bbox.join(', ')}]` : ''}`]);
+      const rows: [string, string][] = records.map((r) => [
+        r.image,
+        `score ${r.score.toPrecision(4)}${r.flagged ? '  FLAGGED' : ''}  ${r.regions.length} region(s)${r.regions[0] ? `, largest ${r.regions[0].area} px at [${r.regions[0].bbox.join(', ')}]` : ''}`,
+      ]);
       print(io.stdout, formatTable(rows));
       const flagged = records.filter((r) => r.flagged).length;
       print(

@@ -43,7 +43,8 @@ const CONTEXT = 128;
 export const llmDemoCommand = defineCommand(
   {
     name: 'demo --llm',
-    summary: "Harvests TinyLlama-1.1B's residual stream (blocks.4.hook_resid_post) over Moby-Dick, trains a TopK SAE on it, splices it back (loss recovered, KL) and builds the dashboard with logit effects.",
+    summary:
+      "Harvests TinyLlama-1.1B's residual stream (blocks.4.hook_resid_post) over Moby-Dick, trains a TopK SAE on it, splices it back (loss recovered, KL) and builds the dashboard with logit effects.",
     usage: 'sae demo --llm [options]',
     options: {
       llm: { kind: 'boolean', help: 'the language-model demo (this one)' },
@@ -77,7 +78,23 @@ export const llmDemoCommand = defineCommand(
     try {
       const storeDir = join(out, 'store');
       say(`harvesting ${hook} of ${model.tf.model.name} over ${tokens} tokens of Moby-Dick into ${storeDir}`);
-      const h = await runHarvest(model, { hook, text: MOBY_DICK, out: storeDir, contextSize: context, batchSize: 8, maxTokens: tokens, dtype: 'float16', resume: false, overwrite: true, quiet, excludeBos: true }, io.stderr);
+      const h = await runHarvest(
+        model,
+        {
+          hook,
+          text: MOBY_DICK,
+          out: storeDir,
+          contextSize: context,
+          batchSize: 8,
+          maxTokens: tokens,
+          dtype: 'float16',
+          resume: false,
+          overwrite: true,
+          quiet,
+          excludeBos: true,
+        },
+        io.stderr,
+      );
       const tHarvest = performance.now();
       const config = textDemoConfig(storeDir, out, steps, dSae, k);
       const r = await runTraining({ ...config, logging: { ...config.logging, quiet } }, { stderr: io.stderr, overwrite: true }, engine);
@@ -97,13 +114,32 @@ export const llmDemoCommand = defineCommand(
       try {
         say('building the dashboard');
         const title = `${model.tf.model.name} ${hook} on Moby-Dick`;
-        const dash = await buildDashboard(engine, r.sae, store, { kind: 'tokens', tokens: await storeTokenRows(store) }, { out: join(out, 'dashboard'), title, logits, log: say });
+        const dash = await buildDashboard(
+          engine,
+          r.sae,
+          store,
+          { kind: 'tokens', tokens: await storeTokenRows(store) },
+          { out: join(out, 'dashboard'), title, logits, log: say },
+        );
         const features = (await topContexts(engine, r.sae, store, 8)).slice(0, 16);
-        const effects = await topLogitEffects(engine, r.sae.params['W_dec']!, unembedding, features.map((f) => f.feature), { k: 8 });
-        const show = (xs: readonly { token: string; value: number }[]): string => xs.map((x) => `${JSON.stringify(x.token)} ${x.value >= 0 ? '+' : ''}${x.value.toFixed(3)}`).join(', ');
+        const effects = await topLogitEffects(
+          engine,
+          r.sae.params['W_dec']!,
+          unembedding,
+          features.map((f) => f.feature),
+          { k: 8 },
+        );
+        const show = (xs: readonly { token: string; value: number }[]): string =>
+          xs.map((x) => `${JSON.stringify(x.token)} ${x.value >= 0 ? '+' : ''}${x.value.toFixed(3)}`).join(', ');
         const lines = features.flatMap((f, j) => {
           const l = featureLogits(effects, j, model.tf.vocab);
-          return [`feature ${f.feature} (top tokens agree ${(f.agreement * 100).toFixed(0)}%)`, `  raises: ${show(l.pos)}`, `  lowers: ${show(l.neg)}`, ...f.top.map((t) => `  ${t.value.toFixed(2)}  ${t.text}`), ''];
+          return [
+            `feature ${f.feature} (top tokens agree ${(f.agreement * 100).toFixed(0)}%)`,
+            `  raises: ${show(l.pos)}`,
+            `  lowers: ${show(l.neg)}`,
+            ...f.top.map((t) => `  ${t.value.toFixed(2)}  ${t.text}`),
+            '',
+          ];
         });
         await writeFileAtomic(join(out, 'features.txt'), `${lines.join('\n')}\n`);
         const m = r.metrics;

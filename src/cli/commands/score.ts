@@ -41,7 +41,10 @@ export const scoreCommand = defineCommand(
     },
   },
   async (v, io) => {
-    const { positionals: [dir], out } = v;
+    const {
+      positionals: [dir],
+      out,
+    } = v;
     if (!/\.(csv|npy)$/i.test(out)) throw fileError(out, 'scores are written as .csv or .npy: choose one of these extensions');
     const calibrationPath = v.calibration ?? join(dir, CALIBRATION_FILENAME);
     const sae = await loadAnySaeAsSae(dir);

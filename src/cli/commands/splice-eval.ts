@@ -21,7 +21,11 @@ export const SPLICE_OPTIONS = defineOptions({
   maxContexts: { kind: 'integer', help: 'contexts (sentences for encoders) to evaluate on (default 256)', group: 'splice', default: 256, min: 0 },
   skipContexts: { kind: 'integer', help: 'skip the first N contexts of the text (e.g. those trained on; default 0)', group: 'splice', default: 0, min: 0 },
   keepError: { kind: 'boolean', help: "add the SAE's error term back (a check: then nothing is lost)", group: 'splice', default: false },
-  excludeBos: { kind: 'boolean', help: 'transformers: leave the BOS position clean (for SAEs harvested with --exclude-bos; default: as cfg.json records)', group: 'splice' },
+  excludeBos: {
+    kind: 'boolean',
+    help: 'transformers: leave the BOS position clean (for SAEs harvested with --exclude-bos; default: as cfg.json records)',
+    group: 'splice',
+  },
   ...MODEL_DTYPE_OPTION,
 });
 
@@ -69,7 +73,12 @@ export async function spliceEval(v: SpliceArgs, modelSpec: string, dir: string, 
     const excludeBos = v.excludeBos ?? sae.metadata['exclude_bos'] === true;
     const metrics = await spliceMetrics(engine, m, sae, hook, contexts, v.keepError, excludeBos ? prefixOf(m).length : 0);
     const rows = Object.entries(metrics).filter(([k]) => k !== 'kind');
-    print(io.stdout, rows.map(([k, x]) => `${(METRIC_NAMES[k] ?? k).padEnd(28)}  ${typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(4)) : String(x)}`).join('\n'));
+    print(
+      io.stdout,
+      rows
+        .map(([k, x]) => `${(METRIC_NAMES[k] ?? k).padEnd(28)}  ${typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(4)) : String(x)}`)
+        .join('\n'),
+    );
     const out = v.out;
     if (out !== undefined) {
       await writeFileAtomic(out, `${JSON.stringify({ sae: dir, model: modelSpec, hook, contexts: contexts.length, ...metrics }, null, 2)}\n`);

@@ -14,18 +14,34 @@ import type { Sae } from '../../sae.js';
 import { defineCommand, print } from '../command.js';
 import { MODEL_DTYPE_OPTION, MODEL_HELP } from './harvest.js';
 
-const split = (s: string): string[] => s.split(' | ').map((x) => x.trim()).filter((x) => x.length > 0);
-
+const split = (s: string): string[] =>
+  s
+    .split(' | ')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
 
 /** Encoders: per prompt, cos(clean, steered) and the shift of its similarity to each probe. */
-async function steerEncoder(engine: Engine, m: Extract<LanguageModel, { kind: 'encoder' }>, sae: Sae, node: string, s: Steer, prompts: string[], probes: string[]): Promise<string[]> {
+async function steerEncoder(
+  engine: Engine,
+  m: Extract<LanguageModel, { kind: 'encoder' }>,
+  sae: Sae,
+  node: string,
+  s: Steer,
+  prompts: string[],
+  probes: string[],
+): Promise<string[]> {
   const ids = prompts.map((p) => Int32Array.from(m.use.tokenize(p).slice(0, 128)));
   const r = await m.use.run(ids, node, steerEdit(engine, sae, s));
   const d = r.clean.length / prompts.length;
   const cos = rowCosines(r.clean, r.embeddings, d);
   const lines = prompts.map((p, i) => `cos(clean, steered) ${cos[i]!.toFixed(4)}  ${p}`);
   if (probes.length === 0) return lines;
-  const probeEmb = (await m.use.run(probes.map((p) => Int32Array.from(m.use.tokenize(p).slice(0, 128))), node)).clean;
+  const probeEmb = (
+    await m.use.run(
+      probes.map((p) => Int32Array.from(m.use.tokenize(p).slice(0, 128))),
+      node,
+    )
+  ).clean;
   const rep = (a: Float32Array, i: number): Float32Array => {
     const out = new Float32Array(probes.length * d);
     for (let k = 0; k < probes.length; k++) out.set(a.subarray(i * d, (i + 1) * d), k * d);
@@ -35,13 +51,25 @@ async function steerEncoder(engine: Engine, m: Extract<LanguageModel, { kind: 'e
     const before = rowCosines(rep(r.clean, i), probeEmb, d);
     const after = rowCosines(rep(r.embeddings, i), probeEmb, d);
     lines.push(`"${p}" against the probes (clean -> steered):`);
-    probes.forEach((q, k) => lines.push(`  ${before[k]!.toFixed(3)} -> ${after[k]!.toFixed(3)} (${after[k]! - before[k]! >= 0 ? '+' : ''}${(after[k]! - before[k]!).toFixed(3)})  ${q}`));
+    probes.forEach((q, k) =>
+      lines.push(
+        `  ${before[k]!.toFixed(3)} -> ${after[k]!.toFixed(3)} (${after[k]! - before[k]! >= 0 ? '+' : ''}${(after[k]! - before[k]!).toFixed(3)})  ${q}`,
+      ),
+    );
   });
   return lines;
 }
 
 /** Causal models: greedy continuations, clean and steered. */
-async function steerCausal(engine: Engine, m: Extract<LanguageModel, { kind: 'causal' }>, sae: Sae, tensor: string, s: Steer, prompts: string[], steps: number): Promise<string[]> {
+async function steerCausal(
+  engine: Engine,
+  m: Extract<LanguageModel, { kind: 'causal' }>,
+  sae: Sae,
+  tensor: string,
+  s: Steer,
+  prompts: string[],
+  steps: number,
+): Promise<string[]> {
   const lines: string[] = [];
   for (const p of prompts) {
     const ids = [...m.lm.prefix, ...tokenize(m, p)];
@@ -53,7 +81,15 @@ async function steerCausal(engine: Engine, m: Extract<LanguageModel, { kind: 'ca
 }
 
 /** Hooked transformers: continuations clean and steered, the edit inside the model's graph, greedy or sampled. */
-async function steerTransformer(m: Extract<LanguageModel, { kind: 'transformer' }>, sae: Sae, hook: string, s: Steer, prompts: string[], steps: number, sampling: Sampling): Promise<string[]> {
+async function steerTransformer(
+  m: Extract<LanguageModel, { kind: 'transformer' }>,
+  sae: Sae,
+  hook: string,
+  s: Steer,
+  prompts: string[],
+  steps: number,
+  sampling: Sampling,
+): Promise<string[]> {
   const { model, tokenizer, prefix } = m.tf;
   const width = model.hookWidth(hook);
   if (width !== sae.dims.dIn) throw new UserError(`the SAE reads ${sae.dims.dIn}-wide vectors, but ${hook} of ${model.name} is ${width} wide`);
@@ -71,7 +107,8 @@ async function steerTransformer(m: Extract<LanguageModel, { kind: 'transformer' 
 export const steerCommand = defineCommand(
   {
     name: 'steer',
-    summary: "Steers a model with an SAE feature: adds alpha * W_dec[i] at the SAE's hook (or clamps feature i) and shows the generated text (causal models) or the embedding similarity shifts (encoders).",
+    summary:
+      "Steers a model with an SAE feature: adds alpha * W_dec[i] at the SAE's hook (or clamps feature i) and shows the generated text (causal models) or the embedding similarity shifts (encoders).",
     usage: 'sae steer SAE_DIR --feature I --prompt TEXT [--alpha A | --clamp C] [options]',
     positionals: ['SAE_DIR'],
     options: {
@@ -90,7 +127,11 @@ export const steerCommand = defineCommand(
     },
   },
   async (v, io) => {
-    const { positionals: [dir], feature, clamp } = v;
+    const {
+      positionals: [dir],
+      feature,
+      clamp,
+    } = v;
     const sae = await loadAnySaeAsSae(dir);
     if (feature >= sae.dims.dSae) throw new UserError(`--feature must be in [0, ${sae.dims.dSae})`);
     const modelSpec = v.model ?? sae.metadata['model_name'];
@@ -103,7 +144,8 @@ export const steerCommand = defineCommand(
     try {
       const tensor = hookTensor(m, hook);
       const prompts = split(v.prompt);
-      if (m.kind !== 'transformer' && v.temperature > 0) throw new UserError('--temperature: sampling runs on Hugging Face folders and .gguf models; this model generates greedily only');
+      if (m.kind !== 'transformer' && v.temperature > 0)
+        throw new UserError('--temperature: sampling runs on Hugging Face folders and .gguf models; this model generates greedily only');
       const lines =
         m.kind === 'encoder'
           ? await steerEncoder(engine, m, sae, tensor, s, prompts, split(v.probes))

@@ -64,7 +64,12 @@ export interface TopContext {
  * For each latent, its `keep` largest activations over the store with their contexts; then the
  * latents whose top tokens agree most (the same token text in most of its top examples) first.
  */
-export async function topContexts(engine: Engine, sae: Sae, store: StoreDataset, keep: number): Promise<{ feature: number; agreement: number; top: TopContext[] }[]> {
+export async function topContexts(
+  engine: Engine,
+  sae: Sae,
+  store: StoreDataset,
+  keep: number,
+): Promise<{ feature: number; agreement: number; top: TopContext[] }[]> {
   const { dIn, dSae } = sae.dims;
   const best = Array.from({ length: dSae }, (): { value: number; row: number }[] => []);
   const chunk = 4096;
@@ -136,7 +141,11 @@ export const textDemoCommand = defineCommand(
     try {
       const storeDir = join(out, 'store');
       say(`harvesting ${HOOK} of USE-lite over ${tokens} tokens of Moby-Dick into ${storeDir}`);
-      const h = await runHarvest(model, { hook: HOOK, text: MOBY_DICK, out: storeDir, batchSize: 256, maxTokens: tokens, dtype: 'float16', resume: false, overwrite: true, quiet }, io.stderr);
+      const h = await runHarvest(
+        model,
+        { hook: HOOK, text: MOBY_DICK, out: storeDir, batchSize: 256, maxTokens: tokens, dtype: 'float16', resume: false, overwrite: true, quiet },
+        io.stderr,
+      );
       const tHarvest = performance.now();
       const config = textDemoConfig(storeDir, out, steps, dSae, k);
       const r = await runTraining({ ...config, logging: { ...config.logging, quiet } }, { stderr: io.stderr, overwrite: true }, engine);
@@ -153,9 +162,21 @@ export const textDemoCommand = defineCommand(
       const store = await openStore(storeDir);
       try {
         say('building the dashboard');
-        const dash = await buildDashboard(engine, r.sae, store, { kind: 'tokens', tokens: await storeTokenRows(store) }, { out: join(out, 'dashboard'), title: 'USE-lite blocks.0.mlp.hook_post on Moby-Dick', log: say });
+        const dash = await buildDashboard(
+          engine,
+          r.sae,
+          store,
+          { kind: 'tokens', tokens: await storeTokenRows(store) },
+          { out: join(out, 'dashboard'), title: 'USE-lite blocks.0.mlp.hook_post on Moby-Dick', log: say },
+        );
         const features = await topContexts(engine, r.sae, store, 8);
-        const lines = features.slice(0, 12).flatMap((f) => [`feature ${f.feature} (top tokens agree ${(f.agreement * 100).toFixed(0)}%)`, ...f.top.map((t) => `  ${t.value.toFixed(2)}  ${t.text}`), '']);
+        const lines = features
+          .slice(0, 12)
+          .flatMap((f) => [
+            `feature ${f.feature} (top tokens agree ${(f.agreement * 100).toFixed(0)}%)`,
+            ...f.top.map((t) => `  ${t.value.toFixed(2)}  ${t.text}`),
+            '',
+          ]);
         await writeFileAtomic(join(out, 'features.txt'), `${lines.join('\n')}\n`);
         const m = r.metrics;
         const results = {

@@ -75,12 +75,26 @@ export function tokenizerFromGguf(metadata: ReadonlyMap<string, GgufValue>, file
   if (kind === 'llama') {
     const types = metadata.has('tokenizer.ggml.token_type') ? m.numbers('tokenizer.ggml.token_type', pieces.length) : pieces.map(() => TOKEN_TYPE.normal);
     if (types.includes(TOKEN_TYPE.userDefined)) throw fileError(file, 'has user-defined tokens in a llama vocabulary, which are not supported yet');
-    return new SpmTokenizer(pieces, m.numbers('tokenizer.ggml.scores', pieces.length), types, special, m.bool('tokenizer.ggml.add_bos_token', true), m.bool('tokenizer.ggml.add_space_prefix', true));
+    return new SpmTokenizer(
+      pieces,
+      m.numbers('tokenizer.ggml.scores', pieces.length),
+      types,
+      special,
+      m.bool('tokenizer.ggml.add_bos_token', true),
+      m.bool('tokenizer.ggml.add_space_prefix', true),
+    );
   }
   if (kind === 'gpt2') {
     const pre = m.str('tokenizer.ggml.pre') ?? 'default';
     if (!GPT2_PRE.includes(pre)) throw fileError(file, `tokenizer.ggml.pre '${pre}' is not supported (supported: ${GPT2_PRE.join(', ')})`);
-    return byteLevelFromGguf(pieces, m.strings('tokenizer.ggml.merges'), metadata.has('tokenizer.ggml.token_type') ? m.numbers('tokenizer.ggml.token_type', pieces.length) : [], special, m.bool('tokenizer.ggml.add_bos_token', false), file);
+    return byteLevelFromGguf(
+      pieces,
+      m.strings('tokenizer.ggml.merges'),
+      metadata.has('tokenizer.ggml.token_type') ? m.numbers('tokenizer.ggml.token_type', pieces.length) : [],
+      special,
+      m.bool('tokenizer.ggml.add_bos_token', false),
+      file,
+    );
   }
   throw fileError(file, `tokenizer.ggml.model '${String(kind)}' is not supported (supported: llama, gpt2)`);
 }
@@ -101,7 +115,13 @@ function byteLevelFromGguf(pieces: string[], merges: string[], types: number[], 
     version: '1.0',
     added_tokens: pieces.flatMap((content, id) => (types[id] === TOKEN_TYPE.userDefined ? [{ id, content, special: false, normalized: false }] : [])),
     normalizer: null,
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: GPT2_PATTERN }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: GPT2_PATTERN }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
     model: { type: 'BPE', vocab: Object.fromEntries(pieces.map((p, i) => [p, i])), merges, byte_fallback: false, ignore_merges: false },
@@ -134,7 +154,7 @@ class BigramHeap {
   push(b: Bigram): void {
     const h = this.items;
     h.push(b);
-    for (let i = h.length - 1; i > 0; ) {
+    for (let i = h.length - 1; i > 0;) {
       const p = (i - 1) >> 1;
       if (!before(h[i]!, h[p]!)) break;
       [h[i], h[p]] = [h[p]!, h[i]!];
@@ -147,7 +167,7 @@ class BigramHeap {
     const last = h.pop();
     if (h.length > 0 && last !== undefined) {
       h[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;

@@ -78,7 +78,15 @@ export class HfTokenizer implements Tokenizer {
     const bosId = idOf(config['bos_token']) ?? prefix;
     const addBos = typeof config['add_bos_token'] === 'boolean' ? config['add_bos_token'] && bosId !== undefined : prefix !== undefined && prefix === bosId;
     const size = Math.max(-1, ...lib.get_vocab(true).values()) + 1;
-    return new HfTokenizer(lib, size, bosId, idOf(config['eos_token']), addBos, hasComponent(json['decoder'], 'ByteLevel') || hasComponent(json['pre_tokenizer'], 'ByteLevel'), hidden);
+    return new HfTokenizer(
+      lib,
+      size,
+      bosId,
+      idOf(config['eos_token']),
+      addBos,
+      hasComponent(json['decoder'], 'ByteLevel') || hasComponent(json['pre_tokenizer'], 'ByteLevel'),
+      hidden,
+    );
   }
 
   encode(text: string): number[] {

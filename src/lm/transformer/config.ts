@@ -152,7 +152,13 @@ export function ropeScaling(c: ConfigJson): RopeScaling {
   if (type === 'default') return { type: 'none' };
   if (type === 'linear') return { type: 'linear', factor: num(sub, 'factor') };
   if (type === 'llama3') {
-    return { type: 'llama3', factor: num(sub, 'factor'), lowFreqFactor: num(sub, 'low_freq_factor'), highFreqFactor: num(sub, 'high_freq_factor'), originalMax: num(sub, 'original_max_position_embeddings') };
+    return {
+      type: 'llama3',
+      factor: num(sub, 'factor'),
+      lowFreqFactor: num(sub, 'low_freq_factor'),
+      highFreqFactor: num(sub, 'high_freq_factor'),
+      originalMax: num(sub, 'original_max_position_embeddings'),
+    };
   }
   throw fileError(c.file, `rope_scaling type '${type}' is not supported (supported: default, linear, llama3)`);
 }
@@ -162,6 +168,7 @@ export function checkConfig(cfg: TransformerConfig, file: string): TransformerCo
   const positive = ['nLayers', 'dModel', 'nHeads', 'nKvHeads', 'dHead', 'dMlp', 'vocab', 'maxPositions'] as const;
   for (const k of positive) if (!(cfg[k] > 0)) throw fileError(file, `${k} must be positive, got ${cfg[k]}`);
   if (cfg.nHeads % cfg.nKvHeads !== 0) throw fileError(file, `${cfg.nHeads} attention heads are not a multiple of ${cfg.nKvHeads} key/value heads`);
-  for (const r of cfg.rotary) if (r.dim % 2 !== 0 || r.dim > cfg.dHead) throw fileError(file, `rotary dimension ${r.dim} must be even and at most the head size ${cfg.dHead}`);
+  for (const r of cfg.rotary)
+    if (r.dim % 2 !== 0 || r.dim > cfg.dHead) throw fileError(file, `rotary dimension ${r.dim} must be even and at most the head size ${cfg.dHead}`);
   return cfg;
 }

@@ -93,7 +93,8 @@ export class GgufLlamaSource implements TensorSource {
         tie_word_embeddings: !g.tensors.has('output.weight'),
       };
       const rotDim = opt('rope.dimension_count', Number(json['head_dim']));
-      if (rotDim !== json['head_dim']) throw fileError(path, `llama.rope.dimension_count ${rotDim} differs from the head size (partial rotary is not supported)`);
+      if (rotDim !== json['head_dim'])
+        throw fileError(path, `llama.rope.dimension_count ${rotDim} differs from the head size (partial rotary is not supported)`);
       return { source: new GgufLlamaSource(g, kernels, heads, Number(json['num_key_value_heads'])), config: { file: path, json } };
     } catch (err) {
       await g.close();

@@ -223,7 +223,12 @@ function attention(c: Ctx, l: number, x: Value, ropeIndex: number | undefined): 
     const big = name.toUpperCase();
     let t = b.reshape(linear(c, x, `${p}.W_${big}`, `${p}.b_${big}`), c.shapeBS([n, cfg.dHead]));
     if (cfg.qkNorm && name !== 'v') t = norm(c, cfg.norm, t, `${p}.${name}_norm`);
-    return c.hook(`${p}.hook_${name}`, t, (v) => v, (v) => v);
+    return c.hook(
+      `${p}.hook_${name}`,
+      t,
+      (v) => v,
+      (v) => v,
+    );
   };
   let q = heads('q', cfg.nHeads);
   let k = heads('k', cfg.nKvHeads);
@@ -240,11 +245,21 @@ function attention(c: Ctx, l: number, x: Value, ropeIndex: number | undefined): 
   scores = softcap(b, scores, cfg.attnSoftcap);
   const window = cfg.window[l];
   const mask = window === undefined ? c.input(INPUT.causal, ['pos', 'pos']) : c.input(INPUT.window(window), ['pos', 'pos']);
-  const pattern = c.hook(`${p}.hook_pattern`, b.softmax(b.add(scores, mask), -1), (t) => t, (t) => t);
+  const pattern = c.hook(
+    `${p}.hook_pattern`,
+    b.softmax(b.add(scores, mask), -1),
+    (t) => t,
+    (t) => t,
+  );
   const vt = b.transpose(v, [0, 2, 1, 3]); // [batch, nKV, pos, dH]
   const zg = b.matmul(b.reshape(pattern, [0, cfg.nKvHeads, -1, 0]), vt); // [batch, nKV, g * pos, dH]
   let z = b.transpose(b.reshape(zg, [0, cfg.nHeads, -1, cfg.dHead]), [0, 2, 1, 3]); // [batch, pos, nH, dH]
-  z = c.hook(`${p}.hook_z`, z, (t) => t, (t) => t);
+  z = c.hook(
+    `${p}.hook_z`,
+    z,
+    (t) => t,
+    (t) => t,
+  );
   return linear(c, b.reshape(z, [-1, cfg.nHeads * cfg.dHead]), `${p}.W_O`, `${p}.b_O`);
 }
 

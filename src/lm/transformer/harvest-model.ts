@@ -10,7 +10,8 @@ import type { HookedTransformer } from './model.js';
 
 export function harvestModel(t: HookedTransformer, hook: string, vocab: readonly string[]): HookedModel {
   const dIn = t.hookWidth(hook);
-  if (hook.endsWith('attn.hook_pattern')) throw new UserError(`hook '${hook}' is an attention pattern [batch, heads, pos, pos], not one row per token; harvest another hook`);
+  if (hook.endsWith('attn.hook_pattern'))
+    throw new UserError(`hook '${hook}' is an attention pattern [batch, heads, pos, pos], not one row per token; harvest another hook`);
   return {
     model: t.name,
     hookName: hook,

@@ -42,10 +42,13 @@ export class SafetensorsSource implements TensorSource {
     if (existsSync(index)) {
       const map = (await readJsonObject(index))['weight_map'];
       if (!isRecord(map)) throw fileError(index, `has no 'weight_map' object`);
-      const files = new Set(Object.values(map).map((f) => {
-        if (typeof f !== 'string' || f.includes('/') || f.includes('\\')) throw fileError(index, `weight_map names ${JSON.stringify(f)}, not a file of the folder`);
-        return f;
-      }));
+      const files = new Set(
+        Object.values(map).map((f) => {
+          if (typeof f !== 'string' || f.includes('/') || f.includes('\\'))
+            throw fileError(index, `weight_map names ${JSON.stringify(f)}, not a file of the folder`);
+          return f;
+        }),
+      );
       for (const f of files) {
         const path = join(folder, f);
         for (const info of (await readSafetensorsHeader(path)).tensors) tensors.set(info.name, { file: path, info });
@@ -83,11 +86,16 @@ export class SafetensorsSource implements TensorSource {
     }
     const n = bytes.byteLength;
     switch (info.dtype) {
-      case 'F32': return new Float32Array(bytes.buffer, bytes.byteOffset, n / 4);
-      case 'F16': return float16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, n / 2));
-      case 'BF16': return bfloat16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, n / 2));
-      case 'F64': return Float32Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, n / 8));
-      default: throw fileError(file, `tensor '${name}' has dtype ${info.dtype}, not a float type (F32, F16, BF16, F64)`);
+      case 'F32':
+        return new Float32Array(bytes.buffer, bytes.byteOffset, n / 4);
+      case 'F16':
+        return float16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, n / 2));
+      case 'BF16':
+        return bfloat16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, n / 2));
+      case 'F64':
+        return Float32Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, n / 8));
+      default:
+        throw fileError(file, `tensor '${name}' has dtype ${info.dtype}, not a float type (F32, F16, BF16, F64)`);
     }
   }
 }

@@ -121,7 +121,8 @@ export class HookedTransformer {
     const info = await stat(path).catch(() => undefined);
     if (info === undefined) throw fileError(path, 'no such model folder or file');
     if (!info.isDirectory()) {
-      if (!path.toLowerCase().endsWith('.gguf')) throw fileError(path, 'is neither a Hugging Face model folder (config.json and model.safetensors) nor a .gguf file');
+      if (!path.toLowerCase().endsWith('.gguf'))
+        throw fileError(path, 'is neither a Hugging Face model folder (config.json and model.safetensors) nor a .gguf file');
       const { source, config } = await GgufLlamaSource.open(path, engine.kernels);
       try {
         const cfg = familyOf(config).config(config);
@@ -158,7 +159,9 @@ export class HookedTransformer {
     // and measured 1344 MB peak for TinyLlama to blocks.4 with it, 1613 MB without), wrong for logits
     // plans ([batch, pos, vocab] intermediates per cached plan: 1735 MB with it vs 1003 MB without for
     // three plans of a 125M model).
-    const graph = await this.engine.graph(`hooked:${this.id}:${key}`, () => buildGraph(this.config, (n) => this.weights.dims(n), plan), { arena: !plan.logits });
+    const graph = await this.engine.graph(`hooked:${this.id}:${key}`, () => buildGraph(this.config, (n) => this.weights.dims(n), plan), {
+      arena: !plan.logits,
+    });
     const out = await graph.run({ ...this.weights.feeds(), ...feeds });
     const hooks: Record<string, HostTensor<Float32Array>> = {};
     for (const h of plan.outputs) hooks[h] = float32(out[h], h);
@@ -177,7 +180,8 @@ export class HookedTransformer {
    * prefix), with add or clamp edits applied at every position.
    */
   async generate(prompt: readonly number[], steps: number, edits: Readonly<Record<string, HookEdit>> = {}): Promise<number[]> {
-    for (const [h, e] of Object.entries(edits)) if ('replace' in e) throw new UserError(`generate: hook '${h}' can be edited with add or clamp, not replaced (the length grows)`);
+    for (const [h, e] of Object.entries(edits))
+      if ('replace' in e) throw new UserError(`generate: hook '${h}' can be edited with add or clamp, not replaced (the length grows)`);
     const ids = [...prompt];
     const V = this.config.vocab;
     for (let s = 0; s < steps; s++) {
@@ -202,13 +206,15 @@ export class HookedTransformer {
     for (const [h, e] of Object.entries(o.edits ?? {})) {
       this.hooks.indexOf(h);
       edits[h] = 'replace' in e ? 'replace' : 'add' in e ? 'add' : 'clamp';
-      if (edits[h] !== 'replace' && h.endsWith('attn.hook_pattern')) throw new UserError(`hook '${h}': an attention pattern can be replaced, not edited with a vector`);
+      if (edits[h] !== 'replace' && h.endsWith('attn.hook_pattern'))
+        throw new UserError(`hook '${h}': an attention pattern can be replaced, not edited with a vector`);
     }
     const logits = o.logits ?? o.stopAfter === undefined;
     if (o.stopAfter !== undefined) {
       const stop = this.hooks.indexOf(o.stopAfter);
       if (logits) throw new UserError(`stopAfter '${o.stopAfter}' and logits exclude each other`);
-      for (const h of [...outputs, ...Object.keys(edits)]) if (this.hooks.indexOf(h) > stop) throw new UserError(`hook '${h}' comes after stopAfter '${o.stopAfter}'`);
+      for (const h of [...outputs, ...Object.keys(edits)])
+        if (this.hooks.indexOf(h) > stop) throw new UserError(`hook '${h}' comes after stopAfter '${o.stopAfter}'`);
     }
     if (!logits && outputs.length === 0) throw new UserError('a run must return hooks or logits');
     const hooks = [...outputs, ...Object.keys(edits)];
@@ -217,7 +223,9 @@ export class HookedTransformer {
     const { scope } = this.weights;
     if (layers > scope.layers || (head && !scope.head)) {
       const loaded = `${scope.layers} of its ${this.config.nLayers} blocks${scope.head ? '' : ', without the final norm and unembedding'}`;
-      throw new UserError(`${this.name} was loaded with ${loaded} (load option upTo); this run needs ${head ? 'the final norm and logits' : `block ${layers - 1}`}`);
+      throw new UserError(
+        `${this.name} was loaded with ${loaded} (load option upTo); this run needs ${head ? 'the final norm and logits' : `block ${layers - 1}`}`,
+      );
     }
     return { outputs: outputs.sort(), logits, edits, layers, head };
   }
@@ -229,7 +237,8 @@ export class HookedTransformer {
     const batch = contexts.length;
     const pos = Math.max(0, ...lengths);
     if (batch === 0 || pos === 0) throw new UserError('run: no tokens to run');
-    if (pos > cfg.maxPositions) throw fileError(this.source, `a context of ${pos} tokens is longer than the model's ${cfg.maxPositions} positions (max_position_embeddings)`);
+    if (pos > cfg.maxPositions)
+      throw fileError(this.source, `a context of ${pos} tokens is longer than the model's ${cfg.maxPositions} positions (max_position_embeddings)`);
     const ids = new BigInt64Array(batch * pos);
     contexts.forEach((c, b) => {
       for (let p = 0; p < c.length; p++) {
@@ -265,7 +274,11 @@ export class HookedTransformer {
     };
     if ('replace' in e) {
       const dims = hook.endsWith('attn.hook_pattern') ? [batch, ...tail, pos, pos] : [batch, pos, ...tail];
-      check('the replacement', e.replace, dims.reduce((a, b) => a * b, 1));
+      check(
+        'the replacement',
+        e.replace,
+        dims.reduce((a, b) => a * b, 1),
+      );
       return { [INPUT.replace(hook)]: { data: e.replace, dims } };
     }
     if ('add' in e) {

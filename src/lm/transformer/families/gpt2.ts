@@ -64,7 +64,10 @@ export async function loadGpt2(cfg: TransformerConfig, src: TensorSource, scope:
   for (let l = 0; l < scope.layers; l++) {
     const hf = `h.${l}.`;
     const to = `blocks.${l}.`;
-    for (const [a, b] of [['ln1', 'ln_1'], ['ln2', 'ln_2']] as const) {
+    for (const [a, b] of [
+      ['ln1', 'ln_1'],
+      ['ln2', 'ln_2'],
+    ] as const) {
       await put(`${to}${a}.w`, `${hf}${b}.weight`, [d]);
       await put(`${to}${a}.b`, `${hf}${b}.bias`, [d]);
     }

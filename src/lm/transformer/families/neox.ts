@@ -59,7 +59,10 @@ export async function loadNeox(cfg: TransformerConfig, src: TensorSource, scope:
   for (let l = 0; l < scope.layers; l++) {
     const hf = `gpt_neox.layers.${l}.`;
     const to = `blocks.${l}.`;
-    for (const [a, b] of [['ln1', 'input_layernorm'], ['ln2', 'post_attention_layernorm']] as const) {
+    for (const [a, b] of [
+      ['ln1', 'input_layernorm'],
+      ['ln2', 'post_attention_layernorm'],
+    ] as const) {
       await put(`${to}${a}.w`, `${hf}${b}.weight`, [d]);
       await put(`${to}${a}.b`, `${hf}${b}.bias`, [d]);
     }
