@@ -41,7 +41,9 @@ describe('sae generate', () => {
   it('refuses a sentence encoder and a missing model in one line', async () => {
     const missing = await runCli('generate', 'no/such/model.gguf', '--prompt', 'x');
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toBe('sae: no/such/model.gguf: no such model file or folder\n');
+    expect(missing.stderr).toBe(
+      'sae: no/such/model.gguf: no such model file or folder (give use-lite, a .gguf file, a Hugging Face folder, a transformers.js folder or an .onnx file)\n',
+    );
   });
 
   it.skipIf(!have)(

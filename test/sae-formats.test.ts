@@ -188,7 +188,7 @@ describe('bad input: one line naming the file and what is wrong', () => {
     ['constant-norm-rescale', /cfg\.json: normalize_activations 'constant_norm_rescale' normalises each input by its own statistics/],
     ['layer-norm', /cfg\.json: normalize_activations 'layer_norm'/],
     ['unknown-dtype', /cfg\.json: dtype "float8" is not one SAELens knows/],
-    ['tanh-relu', /cfg\.json: activation_fn 'tanh-relu' is not supported/],
+    ['tanh-relu', /cfg\.json: activation_fn "tanh-relu" is not supported/],
     ['unexpected-tensor', /sae_weights\.safetensors: unexpected tensor 'threshold'/],
     ['scale-without-flag', /sae_weights\.safetensors: tensor 'scaling_factor' is not all ones but cfg\.json has finetuning_scaling_factor false/],
     ['npz-missing-threshold', /params\.npz: array 'threshold' is missing/],

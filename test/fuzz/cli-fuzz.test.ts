@@ -103,8 +103,7 @@ describe('fuzz: mutated files through the sae command', () => {
       const result = await fc.check(property, {
         seed: SEED,
         numRuns: CASES,
-        interruptAfterTimeLimit: SECONDS * 1000,
-        markInterruptAsFailure: false,
+        plugins: [fc.interruptAfterTimeLimit(SECONDS * 1000, { failOnInterrupt: false })],
         endOnFailure: true,
       });
       const table = [...counts].map(

@@ -33,7 +33,7 @@ describe('fuzz findings', () => {
     await writeFile(path, '{\n "d_model": 4,\n "norm":\nM{\n}');
     const e = await errorOf(readJsonObject(path));
     expect(e).toBeInstanceOf(UserError);
-    expect(String((e as UserError).message)).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not valid JSON \\([^\\n]*\\)$`));
+    expect((e as UserError).message).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not valid JSON \\([^\\n]*\\)$`));
   });
 
   it.each(['ONNX model.onnx_data', 'HF model.safetensors'])(

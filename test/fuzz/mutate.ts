@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 
 /** Bytes that steer JSON and header parsers into their rarer paths. */
+// eslint-disable-next-line @typescript-eslint/no-misused-spread -- ASCII only: one character, one byte
 const INTERESTING = [...'{}[]()"\':,-0123456789eE.L \n\\'].map((c) => c.charCodeAt(0)).concat([0, 0x7f, 0x80, 0xc0, 0xff]);
 
 /** Texts spliced into a header in place of a number or a name. */
@@ -98,16 +99,14 @@ function setAt(doc: unknown, path: readonly number[], value: unknown): unknown {
   if (Array.isArray(doc)) {
     if (doc.length === 0) return value === DELETE ? doc : [value];
     const i = step % doc.length;
-    const copy: unknown[] = [...doc];
+    const copy: unknown[] = [...(doc as readonly unknown[])];
     if (rest.length === 0 && value === DELETE) copy.splice(i, 1);
     else copy[i] = setAt(copy[i], rest, value);
     return copy;
   }
-  const entries = Object.entries(doc);
+  const entries = Object.entries(doc as Record<string, unknown>);
   if (entries.length === 0) return value === DELETE ? doc : { x: value };
   const [key, child] = entries[step % entries.length]!;
-  const copy: Record<string, unknown> = { ...doc };
-  if (rest.length === 0 && value === DELETE) delete copy[key];
-  else copy[key] = setAt(child, rest, value);
-  return copy;
+  if (rest.length === 0 && value === DELETE) return Object.fromEntries(entries.filter(([k]) => k !== key));
+  return { ...Object.fromEntries(entries), [key]: setAt(child, rest, value) };
 }

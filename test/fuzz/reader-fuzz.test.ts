@@ -107,7 +107,7 @@ const FORMATS: readonly ReaderFormat[] = [
 /** What is wrong with how a read ended, or undefined when it returned or refused cleanly. */
 export function judgeRead(err: unknown, path: string): string | undefined {
   if (err === undefined) return undefined;
-  if (!(err instanceof UserError)) return `threw ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`.slice(0, 400);
+  if (!(err instanceof UserError)) return `threw ${err instanceof Error ? `${err.name}: ${err.message}` : JSON.stringify(err)}`.slice(0, 400);
   if (err.message.includes('\n')) return `a message of several lines: ${err.message.slice(0, 400)}`;
   if (!err.message.startsWith(path)) return `a message that does not start with the path: ${err.message.slice(0, 400)}`;
   return undefined;
@@ -160,7 +160,7 @@ describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', (
         const m: fc.Arbitrary<Mutation> = f.json ? jsonMutation(bytes.length) : byteMutation(bytes.length, f.header(bytes));
         return fc.tuple(fc.constant(f), m);
       });
-      const property = fc.asyncProperty(caseArb, ([f, m]) => (pending = runOne(f, m)) as Promise<boolean>);
+      const property = fc.asyncProperty(caseArb, ([f, m]) => (pending = runOne(f, m)));
       const runOne = async (f: ReaderFormat, m: Mutation): Promise<boolean> => {
         let mutated: Uint8Array;
         try {
@@ -189,8 +189,7 @@ describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', (
       const result = await fc.check(property, {
         seed: SEED,
         numRuns: CASES,
-        interruptAfterTimeLimit: SECONDS * 1000,
-        markInterruptAsFailure: false,
+        plugins: [fc.interruptAfterTimeLimit(SECONDS * 1000, { failOnInterrupt: false })],
         endOnFailure: true,
       });
       const table = [...counts].map(
