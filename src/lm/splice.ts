@@ -92,9 +92,13 @@ export async function causalSplice(
     sums.n += clean.n;
   }
   const n = Math.max(1, sums.n);
-  const [ceClean, ceSpliced, ceZero] = [sums.clean / n, sums.spliced / n, sums.zero / n];
+  return causalMetrics(sums.n, sums.clean / n, sums.spliced / n, sums.zero / n);
+}
+
+/** The splice figures from the mean next-token cross-entropies over `tokens` predictions. */
+export function causalMetrics(tokens: number, ceClean: number, ceSpliced: number, ceZero: number): CausalSpliceMetrics {
   return {
-    tokens: sums.n,
+    tokens,
     ce_clean: ceClean,
     ce_spliced: ceSpliced,
     ce_zero: ceZero,

@@ -18,7 +18,7 @@ import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { Sae } from '../sae.js';
 import { repad, unpad } from './rows.js';
-import { type CausalSpliceMetrics, reconstructEdit, zeroEdit } from './splice.js';
+import { causalMetrics, type CausalSpliceMetrics, reconstructEdit, zeroEdit } from './splice.js';
 import type { RowEdit } from './use-lite.js';
 import type { HookEdit, HookedTransformer } from './transformer/index.js';
 
@@ -124,16 +124,7 @@ export async function transformerSplice(
     sums.n += ceClean.length;
   }
   if (sums.n === 0) throw new UserError('no next-token positions to evaluate (every context is a single token)');
-  const [ceClean, ceSpliced, ceZero] = [sums.clean / sums.n, sums.spliced / sums.n, sums.zero / sums.n];
-  return {
-    tokens: sums.n,
-    ce_clean: ceClean,
-    ce_spliced: ceSpliced,
-    ce_zero: ceZero,
-    loss_recovered: (ceZero - ceSpliced) / (ceZero - ceClean),
-    delta_loss: ceSpliced - ceClean,
-    kl_spliced: sums.kl / sums.n,
-  };
+  return { ...causalMetrics(sums.n, sums.clean / sums.n, sums.spliced / sums.n, sums.zero / sums.n), kl_spliced: sums.kl / sums.n };
 }
 
 /** x [batch, pos, width] with the rows of real tokens at positions >= keep edited; the rest kept. */
