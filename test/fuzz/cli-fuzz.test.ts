@@ -13,23 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORMATS, type FuzzFormat, targetBytes } from './formats.js';
 import { applyMutation, byteMutation, jsonMutation, type Mutation } from './mutate.js';
 import { judge, runCase } from './runner.js';
+import { checkOptions, fuzzBudget, Tally } from './tally.js';
 
-const env = (name: string, fallback: number): number => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-};
-const LONG = process.env['FUZZ_SECONDS'] !== undefined;
-const SECONDS = env('FUZZ_SECONDS', 45);
-const CASES = LONG ? env('FUZZ_CASES', 1_000_000) : env('FUZZ_CASES', 24);
-const SEED = env('FUZZ_SEED', 12);
-const COLLECT = process.env['FUZZ_COLLECT'] !== undefined;
-
-interface Counts {
-  cases: number;
-  accepted: number;
-  refused: number;
-  findings: number;
-}
+const BUDGET = fuzzBudget(45, 24);
+const { long: LONG, seconds: SECONDS, cases: CASES, seed: SEED } = BUDGET;
 
 let root = '';
 const fixtures = new Map<string, { dir: string; bytes: Uint8Array }>();
@@ -66,8 +53,10 @@ describe('fuzz: mutated files through the sae command', () => {
   it(
     `every case ends in a clean acceptance or one clear refusal (seed ${SEED}, ${LONG ? `${SECONDS} s` : `${CASES} cases`})`,
     async () => {
-      const counts = new Map<string, Counts>(FORMATS.map((f) => [f.name, { cases: 0, accepted: 0, refused: 0, findings: 0 }]));
-      const findings: string[] = [];
+      const tally = new Tally(
+        FORMATS.map((f) => f.name),
+        BUDGET.collect,
+      );
       let n = 0;
       const caseArb = fc.nat({ max: FORMATS.length - 1 }).chain((k) => {
         const f = FORMATS[k]!;
@@ -87,34 +76,15 @@ describe('fuzz: mutated files through the sae command', () => {
         }
         await writeFile(join(dir, f.target), mutated);
         const r = await runCase(f.args(dir, out));
-        const c = counts.get(f.name)!;
-        c.cases++;
         const wrong = await judge(r, out, f.output);
         await rm(dir, { recursive: true, force: true });
-        if (wrong === undefined) {
-          if (r.code === 0) c.accepted++;
-          else c.refused++;
-          return true;
-        }
-        c.findings++;
-        findings.push(`${f.name}: ${wrong} (mutation ${JSON.stringify(m, (_, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v))})`);
-        return COLLECT; // FUZZ_COLLECT=1 keeps going to list every finding of the budget
+        return tally.record(f.name, wrong, r.code === 0, m);
       });
-      const result = await fc.check(property, {
-        seed: SEED,
-        numRuns: CASES,
-        plugins: [fc.interruptAfterTimeLimit(SECONDS * 1000, { failOnInterrupt: false })],
-        endOnFailure: true,
-      });
-      const table = [...counts].map(
-        ([name, c]) =>
-          `  ${name.padEnd(28)} ${String(c.cases).padStart(5)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`,
-      );
-      const total = [...counts.values()].reduce((s, c) => s + c.cases, 0);
-      console.log(`fuzz (seed ${SEED}): ${total} cases in ${LONG ? `a ${SECONDS} s budget` : 'the npm test budget'}\n${table.join('\n')}`);
-      expect(findings).toEqual([]);
+      const result = await fc.check(property, checkOptions(BUDGET));
+      console.log(`fuzz (seed ${SEED}): ${tally.total} cases in ${LONG ? `a ${SECONDS} s budget` : 'the npm test budget'}\n${tally.table(5)}`);
+      expect(tally.findings).toEqual([]);
       expect(result.failed).toBe(false);
-      expect(total).toBeGreaterThan(0);
+      expect(tally.total).toBeGreaterThan(0);
     },
     (SECONDS + 180) * 1000,
   );

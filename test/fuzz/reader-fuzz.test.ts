@@ -16,16 +16,10 @@ import { UserError } from '../../src/errors.js';
 import { loadAnySae } from '../../src/formats/index.js';
 import { GgufFile } from '../../src/io/gguf.js';
 import { applyMutation, byteMutation, jsonMutation, type Mutation } from './mutate.js';
+import { checkOptions, fuzzBudget, Tally } from './tally.js';
 
-const env = (name: string, fallback: number): number => {
-  const v = Number(process.env['FUZZ_' + name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-};
-const LONG = process.env['FUZZ_SECONDS'] !== undefined;
-const SECONDS = env('SECONDS', 20);
-const CASES = LONG ? env('CASES', 1_000_000) : env('CASES', 300);
-const SEED = env('SEED', 12);
-const COLLECT = process.env['FUZZ_COLLECT'] !== undefined;
+const BUDGET = fuzzBudget(20, 300);
+const { long: LONG, seconds: SECONDS, cases: CASES, seed: SEED } = BUDGET;
 /** A reader that takes longer than this on a file of a few KB is a hang. */
 const CASE_MS = 10_000;
 
@@ -151,8 +145,10 @@ describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', (
   it(
     `every case returns or throws one clear UserError (seed ${SEED}, ${LONG ? `${SECONDS} s` : `${CASES} cases`})`,
     async () => {
-      const counts = new Map(FORMATS.map((f) => [f.name, { cases: 0, accepted: 0, refused: 0, findings: 0 }]));
-      const findings: string[] = [];
+      const tally = new Tally(
+        FORMATS.map((f) => f.name),
+        BUDGET.collect,
+      );
       let n = 0;
       const caseArb = fc.nat({ max: FORMATS.length - 1 }).chain((k) => {
         const f = FORMATS[k]!;
@@ -174,33 +170,13 @@ describe('fuzz: mutated external SAE layouts and GGUF files, read in-process', (
         await writeFile(join(dir, f.target), mutated);
         const err = await attempt(() => f.read(dir));
         await rm(dir, { recursive: true, force: true });
-        const c = counts.get(f.name)!;
-        c.cases++;
-        const wrong = judgeRead(err, dir);
-        if (wrong === undefined) {
-          if (err === undefined) c.accepted++;
-          else c.refused++;
-          return true;
-        }
-        c.findings++;
-        findings.push(`${f.name}: ${wrong} (mutation ${JSON.stringify(m, (_, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v))})`);
-        return COLLECT; // FUZZ_COLLECT=1 keeps going to list every finding of the budget
+        return tally.record(f.name, judgeRead(err, dir), err === undefined, m);
       };
-      const result = await fc.check(property, {
-        seed: SEED,
-        numRuns: CASES,
-        plugins: [fc.interruptAfterTimeLimit(SECONDS * 1000, { failOnInterrupt: false })],
-        endOnFailure: true,
-      });
-      const table = [...counts].map(
-        ([name, c]) =>
-          `  ${name.padEnd(28)} ${String(c.cases).padStart(6)} cases: ${c.accepted} accepted, ${c.refused} refused cleanly, ${c.findings} findings`,
-      );
-      const total = [...counts.values()].reduce((s, c) => s + c.cases, 0);
-      console.log(`reader fuzz (seed ${SEED}): ${total} cases\n${table.join('\n')}`);
-      expect(findings).toEqual([]);
+      const result = await fc.check(property, checkOptions(BUDGET));
+      console.log(`reader fuzz (seed ${SEED}): ${tally.total} cases\n${tally.table(6)}`);
+      expect(tally.findings).toEqual([]);
       expect(result.failed).toBe(false);
-      expect(total).toBeGreaterThan(0);
+      expect(tally.total).toBeGreaterThan(0);
     },
     (SECONDS + 60) * 1000,
   );
