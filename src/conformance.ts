@@ -95,7 +95,7 @@ async function checkArchitecture(engine: Engine, file: string, ref: ReferenceFil
   for (const [name, value] of Object.entries(params)) p[ours(name)] = tensor(value).data;
   for (const [name, value] of Object.entries(c.extra ?? {})) p[name] = value.slice();
   const deadMask = Uint8Array.from(flat(ref.inputs['dead_mask'] ?? Array<number>(dims.dSae).fill(0)), (v) => (v ? 1 : 0));
-  const out = await step.run(p, { x: x.data, rows: x.dims[0] ?? 0, coef: c.coef, deadMask });
+  const out = await step.run(p, { x: x.data, rows: x.dims[0] ?? 0, coef: c.coef, deadMask, progress: 0 });
   const rows: ConformanceRow[] = [];
   const compare = (label: string, got: ArrayLike<number> | undefined, expected: Nested): void => {
     rows.push({ file, tensor: label, error: got ? relativeError(got, flat(expected)) : NaN });

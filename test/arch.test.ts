@@ -51,7 +51,7 @@ describe.each(ARCHITECTURES)('%s', (arch) => {
     const { params, hyper } = trained(arch);
     const step = await def.step(engine, dims, hyper, false);
     const deadMask = Uint8Array.from({ length: dims.dSae }, (_, i) => (i % 3 === 0 ? 1 : 0));
-    const out = await step.run(params, { x: randomX(64, 3), rows: 64, coef: 0.1, deadMask });
+    const out = await step.run(params, { x: randomX(64, 3), rows: 64, coef: 0.1, deadMask, progress: 0 });
     for (const [k, v] of Object.entries(out.losses)) expect(Number.isFinite(v), k).toBe(true);
     expect(out.losses['total']).toBeGreaterThan(0);
     for (const spec of def.params(dims, hyper)) {
@@ -70,7 +70,9 @@ describe.each(ARCHITECTURES)('%s', (arch) => {
     // batchtopk and matryoshka need a step to set their threshold
     const def = architecture(arch);
     const { params, hyper } = trained(arch);
-    await (await def.step(engine, dims, hyper, false)).run(params, { x: randomX(64, 3), rows: 64, coef: 0.1, deadMask: new Uint8Array(dims.dSae) });
+    await (
+      await def.step(engine, dims, hyper, false)
+    ).run(params, { x: randomX(64, 3), rows: 64, coef: 0.1, deadMask: new Uint8Array(dims.dSae), progress: 0 });
     const sae = new Sae(arch, dims, hyper, params).exported();
     const dir = await mkdtemp(join(tmpdir(), `sae-${arch}-`));
     await saveSae(dir, sae);
@@ -91,7 +93,7 @@ describe('saved forms', () => {
     const { params, hyper } = trained('batchtopk');
     await (
       await architecture('batchtopk').step(engine, dims, hyper, false)
-    ).run(params, { x: randomX(64, 3), rows: 64, coef: 0, deadMask: new Uint8Array(dims.dSae) });
+    ).run(params, { x: randomX(64, 3), rows: 64, coef: 0, deadMask: new Uint8Array(dims.dSae), progress: 0 });
     expect(params['threshold']![0]).toBeGreaterThan(0);
     const dir = await mkdtemp(join(tmpdir(), 'sae-btk-'));
     await saveSae(dir, new Sae('batchtopk', dims, hyper, params).exported());
@@ -135,7 +137,13 @@ describe('jumprelu threshold parametrisations', () => {
     const params: Params = Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, flat(v)]));
     params['threshold'] = flat(logTheta!).map(Math.exp);
     const step = await def.step(engine, d, def.hyper.parse({ bandwidth: ref.hyper.bandwidth, thresholdParam: 'linear' }), false);
-    const out = await step.run(params, { x: flat(ref.inputs.x), rows: ref.inputs.x.length, coef: ref.hyper.l0_coefficient, deadMask: new Uint8Array(d.dSae) });
+    const out = await step.run(params, {
+      x: flat(ref.inputs.x),
+      rows: ref.inputs.x.length,
+      coef: ref.hyper.l0_coefficient,
+      deadMask: new Uint8Array(d.dSae),
+      progress: 0,
+    });
     const g = out.grads['threshold']!;
     ref.grads.log_threshold.forEach((v, i) => expect(g[i]! * params['threshold']![i]!).toBeCloseTo(v, 5));
   });
@@ -166,7 +174,7 @@ describe('TopK-family steps at batches past one encoder call', () => {
     const def = architecture(arch);
     const { params, hyper } = trained(arch);
     const deadMask = Uint8Array.from({ length: dims.dSae }, (_, i) => (i % 3 === 0 ? 1 : 0));
-    const input = (seed: number) => ({ x: randomX(rows, seed), rows, coef: 0.1, deadMask });
+    const input = (seed: number) => ({ x: randomX(rows, seed), rows, coef: 0.1, deadMask, progress: 0 });
     const reusing = await def.step(engine, dims, hyper, false);
     await reusing.run(params, input(4)); // leaves other values in the buffers
     const threshold = params['threshold']?.slice();
@@ -175,5 +183,27 @@ describe('TopK-family steps at batches past one encoder call', () => {
     const fresh = await (await def.step(engine, dims, hyper, true)).run(params, input(5));
     expect(again.losses).toEqual(fresh.losses);
     for (const [name, g] of Object.entries(fresh.grads)) expect(again.grads[name], name).toEqual(g);
+  });
+});
+
+describe('batchtopk TopK warm-up', () => {
+  const k = 5;
+  const rows = 64;
+  const perRow = (f: Float32Array): number[] =>
+    Array.from({ length: rows }, (_, r) => f.subarray(r * dims.dSae, (r + 1) * dims.dSae).filter((v) => v > 0).length);
+
+  it('keeps each row its own k largest before topkWarmup, then the k * rows largest of the batch', async () => {
+    const def = architecture('batchtopk');
+    const hyper = def.hyper.parse({ k, topkWarmup: 0.5 });
+    const { params } = trained('batchtopk');
+    const input = (progress: number) => ({ x: randomX(rows, 7), rows, coef: 0, deadMask: new Uint8Array(dims.dSae), progress });
+    const warm = await (await def.step(engine, dims, hyper, true)).run(params, input(0.49));
+    expect(new Set(perRow(warm.forward['f']!))).toEqual(new Set([k]));
+    const batch = await (await def.step(engine, dims, hyper, true)).run(params, input(0.5));
+    const counts = perRow(batch.forward['f']!);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(k * rows);
+    expect(new Set(counts).size).toBeGreaterThan(1);
+    // the inference threshold follows the batch selection in both phases
+    expect(warm.forward['threshold_after']![0]).toBeGreaterThan(0);
   });
 });

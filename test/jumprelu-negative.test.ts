@@ -76,7 +76,7 @@ describe('jumprelu with negative thresholds', () => {
     const { params, x } = setup();
     const def = architecture('jumprelu');
     const step = await def.step(engine, d, def.hyper.parse({ bandwidth: eps }), false);
-    const out = await step.run(params, { x, rows, coef, deadMask: new Uint8Array(d.dSae) });
+    const out = await step.run(params, { x, rows, coef, deadMask: new Uint8Array(d.dSae), progress: 0 });
     const ref = reference(params, x);
     expect(out.losses['mse']).toBeCloseTo(ref.mse, 4);
     expect(out.losses['l0']).toBeCloseTo(ref.l0, 5);
@@ -94,7 +94,7 @@ describe('jumprelu pre-activation loss on dead latents', () => {
     const deadMask = Uint8Array.from([1, 0, 1, 0, 0, 1, 1, 0]);
     const c = 0.7;
     const run = async (pa: number, p: Params) =>
-      (await def.step(engine, d, def.hyper.parse({ bandwidth: eps, preActCoefficient: pa }), false)).run(p, { x, rows, coef, deadMask });
+      (await def.step(engine, d, def.hyper.parse({ bandwidth: eps, preActCoefficient: pa }), false)).run(p, { x, rows, coef, deadMask, progress: 0 });
     const withLoss = await run(c, params);
     const without = await run(0, params);
     expect(without.losses['pre_act']).toBeUndefined();

@@ -9,13 +9,20 @@
  * AuxK on dead latents as in topk.ts. The selection: onnxruntime returns each row's kCand largest
  * pre-activations (kCand = 4k, doubled whenever a row had all its candidates kept, and the step
  * redone), the global selection runs over those candidates.
+ * TopK warm-up (topkWarmup, a fraction of the run; 0 is the paper's recipe): before it ends, each
+ * row keeps its own k largest (as topk), while the threshold still follows the batch selection's.
+ * Why: the batch budget goes to the latents that already have the largest activations, so latents
+ * that have not yet found a feature never get a slot, receive no gradient and die (AuxK does not
+ * lift them over the batch threshold); rows with fewer than k features give TopK's spare slots to
+ * weak latents while the dictionary forms. Measured on `sae bench-recovery` (d 64, n 256, 512
+ * latents, L0 10.24, 1500 steps): MMCS 0.913 -> 0.995 with half the run as warm-up.
  */
 import { z } from 'zod';
 import type { Engine } from '../engine/index.js';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, refNumber, saeParams } from './common.js';
 import { jumpReluEncode } from './jumprelu.js';
-import { batchSelect } from './sparse-code.js';
+import { batchSelect, rowPrefixes } from './sparse-code.js';
 import { topKFamilyStep } from './topk-family.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, TrainStep } from './types.js';
 
@@ -31,6 +38,8 @@ export const batchTopKHyper = z
      * (measured: on the demo's image patches, k 20, 1500 steps, held-out L0 13.1 with 0.999).
      */
     thresholdBeta: z.number().min(0).lt(1).default(0.99),
+    /** Fraction of the run in which each row keeps its own k largest before the batch selection (0: none, the paper's recipe). */
+    topkWarmup: z.number().min(0).lt(1).default(0),
   })
   .strict();
 export type BatchTopKHyper = z.infer<typeof batchTopKHyper>;
@@ -70,14 +79,14 @@ export function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug:
         loss: 'mse',
         prefixes,
         perRow: () => kCand,
-        select: (enc, rows) => {
+        select: (enc, rows, progress) => {
           const chosen = batchSelect(enc.main, kCand, h.k * rows, dSae);
           if (chosen.overflow) {
             kCand = Math.min(dSae, 2 * kCand);
             return undefined;
           }
           minKept = chosen.minKept;
-          return chosen.selection;
+          return progress < h.topkWarmup ? rowPrefixes(enc.main, kCand, h.k) : chosen.selection;
         },
         finish: (params, forward) => {
           const threshold = params['threshold']!;
@@ -100,13 +109,14 @@ export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
     { key: 'k', kind: 'integer', help: 'latents kept per input (default 32)' },
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
     { key: 'thresholdBeta', kind: 'number', help: 'EMA factor of the inference threshold (default 0.99, as SAELens)' },
+    { key: 'topkWarmup', kind: 'number', help: "fraction of the run that keeps each input's own k largest first (default 0)" },
   ],
   decoder: () => 'affine',
   recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },
   reference: {
     files: ['batchtopk'],
     map: (h) => ({
-      hyper: batchTopKHyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'] }),
+      hyper: batchTopKHyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], topkWarmup: 0 }),
       coef: 0,
       extra: { threshold: Float32Array.of(refNumber(h['threshold'])) },
     }),

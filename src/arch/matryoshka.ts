@@ -43,7 +43,7 @@ export const matryoshka: ArchitectureDef<MatryoshkaHyper> = {
   reference: {
     files: ['matryoshka'],
     map: (h) => ({
-      hyper: hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], prefixes: h['prefixes'] }),
+      hyper: hyper.parse({ k: h['k'], thresholdBeta: h['threshold_beta'], prefixes: h['prefixes'], topkWarmup: 0 }),
       coef: 0,
       extra: { threshold: Float32Array.of(refNumber(h['threshold'])) },
     }),

@@ -135,6 +135,18 @@ export function batchSelect(cand: Selection, kCand: number, total: number, dSae:
   return { selection: { code: { rowPtr, idx, rows }, pre }, minKept, overflow };
 }
 
+/** The first k entries of each row of per-row candidates ([rows, kCand], descending): each row's k largest, as TopK keeps them. */
+export function rowPrefixes(cand: Selection, kCand: number, k: number): Selection {
+  const { rows } = cand.code;
+  const idx = new Int32Array(rows * k);
+  const pre = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    idx.set(cand.code.idx.subarray(r * kCand, r * kCand + k), r * k);
+    pre.set(cand.pre.subarray(r * kCand, r * kCand + k), r * k);
+  }
+  return { code: fixedRows(rows, k, idx), pre };
+}
+
 /** Entries of s whose latent lies in [lo, hi), as a code of the same rows (with their positions in s). */
 export function entriesIn(s: Selection, lo: number, hi: number): { sel: Selection; at: Int32Array } {
   const { rows, rowPtr, idx } = s.code;

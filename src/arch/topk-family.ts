@@ -22,8 +22,11 @@ export interface TopKFamily {
   readonly prefixes?: readonly number[] | undefined;
   /** Entries per row the encoder returns, asked before every encoder call. */
   perRow(): number;
-  /** The step's entries from the encoder's per-row selection [rows, perRow()]; undefined: call the encoder again (perRow() has changed). */
-  select(enc: EncoderOutput, rows: number): Selection | undefined;
+  /**
+   * The step's entries from the encoder's per-row selection [rows, perRow()]; undefined: call the
+   * encoder again (perRow() has changed). progress: the fraction of the run done (StepInputs).
+   */
+  select(enc: EncoderOutput, rows: number, progress: number): Selection | undefined;
   /** After the gradients: updates of state parameters in place, and what debug adds to the forward record. */
   finish?(params: Params, forward: Record<string, Float32Array> | undefined): void;
 }
@@ -52,7 +55,7 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
           family.perRow(),
           aux,
         );
-        const main = family.select(enc, B);
+        const main = family.select(enc, B, inp.progress);
         if (main === undefined) continue;
         const pass = sparsePass(
           engine,

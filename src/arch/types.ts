@@ -37,6 +37,8 @@ export interface StepInputs {
   readonly coef: number;
   /** [dSae] 1 where a latent is dead (for auxiliary losses such as AuxK). */
   readonly deadMask: Uint8Array;
+  /** Fraction of the run done before this step: step / steps, in [0, 1) (for warm-up phases). */
+  readonly progress: number;
 }
 
 /** What one training step computed. */

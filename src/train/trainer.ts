@@ -141,7 +141,7 @@ export class StepRunner {
     const { engine, s, params } = this;
     const { dIn, dSae } = s.dims;
     const coefficient = sparsityCoefficient(s.schedule, step);
-    const out = await this.trainStep.run(params, { x, rows, coef: coefficient, deadMask });
+    const out = await this.trainStep.run(params, { x, rows, coef: coefficient, deadMask, progress: step / s.schedule.steps });
     if (!Number.isFinite(out.losses['total'])) {
       const terms = Object.entries(out.losses)
         .map(([k, v]) => `${k} ${v}`)
