@@ -207,3 +207,28 @@ describe('batchtopk TopK warm-up', () => {
     expect(warm.forward['threshold_after']![0]).toBeGreaterThan(0);
   });
 });
+
+describe('jumprelu TopK warm-up', () => {
+  it('trains as TopK with warmupK per row, every threshold at the batch threshold, then as JumpReLU', async () => {
+    const def = architecture('jumprelu');
+    const k = 4;
+    const rows = 64;
+    const hyper = def.hyper.parse({ topkWarmup: 0.5, warmupK: k, initThreshold: 0.05, bandwidth: 0.1 });
+    const { params } = trained('jumprelu');
+    const input = (progress: number) => ({ x: randomX(rows, 8), rows, coef: 0.1, deadMask: new Uint8Array(dims.dSae), progress });
+    const warm = await (await def.step(engine, dims, hyper, true)).run(params, input(0));
+    const f = warm.forward['f']!;
+    for (let r = 0; r < rows; r++) expect(f.subarray(r * dims.dSae, (r + 1) * dims.dSae).filter((v) => v > 0).length).toBeLessThanOrEqual(k);
+    expect(warm.grads['threshold']).toEqual(new Float32Array(dims.dSae));
+    const theta = params['threshold']!;
+    expect(theta[0]).toBeGreaterThan(0);
+    expect(new Set(theta).size).toBe(1);
+    expect(warm.losses['l0']).toBeUndefined();
+    const after = await (await def.step(engine, dims, hyper, true)).run(params, input(0.5));
+    expect(after.losses['l0']).toBeGreaterThan(0);
+  });
+
+  it('refuses topkWarmup without warmupK', () => {
+    expect(() => architecture('jumprelu').hyper.parse({ topkWarmup: 0.3 })).toThrow(/warmupK/);
+  });
+});

@@ -22,7 +22,7 @@ import type { Engine } from '../engine/index.js';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, refNumber, saeParams } from './common.js';
 import { jumpReluEncode } from './jumprelu.js';
-import { batchSelect, rowPrefixes } from './sparse-code.js';
+import { BatchSelector } from './sparse-code.js';
 import { topKFamilyStep } from './topk-family.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, TrainStep } from './types.js';
 
@@ -66,9 +66,7 @@ export function asJumpRelu(d: Dims, p: Params): { architecture: 'jumprelu'; hype
 
 /** The training step of batchtopk (prefixes: one) and matryoshka (nested prefixes); see topk-family.ts. */
 export function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug: boolean, prefixes?: readonly number[]): Promise<TrainStep> {
-  const { dSae } = d;
-  let kCand = Math.min(dSae, 4 * h.k);
-  let minKept = 0;
+  const selector = new BatchSelector(h.k, d.dSae);
   return Promise.resolve(
     topKFamilyStep(
       engine,
@@ -78,18 +76,11 @@ export function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug:
         auxK: h.auxK,
         loss: 'mse',
         prefixes,
-        perRow: () => kCand,
-        select: (enc, rows, progress) => {
-          const chosen = batchSelect(enc.main, kCand, h.k * rows, dSae);
-          if (chosen.overflow) {
-            kCand = Math.min(dSae, 2 * kCand);
-            return undefined;
-          }
-          minKept = chosen.minKept;
-          return progress < h.topkWarmup ? rowPrefixes(enc.main, kCand, h.k) : chosen.selection;
-        },
+        perRow: () => selector.kCand,
+        select: (enc, rows, progress) => selector.select(enc.main, rows, progress < h.topkWarmup),
         finish: (params, forward) => {
           const threshold = params['threshold']!;
+          const { minKept } = selector;
           // the EMA starts at the first batch's value rather than at 0, which would bias it low for ~1/(1 - beta) steps
           if (minKept > 0) threshold[0] = threshold[0] === 0 ? minKept : h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * minKept;
           if (forward) forward['threshold_after'] = threshold.slice();

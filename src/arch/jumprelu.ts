@@ -24,6 +24,8 @@ import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { decodeAffine, refNumber, saeParams } from './common.js';
 import { denseStep } from './graphs.js';
+import { BatchSelector } from './sparse-code.js';
+import { topKFamilyStep } from './topk-family.js';
 import type { Engine } from '../engine/index.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, Params, StepInputs, StepResult, TrainContext, TrainGraph, TrainStep } from './types.js';
 
@@ -47,8 +49,17 @@ const hyper = z
     preActCoefficient: z.number().min(0).default(0),
     /** Encode x - b_dec instead of x (as a BatchTopK SAE saved in this form does). */
     applyBDec: z.boolean().default(false),
+    /**
+     * Fraction of the run trained as TopK with warmupK latents per input (AuxK on dead latents),
+     * every threshold following the batch threshold of that L0, before the JumpReLU step with its
+     * L0 penalty takes over (0: none, the papers' recipe). See batchtopk.ts for why.
+     */
+    topkWarmup: z.number().min(0).lt(1).default(0),
+    /** Latents per input in the TopK warm-up (needed when topkWarmup > 0; the L0 you aim at). */
+    warmupK: z.number().int().positive().optional(),
   })
-  .strict();
+  .strict()
+  .refine((h) => h.topkWarmup === 0 || h.warmupK !== undefined, { error: 'topkWarmup needs warmupK (the latents per input of the TopK phase)' });
 export type JumpReluHyper = z.infer<typeof hyper>;
 
 function params(d: Dims, h: JumpReluHyper): ParamSpec[] {
@@ -164,11 +175,52 @@ function addPreActLoss(out: StepResult, params: Params, inp: StepInputs, d: Dims
   return { ...out, losses: { ...out.losses, pre_act: loss, total: out.losses['total']! + loss } };
 }
 
-/** The step: the graph's, with the pre-activation loss of dead latents when its coefficient is set. */
+/** AuxK's weight in the TopK warm-up (topk's default aux_coefficient). */
+const WARMUP_AUX_COEFFICIENT = 1 / 32;
+
+/**
+ * The TopK warm-up step: each row keeps its warmupK largest pre-activations (topk-family.ts, x not
+ * shifted unless applyBDec); the threshold gets no gradient and is set, on every latent, to the EMA
+ * (factor 0.99, from the first step's value) of the batch threshold of that L0.
+ */
+function topkWarmupStep(engine: Engine, d: Dims, h: JumpReluHyper, k: number, debug: boolean): TrainStep {
+  const selector = new BatchSelector(k, d.dSae);
+  const perRow = topKFamilyStep(
+    engine,
+    d,
+    {
+      name: 'jumprelu-warmup',
+      auxK: undefined,
+      loss: 'mse',
+      applyBDec: h.applyBDec,
+      perRow: () => selector.kCand,
+      select: (enc, rows) => selector.select(enc.main, rows, true),
+    },
+    debug,
+  );
+  const name = h.thresholdParam === 'log' ? 'log_threshold' : 'threshold';
+  return {
+    async run(params, inp) {
+      const out = await perRow.run(params, { ...inp, coef: WARMUP_AUX_COEFFICIENT });
+      const param = params[name]!;
+      const theta = h.thresholdParam === 'log' ? Math.exp(param[0]!) : param[0]!;
+      const { minKept } = selector;
+      if (minKept > 0) {
+        const next = inp.progress === 0 ? minKept : 0.99 * theta + 0.01 * minKept;
+        param.fill(h.thresholdParam === 'log' ? Math.log(next) : next);
+      }
+      return { ...out, grads: { ...out.grads, [name]: new Float32Array(d.dSae) } };
+    },
+  };
+}
+
+/** The step: the graph's, with the pre-activation loss of dead latents when its coefficient is set, after the TopK warm-up if any. */
 async function step(engine: Engine, d: Dims, h: JumpReluHyper, debug: boolean): Promise<TrainStep> {
   const dense = await denseStep(jumprelu, train, engine, d, h, debug);
-  if (h.preActCoefficient === 0) return dense;
-  return { run: async (params, inp) => addPreActLoss(await dense.run(params, inp), params, inp, d, h) };
+  const main: TrainStep = h.preActCoefficient === 0 ? dense : { run: async (params, inp) => addPreActLoss(await dense.run(params, inp), params, inp, d, h) };
+  if (h.warmupK === undefined || h.topkWarmup === 0) return main;
+  const warm = topkWarmupStep(engine, d, h, h.warmupK, debug);
+  return { run: (params, inp) => (inp.progress < h.topkWarmup ? warm.run(params, inp) : main.run(params, inp)) };
 }
 
 /** Initial threshold parameters (the rest is the common initialisation). */
@@ -191,6 +243,8 @@ export const jumprelu: ArchitectureDef<JumpReluHyper> = {
     },
     { key: 'thresholdParam', kind: 'string', help: "train the threshold as 'linear' (default) or 'log'" },
     { key: 'preActCoefficient', kind: 'number', help: 'pre-activation loss on dead latents (Anthropic 2025; 0: off)' },
+    { key: 'topkWarmup', kind: 'number', help: 'fraction of the run trained as TopK first (default 0; needs --warmup-k)' },
+    { key: 'warmupK', kind: 'integer', help: 'latents per input in the TopK warm-up' },
   ],
   unitNormDecoder: false,
   decoder: () => 'affine',

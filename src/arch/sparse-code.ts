@@ -147,6 +147,34 @@ export function rowPrefixes(cand: Selection, kCand: number, k: number): Selectio
   return { code: fixedRows(rows, k, idx), pre };
 }
 
+/**
+ * BatchTopK's choice among each row's kCand largest pre-activations (cand: [rows, kCand], descending): the k * rows largest of the
+ * batch, or during a TopK warm-up each row's own k largest; either way `minKept` is the batch
+ * selection's smallest kept value (what the inference threshold follows).
+ */
+export class BatchSelector {
+  kCand: number;
+  minKept = 0;
+
+  constructor(
+    private readonly k: number,
+    private readonly dSae: number,
+  ) {
+    this.kCand = Math.min(dSae, 4 * k);
+  }
+
+  /** undefined: a row had all its candidates kept; kCand has doubled and the encoder must run again. */
+  select(cand: Selection, rows: number, perRowOnly: boolean): Selection | undefined {
+    const chosen = batchSelect(cand, this.kCand, this.k * rows, this.dSae);
+    if (chosen.overflow) {
+      this.kCand = Math.min(this.dSae, 2 * this.kCand);
+      return undefined;
+    }
+    this.minKept = chosen.minKept;
+    return perRowOnly ? rowPrefixes(cand, this.kCand, this.k) : chosen.selection;
+  }
+}
+
 /** Entries of s whose latent lies in [lo, hi), as a code of the same rows (with their positions in s). */
 export function entriesIn(s: Selection, lo: number, hi: number): { sel: Selection; at: Int32Array } {
   const { rows, rowPtr, idx } = s.code;

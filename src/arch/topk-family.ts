@@ -18,6 +18,8 @@ export interface TopKFamily {
   /** Dead latents in the AuxK loss (default d_in / 2). */
   readonly auxK: number | undefined;
   readonly loss: ReconstructionLoss;
+  /** Encode x - b_dec (default) or x (jumprelu's TopK warm-up, whose pre has no b_dec shift). */
+  readonly applyBDec?: boolean;
   /** Matryoshka's nested prefix widths (default: one, dSae). */
   readonly prefixes?: readonly number[] | undefined;
   /** Entries per row the encoder returns, asked before every encoder call. */
@@ -48,7 +50,7 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
           engine,
           `${family.name}:${dIn}x${dSae}`,
           d,
-          { applyBDec: true, aux: aux !== undefined, debug },
+          { applyBDec: family.applyBDec ?? true, aux: aux !== undefined, debug },
           params,
           x,
           B,
@@ -71,7 +73,7 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
             ...(workspace ? { workspace } : {}),
           },
         );
-        await pass.grads.finishBDec(engine, params['W_enc']!);
+        if (family.applyBDec ?? true) await pass.grads.finishBDec(engine, params['W_enc']!);
         const forward: Record<string, Float32Array> = {};
         if (debug) {
           forward['pre'] = enc.pre!;
