@@ -15,7 +15,7 @@
  *     W_dec' = W_dec / c, b_dec' = b_dec / c (pre-activations unchanged)
  * Each fold is reported as one line in `folded`.
  */
-import { architecture } from '../arch/index.js';
+import { parseHyper } from '../arch/index.js';
 import type { Params } from '../arch/types.js';
 import { fileError } from '../errors.js';
 import { Sae } from '../sae.js';
@@ -145,7 +145,7 @@ export function toSae(ext: ExternalSae, folded: string[]): Sae {
       const { W_enc, b_enc, W_dec, b_dec } = p;
       const params = { W_enc: W_enc!, b_enc: b_enc!, W_dec: W_dec!, b_dec: b_dec! };
       if (ext.kind === 'relu') return new Sae('standard', dims, {}, params, ext.metadata);
-      return new Sae('topk', dims, architecture('topk').hyper.parse({ k: ext.k }), params, ext.metadata);
+      return new Sae('topk', dims, parseHyper('topk', { k: ext.k }), params, ext.metadata);
     }
     case 'gated': {
       if (!ext.applyBDec) {
@@ -167,7 +167,7 @@ export function toSae(ext: ExternalSae, folded: string[]): Sae {
         for (let i = 0; i < dSae; i++) theta[i] = Math.max(theta[i]!, 0);
         folded.push(`${negative} negative threshold${negative > 1 ? 's' : ''} set to 0 (the ReLU before the threshold makes them act as 0)`);
       }
-      return new Sae('jumprelu', dims, architecture('jumprelu').hyper.parse({ applyBDec: ext.applyBDec }), p, ext.metadata);
+      return new Sae('jumprelu', dims, parseHyper('jumprelu', { applyBDec: ext.applyBDec }), p, ext.metadata);
     }
   }
 }

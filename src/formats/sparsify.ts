@@ -81,7 +81,7 @@ export async function loadSparsify(dir: string): Promise<LoadedSae> {
 export async function saveSparsify(dir: string, sae: Sae): Promise<void> {
   if (sae.architecture !== 'topk') throw new UserError(`architecture '${sae.architecture}' has no sparsify form (sparsify computes topk only)`);
   const { dIn, dSae } = sae.dims;
-  const { k } = sae.hyper as { k: number };
+  const { k } = sae.hyper; // narrowed to TopKHyper by the architecture check
   await ensureWritableDir(dir);
   const p = sae.params;
   await writeSafetensors(join(dir, SPARSIFY_WEIGHTS), {

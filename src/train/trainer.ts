@@ -8,7 +8,7 @@ import type { Architecture, Dims, Params, TrainStep } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
-import { Sae } from '../sae.js';
+import { type Sae, saeOf } from '../sae.js';
 import { Adam } from './adam.js';
 import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
 import { DeadTracker } from './dead.js';
@@ -227,7 +227,7 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
     }
   }
   run.progress.finish();
-  const trained = new Sae(s.architecture, s.dims, s.hyper, params);
+  const trained = saeOf(s.architecture, s.dims, s.hyper, params);
   return {
     sae: state.scale === 1 ? trained : trained.foldInputScaling(state.scale),
     steps: s.schedule.steps,
