@@ -3,6 +3,7 @@
  * (encode, decode, sparse top-k encode) on the engine.
  */
 import { architecture as architectureDef, type HyperOf, parseHyper } from './arch/index.js';
+import { paramsOf } from './arch/common.js';
 import { buildDecodeModel, buildEncodeModel, paramInputs } from './arch/graphs.js';
 import { addRowVector, densify, fixedRows } from './arch/sparse-code.js';
 import { outputTopK } from './arch/sparse-encoder.js';
@@ -159,8 +160,9 @@ export class SparseAutoencoder<A extends Architecture = Architecture> {
     const csr = fixedRows(rows, code.k, code.indices);
     if (this.def.decoder(this.hyper) !== 'affine') return this.decode(engine, densify({ code: csr, pre: code.values }, code.values, dSae));
     const out = new Float32Array(rows * dIn);
-    engine.kernels.sparseDecode(csr, code.values, this.params['W_dec']!, dIn, out);
-    addRowVector(out, rows, this.params['b_dec']!);
+    const { W_dec, b_dec } = paramsOf(this.params, 'W_dec', 'b_dec');
+    engine.kernels.sparseDecode(csr, code.values, W_dec, dIn, out);
+    addRowVector(out, rows, b_dec);
     return out;
   }
 

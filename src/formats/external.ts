@@ -15,6 +15,7 @@
  *     W_dec' = W_dec / c, b_dec' = b_dec / c (pre-activations unchanged)
  * Each fold is reported as one line in `folded`.
  */
+import { paramsOf } from '../arch/common.js';
 import { parseHyper } from '../arch/index.js';
 import type { Params } from '../arch/types.js';
 import { fileError } from '../errors.js';
@@ -79,8 +80,8 @@ export function rowNorms(wDec: Float32Array, dSae: number, dIn: number): Float64
 
 /** Scales latent i by s_i on the decoder side: W_dec[i] *= s_i (SAELens's finetuning_scaling_factor). */
 export function foldLatentScale(p: Params, s: Float32Array | Float64Array, dSae: number, dIn: number): void {
-  const w = p['W_dec']!;
-  for (let i = 0; i < dSae; i++) for (let j = 0; j < dIn; j++) w[i * dIn + j]! *= s[i]!;
+  const { W_dec } = paramsOf(p, 'W_dec');
+  for (let i = 0; i < dSae; i++) for (let j = 0; j < dIn; j++) W_dec[i * dIn + j]! *= s[i]!;
 }
 
 /**
@@ -88,13 +89,12 @@ export function foldLatentScale(p: Params, s: Float32Array | Float64Array, dSae:
  * `file` names the weights in the error for a zero decoder row (SAELens divides by it).
  */
 export function foldDecoderNorm(p: Params, dIn: number, dSae: number, file: string): void {
-  const n = rowNorms(p['W_dec']!, dSae, dIn);
+  const { W_enc, b_enc, W_dec } = paramsOf(p, 'W_enc', 'b_enc', 'W_dec');
+  const n = rowNorms(W_dec, dSae, dIn);
   const zero = n.findIndex((v) => !(v > 0));
   if (zero >= 0) throw fileError(file, `rescale_acts_by_decoder_norm is set but decoder row ${zero} has norm 0 (SAELens divides the latents by it)`);
-  const wEnc = p['W_enc']!;
-  const bEnc = p['b_enc']!;
-  for (let r = 0; r < dIn; r++) for (let i = 0; i < dSae; i++) wEnc[r * dSae + i]! *= n[i]!;
-  for (let i = 0; i < dSae; i++) bEnc[i]! *= n[i]!;
+  for (let r = 0; r < dIn; r++) for (let i = 0; i < dSae; i++) W_enc[r * dSae + i]! *= n[i]!;
+  for (let i = 0; i < dSae; i++) b_enc[i]! *= n[i]!;
   foldLatentScale(
     p,
     n.map((v) => 1 / v),
