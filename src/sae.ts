@@ -3,7 +3,6 @@
  * (encode, decode, sparse top-k encode) on the engine.
  */
 import { architecture as architectureDef, type HyperOf, parseHyper } from './arch/index.js';
-import { paramsOf } from './arch/common.js';
 import { buildDecodeModel, buildEncodeModel, paramInputs } from './arch/graphs.js';
 import { addRowVector, densify, fixedRows } from './arch/sparse-code.js';
 import { outputTopK } from './arch/sparse-encoder.js';
@@ -84,6 +83,13 @@ export class SparseAutoencoder<A extends Architecture = Architecture> {
     return feeds;
   }
 
+  /** The parameter `name` (W_dec: [dSae, dIn] ...); throws, naming those it has, if it has none of that name. */
+  param(name: string): Float32Array {
+    const p = this.params[name];
+    if (p === undefined) throw new Error(`${this.architecture} SAE has no parameter ${name} (it has ${Object.keys(this.params).join(', ')})`);
+    return p;
+  }
+
   /** Runs `graph` over x in chunks of rows, concatenating the output `name` of `width` per row. */
   private async chunked(
     engine: Engine,
@@ -160,9 +166,8 @@ export class SparseAutoencoder<A extends Architecture = Architecture> {
     const csr = fixedRows(rows, code.k, code.indices);
     if (this.def.decoder(this.hyper) !== 'affine') return this.decode(engine, densify({ code: csr, pre: code.values }, code.values, dSae));
     const out = new Float32Array(rows * dIn);
-    const { W_dec, b_dec } = paramsOf(this.params, 'W_dec', 'b_dec');
-    engine.kernels.sparseDecode(csr, code.values, W_dec, dIn, out);
-    addRowVector(out, rows, b_dec);
+    engine.kernels.sparseDecode(csr, code.values, this.param('W_dec'), dIn, out);
+    addRowVector(out, rows, this.param('b_dec'));
     return out;
   }
 

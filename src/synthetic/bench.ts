@@ -284,7 +284,7 @@ export async function benchArchitecture(
   }
   const { t } = best;
   const { dIn, features } = o.data;
-  const maxCos = await maxCosines(engine, data.features, features, t.sae.params['W_dec']!, o.dSae, dIn);
+  const maxCos = await maxCosines(engine, data.features, features, t.sae.param('W_dec'), o.dSae, dIn);
   const scores = recoveryScores(maxCos, o.threshold);
   return {
     architecture: arch,

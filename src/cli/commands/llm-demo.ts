@@ -124,7 +124,7 @@ export const llmDemoCommand = defineCommand(
         const features = (await topContexts(engine, r.sae, store, 8)).slice(0, 16);
         const effects = await topLogitEffects(
           engine,
-          r.sae.params['W_dec']!,
+          r.sae.param('W_dec'),
           unembedding,
           features.map((f) => f.feature),
           { k: 8 },
