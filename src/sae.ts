@@ -52,7 +52,7 @@ export function graphKey<A extends Architecture>(architecture: A, dims: Dims, hy
  * if (sae.architecture === 'topk') console.log(sae.hyper.k); // hyper: TopKHyper
  * ```
  */
-export class SparseAutoencoder<A extends Architecture = Architecture> {
+export class SparseAutoencoder<A extends Architecture> {
   /** Its architecture's definition, hyper-parameter type erased (`hyper` comes from that definition's schema). */
   readonly def: ArchitectureDef<unknown>;
   readonly key: string;
@@ -203,7 +203,7 @@ export class SparseAutoencoder<A extends Architecture = Architecture> {
  */
 export type Sae<A extends Architecture = Architecture> = { [K in A]: SparseAutoencoder<K> }[A];
 
-/** The constructor of SparseAutoencoder, under the name the library has always used. */
+/** SparseAutoencoder's constructor under the name Sae: `new Sae('topk', dims, { k: 32 }, params)` (Sae is also the union type). */
 export const Sae = SparseAutoencoder;
 
 /**
