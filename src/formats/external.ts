@@ -130,38 +130,36 @@ export function toSae(ext: ExternalSae, folded: string[]): Sae {
   const { dIn, dSae } = ext;
   const p: Params = { ...ext.params };
   const dims = { dIn, dSae };
-  const shiftBias = (bias: string, wEnc: Float32Array): void => {
-    const add = vecMat(p['b_dec']!, wEnc, dIn, dSae);
-    const b = p[bias]!;
+  const shiftBias = (bias: 'b_enc' | 'b_gate' | 'b_mag', wEnc: Float32Array): void => {
+    const add = vecMat(paramsOf(p, 'b_dec').b_dec, wEnc, dIn, dSae);
+    const b = paramsOf(p, bias)[bias];
     for (let j = 0; j < dSae; j++) b[j] = b[j]! + add[j]!;
   };
   switch (ext.kind) {
     case 'relu':
     case 'topk': {
+      const params = paramsOf(p, 'W_enc', 'b_enc', 'W_dec', 'b_dec');
       if (!ext.applyBDec) {
-        shiftBias('b_enc', p['W_enc']!);
+        shiftBias('b_enc', params.W_enc);
         folded.push('encoder input is x, not x - b_dec: b_dec @ W_enc added to b_enc');
       }
-      const { W_enc, b_enc, W_dec, b_dec } = p;
-      const params = { W_enc: W_enc!, b_enc: b_enc!, W_dec: W_dec!, b_dec: b_dec! };
       if (ext.kind === 'relu') return new Sae('standard', dims, {}, params, ext.metadata);
       return new Sae('topk', dims, parseHyper('topk', { k: ext.k }), params, ext.metadata);
     }
     case 'gated': {
       if (!ext.applyBDec) {
-        const wEnc = p['W_enc']!;
-        const rMag = p['r_mag']!;
-        shiftBias('b_gate', wEnc);
+        const { W_enc, r_mag } = paramsOf(p, 'W_enc', 'r_mag');
+        shiftBias('b_gate', W_enc);
         shiftBias(
           'b_mag',
-          wEnc.map((v, idx) => v * Math.exp(rMag[idx % dSae]!)),
+          W_enc.map((v, idx) => v * Math.exp(r_mag[idx % dSae]!)),
         );
         folded.push('encoder input is x, not x - b_dec: b_dec @ W_enc added to b_gate, b_dec @ (W_enc exp(r_mag)) to b_mag');
       }
       return new Sae('gated', dims, {}, p, ext.metadata);
     }
     case 'jumprelu': {
-      const theta = p['threshold']!;
+      const { threshold: theta } = paramsOf(p, 'threshold');
       const negative = theta.reduce((n, v) => n + (v < 0 ? 1 : 0), 0);
       if (negative > 0) {
         for (let i = 0; i < dSae; i++) theta[i] = Math.max(theta[i]!, 0);
