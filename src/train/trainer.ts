@@ -4,6 +4,7 @@
  * the same seed and settings the trajectory is the same, also across a resume after a kill.
  */
 import { existsSync } from 'node:fs';
+import { paramsOf } from '../arch/common.js';
 import type { Architecture, Dims, Params, TrainStep } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { UserError } from '../errors.js';
@@ -78,7 +79,7 @@ async function initialState(engine: Engine, s: TrainSettings, data: TrainingData
   const params = initParams(def, s.hyper, s.dims, Rng.derive(s.seed, 1), s.unitNormDecoder ? 1 : s.decoderInitNorm, engine.kernels);
   if (s.bDecInit !== 'zeros') {
     const center = s.bDecInit === 'mean' ? mean(sample, rows, dIn) : geometricMedian(sample, rows, dIn);
-    params['b_dec']!.set(def.initBDec?.(center, s.hyper) ?? center);
+    paramsOf(params, 'b_dec').b_dec.set(def.initBDec?.(center, s.hyper) ?? center);
   }
   const adam = new Adam(params, s.adam);
   return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key };
@@ -148,8 +149,8 @@ export class StepRunner {
         .join(', ');
       throw new UserError(`step ${step + 1}: the loss is not finite (${terms})`);
     }
-    const wDec = params['W_dec']!;
-    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(out.grads['W_dec']!, wDec, dSae, dIn);
+    const wDec = paramsOf(params, 'W_dec').W_dec;
+    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(paramsOf(out.grads, 'W_dec').W_dec, wDec, dSae, dIn);
     const lr = learningRate(s.schedule, step);
     this.adam.update(engine.kernels, this.trainable, out.grads, lr, step + 1);
     if (s.unitNormDecoder) engine.kernels.normalizeRows(wDec, dSae, dIn, 1);
