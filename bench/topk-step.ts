@@ -7,7 +7,7 @@
 import { architecture } from '../src/arch/index.js';
 import { Engine, type KernelsChoice } from '../src/engine/index.js';
 import { Rng } from '../src/rng.js';
-import { Sae } from '../src/sae.js';
+import { saeOf } from '../src/sae.js';
 import { initParams } from '../src/train/init.js';
 import { StepRunner, type TrainSettings } from '../src/train/trainer.js';
 import { median, randomArray, torchStep } from './util.js';
@@ -44,7 +44,7 @@ async function ourStep(kernels: KernelsChoice, steps: number): Promise<{ stepS: 
     await runner.step(x.slice(), B, i, noneDead);
     if (i > 0) times.push((performance.now() - t) / 1000);
   }
-  const sae = new Sae('topk', s.dims, s.hyper, params);
+  const sae = saeOf('topk', s.dims, s.hyper, params);
   const rows = 4 * B;
   const xs = randomArray(rows * dIn, 1, 8);
   await sae.encodeTopK(engine, xs.subarray(0, B * dIn), SHAPE.k);

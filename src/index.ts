@@ -4,7 +4,8 @@
  *
  * The main entry points, each with a worked example on its own page:
  * - {@link Engine}: where everything runs (onnxruntime sessions, kernels, threads).
- * - {@link loadSae} / {@link saveSae} and {@link Sae}: SAELens-compatible folders; encode, decode.
+ * - {@link loadSae} / {@link saveSae} and {@link Sae}: SAELens-compatible folders; encode, decode
+ *   (narrow on `sae.architecture` for its {@link HyperOf | hyper-parameters}).
  * - {@link runTraining} with a {@link TrainConfig}: train an SAE on a data file into an output folder.
  * - {@link openDataset} and {@link BatchStream}: data files as datasets, datasets as seeded batches.
  * - {@link evaluate}: reconstruction and sparsity metrics of an SAE over batches.
@@ -12,7 +13,7 @@
  *
  * @packageDocumentation
  */
-export { ARCHITECTURES, architecture, type Architecture } from './arch/index.js';
+export { ARCHITECTURES, architecture, parseHyper, type Architecture, type ArchitectureHyper, type HyperOf } from './arch/index.js';
 export type {
   ArchitectureDef,
   DecoderKind,
@@ -37,7 +38,7 @@ export { Engine, type EngineOptions, type KernelsChoice } from './engine/index.j
 export type { AdamHyper, CsrRows, Kernels, KernelsName, ScatterLayout } from './engine/kernels.js';
 export type { AttrValue, ConstData, Dim, GraphBuilder, Value } from './engine/onnx.js';
 export type { CompileOptions, Feeds, Graph, HostTensor, OrtApi, TensorData } from './engine/ort.js';
-export { Sae, type SparseCode } from './sae.js';
+export { Sae, saeOf, SparseAutoencoder, type SparseCode } from './sae.js';
 export { loadSae, loadSparsity, saveSae, type SaveOptions } from './io/saelens.js';
 export {
   evaluate,

@@ -2,7 +2,7 @@
  * A sparse autoencoder: its architecture, sizes, hyper-parameters and parameters, with inference
  * (encode, decode, sparse top-k encode) on the engine.
  */
-import { architecture as architectureDef } from './arch/index.js';
+import { architecture as architectureDef, type HyperOf, parseHyper } from './arch/index.js';
 import { buildDecodeModel, buildEncodeModel, paramInputs } from './arch/graphs.js';
 import { addRowVector, densify, fixedRows } from './arch/sparse-code.js';
 import { outputTopK } from './arch/sparse-encoder.js';
@@ -33,13 +33,14 @@ export interface SparseCode {
 }
 
 /** The engine's cache key for the graphs of SAEs like this one. */
-export function graphKey(architecture: Architecture, dims: Dims, hyper: unknown): string {
+export function graphKey<A extends Architecture>(architecture: A, dims: Dims, hyper: HyperOf<A>): string {
   return `${architecture}:${dims.dIn}x${dims.dSae}:${JSON.stringify(hyper)}`;
 }
 
 /**
- * A sparse autoencoder: architecture, sizes, hyper-parameters and parameters, with inference on an
- * Engine. Load one with loadSae (SAELens folders) or get one from runTraining.
+ * A sparse autoencoder of architecture A: sizes, hyper-parameters and parameters, with inference on
+ * an Engine. Code that holds one of any architecture types it as {@link Sae}, the union over the
+ * architectures, and narrows on `architecture` to reach the hyper-parameters:
  *
  * @example
  * ```ts
@@ -48,17 +49,20 @@ export function graphKey(architecture: Architecture, dims: Dims, hyper: unknown)
  * const xHat = await sae.decode(engine, f); // [rows, dSae] -> [rows, dIn]
  * const code = await sae.encodeTopK(engine, x, 16); // the 16 largest latents of each row
  * const xHat16 = await sae.decodeSparse(engine, code);
+ * if (sae.architecture === 'topk') console.log(sae.hyper.k); // hyper: TopKHyper
  * ```
  */
-export class Sae {
+export class SparseAutoencoder<A extends Architecture> {
+  /** Its architecture's definition, hyper-parameter type erased (`hyper` comes from that definition's schema). */
   readonly def: ArchitectureDef<unknown>;
   readonly key: string;
 
+  /** Checks the parameters against the architecture's shapes; see saeOf to build one from unchecked hyper-parameters. */
   constructor(
-    readonly architecture: Architecture,
+    readonly architecture: A,
     readonly dims: Dims,
-    /** Architecture-specific hyper-parameters (parsed by the architecture's schema). */
-    readonly hyper: unknown,
+    /** Architecture-specific hyper-parameters (what the architecture's `hyper` schema outputs). */
+    readonly hyper: HyperOf<A>,
     readonly params: Params,
     /** How it was made: data, settings; saved as cfg.json metadata. */
     readonly metadata: Readonly<Record<string, unknown>> = {},
@@ -77,6 +81,13 @@ export class Sae {
     const feeds: Feeds = {};
     for (const spec of this.def.params(this.dims, this.hyper)) feeds[spec.name] = { data: this.params[spec.name]!, dims: spec.shape };
     return feeds;
+  }
+
+  /** The parameter `name` (W_dec: [dSae, dIn] ...); throws, naming those it has, if it has none of that name. */
+  param(name: string): Float32Array {
+    const p = this.params[name];
+    if (p === undefined) throw new Error(`${this.architecture} SAE has no parameter ${name} (it has ${Object.keys(this.params).join(', ')})`);
+    return p;
   }
 
   /** Runs `graph` over x in chunks of rows, concatenating the output `name` of `width` per row. */
@@ -155,27 +166,57 @@ export class Sae {
     const csr = fixedRows(rows, code.k, code.indices);
     if (this.def.decoder(this.hyper) !== 'affine') return this.decode(engine, densify({ code: csr, pre: code.values }, code.values, dSae));
     const out = new Float32Array(rows * dIn);
-    engine.kernels.sparseDecode(csr, code.values, this.params['W_dec']!, dIn, out);
-    addRowVector(out, rows, this.params['b_dec']!);
+    engine.kernels.sparseDecode(csr, code.values, this.param('W_dec'), dIn, out);
+    addRowVector(out, rows, this.param('b_dec'));
     return out;
   }
 
   /** The form it is saved and used in after training (see ArchitectureDef.exportForm); itself if the same. */
-  exported(): Sae {
+  exported(this: Sae): Sae {
     const form = this.def.exportForm?.(this.hyper, this.dims, this.params);
-    return form ? new Sae(form.architecture, this.dims, form.hyper, form.params, this.metadata) : this;
+    return form ? saeOf(form.architecture, this.dims, form.hyper, form.params, this.metadata) : this;
+  }
+
+  /** The same SAE with this metadata (saved as cfg.json metadata) in place of its own. */
+  withMetadata(metadata: Readonly<Record<string, unknown>>): SparseAutoencoder<A> {
+    return new SparseAutoencoder(this.architecture, this.dims, this.hyper, this.params, metadata);
   }
 
   /**
    * The same SAE for inputs c times smaller: the one trained on x' = c x, rewritten to take x
    * (W_enc * c, W_dec / c, b_dec / c; the latents are unchanged).
    */
-  foldInputScaling(c: number): Sae {
+  foldInputScaling(c: number): SparseAutoencoder<A> {
     const params: Params = {};
     for (const [name, p] of Object.entries(this.params)) {
       const k = name === 'W_enc' ? c : name === 'W_dec' || name === 'b_dec' ? 1 / c : 1;
       params[name] = k === 1 ? p.slice() : p.map((v) => v * k);
     }
-    return new Sae(this.architecture, this.dims, this.hyper, params, this.metadata);
+    return new SparseAutoencoder(this.architecture, this.dims, this.hyper, params, this.metadata);
   }
+}
+
+/**
+ * A sparse autoencoder of any architecture (of those in A): the union of SparseAutoencoder<K> over
+ * them, so that narrowing on `architecture` narrows `hyper` to that architecture's type.
+ * `new Sae(...)` makes one from typed hyper-parameters; see saeOf for unchecked ones.
+ */
+export type Sae<A extends Architecture = Architecture> = { [K in A]: SparseAutoencoder<K> }[A];
+
+/** SparseAutoencoder's constructor under the name Sae: `new Sae('topk', dims, { k: 32 }, params)` (Sae is also the union type). */
+export const Sae = SparseAutoencoder;
+
+/**
+ * A sparse autoencoder whose hyper-parameters are not yet typed (read from a file, or from an
+ * architecture's exported form): they go through the architecture's schema first, which throws
+ * if they do not fit it.
+ */
+export function saeOf<A extends Architecture>(
+  architecture: A,
+  dims: Dims,
+  hyper: unknown,
+  params: Params,
+  metadata: Readonly<Record<string, unknown>> = {},
+): Sae<A> {
+  return new SparseAutoencoder(architecture, dims, parseHyper(architecture, hyper), params, metadata);
 }

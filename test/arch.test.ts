@@ -15,7 +15,7 @@ import { Engine } from '../src/engine/index.js';
 import { referenceGemm } from '../src/engine/reference.js';
 import { loadSae, saveSae } from '../src/io/saelens.js';
 import { Rng } from '../src/rng.js';
-import { Sae } from '../src/sae.js';
+import { saeOf } from '../src/sae.js';
 import { initParams } from '../src/train/init.js';
 
 const engine = new Engine({ threads: 2 });
@@ -73,13 +73,13 @@ describe.each(ARCHITECTURES)('%s', (arch) => {
     await (
       await def.step(engine, dims, hyper, false)
     ).run(params, { x: randomX(64, 3), rows: 64, coef: 0.1, deadMask: new Uint8Array(dims.dSae), progress: 0 });
-    const sae = new Sae(arch, dims, hyper, params).exported();
+    const sae = saeOf(arch, dims, hyper, params).exported();
     const dir = await mkdtemp(join(tmpdir(), `sae-${arch}-`));
     await saveSae(dir, sae);
     const loaded = await loadSae(dir);
     expect(loaded.architecture).toBe(sae.architecture);
     const x = randomX(30, 4);
-    const before = await new Sae(arch, dims, hyper, params).encode(engine, x);
+    const before = await saeOf(arch, dims, hyper, params).encode(engine, x);
     const after = await loaded.encode(engine, x);
     expect(after).toEqual(await sae.encode(engine, x));
     for (let i = 0; i < before.length; i++) expect(after[i]).toBeCloseTo(before[i]!, 5);
@@ -96,7 +96,7 @@ describe('saved forms', () => {
     ).run(params, { x: randomX(64, 3), rows: 64, coef: 0, deadMask: new Uint8Array(dims.dSae), progress: 0 });
     expect(params['threshold']![0]).toBeGreaterThan(0);
     const dir = await mkdtemp(join(tmpdir(), 'sae-btk-'));
-    await saveSae(dir, new Sae('batchtopk', dims, hyper, params).exported());
+    await saveSae(dir, saeOf('batchtopk', dims, hyper, params).exported());
     const cfg = JSON.parse(await readFile(join(dir, 'cfg.json'), 'utf8')) as Record<string, unknown>;
     expect(cfg).toMatchObject({ architecture: 'jumprelu', apply_b_dec_to_input: true });
     const loaded = await loadSae(dir);
@@ -105,7 +105,7 @@ describe('saved forms', () => {
 
   it('topk saves k, and its sparse top-k encode is its code', async () => {
     const { params, hyper } = trained('topk');
-    const sae = new Sae('topk', dims, hyper, params);
+    const sae = saeOf('topk', dims, hyper, params);
     const dir = await mkdtemp(join(tmpdir(), 'sae-topk-'));
     await saveSae(dir, sae);
     expect(JSON.parse(await readFile(join(dir, 'cfg.json'), 'utf8'))).toMatchObject({ architecture: 'topk', k: 5 });

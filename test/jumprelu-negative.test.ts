@@ -5,7 +5,7 @@
  * vectors of test/conformance.test.ts cover the same step).
  */
 import { describe, expect, it } from 'vitest';
-import { architecture } from '../src/arch/index.js';
+import { architecture, parseHyper } from '../src/arch/index.js';
 import type { Params } from '../src/arch/types.js';
 import { Engine } from '../src/engine/index.js';
 import { Rng } from '../src/rng.js';
@@ -64,8 +64,7 @@ function reference(p: Params, x: Float32Array) {
 describe('jumprelu with negative thresholds', () => {
   it('encodes f = relu(pre) * H(pre - theta), as SAELens does', async () => {
     const { params, x } = setup();
-    const def = architecture('jumprelu');
-    const sae = new Sae('jumprelu', d, def.hyper.parse({}), params);
+    const sae = new Sae('jumprelu', d, parseHyper('jumprelu', {}), params);
     const f = await sae.encode(engine, x);
     const ref = reference(params, x);
     expect(f.some((v) => v < 0)).toBe(false);

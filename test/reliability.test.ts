@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { decodeSafetensors } from '../src/io/safetensors.js';
+import type { Sae } from '../src/sae.js';
 
 let dir = '';
 beforeAll(async () => {
@@ -360,7 +361,7 @@ describe('1. anomaly scores: float64 error sums, Inf refused', () => {
     const { Engine } = await import('../src/engine/index.js');
     const { Sae } = await import('../src/sae.js');
     const engine = new Engine({ kernels: 'reference' });
-    const make = (scale: number): InstanceType<typeof Sae> =>
+    const make = (scale: number): Sae<'standard'> =>
       new Sae(
         'standard',
         { dIn: 2, dSae: 2 },

@@ -9,7 +9,7 @@ import { UserError } from '../src/errors.js';
 import { loadSae, loadSaeLens, loadsInSaeLens, loadSparsity, saveSae } from '../src/io/saelens.js';
 import { serializeSafetensors } from '../src/io/safetensors.js';
 import { Rng } from '../src/rng.js';
-import { Sae } from '../src/sae.js';
+import { type Sae, saeOf } from '../src/sae.js';
 import { initParams } from '../src/train/init.js';
 
 const engine = new Engine({ threads: 2, kernels: 'reference' });
@@ -20,7 +20,7 @@ function randomSae(arch: 'standard' | 'kl', dIn = 13, dSae = 37, hyper: unknown 
   const rng = new Rng(3);
   const params = initParams(def, h, { dIn, dSae }, rng, 0.5, engine.kernels);
   for (const p of Object.values(params)) for (let i = 0; i < p.length; i++) p[i]! += 0.1 * rng.normal();
-  return new Sae(arch, { dIn, dSae }, h, params, { data: 'test' });
+  return saeOf(arch, { dIn, dSae }, h, params, { data: 'test' });
 }
 
 function randomX(rows: number, dIn: number): Float32Array {

@@ -2,6 +2,21 @@
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import type { Dims, ParamSpec, ParamValues } from './types.js';
 
+/**
+ * The named parameters (arrays or graph values) as a typed record: `const { W_enc, b_dec } =
+ * paramsOf(p, 'W_enc', 'b_dec')`. A missing one throws, naming it and those present (the shapes
+ * were checked where the parameters were made, so this is a bug upstream, not bad input).
+ */
+export function paramsOf<T, const N extends string>(p: Readonly<Record<string, T>>, ...names: N[]): { readonly [K in N]: T } {
+  const out: Record<string, T> = {};
+  for (const name of names) {
+    const v = p[name];
+    if (v === undefined) throw new Error(`parameter ${name} is missing (have ${Object.keys(p).join(', ') || 'none'})`);
+    out[name] = v;
+  }
+  return out as { readonly [K in N]: T }; // every name in N was set just above
+}
+
 /** The four parameters every SAE has, in SAELens's orientation. */
 export function saeParams(d: Dims): ParamSpec[] {
   return [
@@ -14,7 +29,8 @@ export function saeParams(d: Dims): ParamSpec[] {
 
 /** f: [B, dSae] -> f @ W_dec + b_dec: [B, dIn] */
 export function decodeAffine(g: GraphBuilder, f: Value, p: ParamValues): Value {
-  return g.gemm(f, p['W_dec']!, { c: p['b_dec']! });
+  const { W_dec, b_dec } = paramsOf(p, 'W_dec', 'b_dec');
+  return g.gemm(f, W_dec, { c: b_dec });
 }
 
 /** w: [rows, cols] -> ||w[i, :]||: [rows] */

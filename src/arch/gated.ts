@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, refNumber, rowNormsOf, saeParams } from './common.js';
+import { decodeAffine, paramsOf, refNumber, rowNormsOf, saeParams } from './common.js';
 import { denseStep } from './graphs.js';
 import type { ArchitectureDef, Dims, Encoded, ParamSpec, ParamValues, TrainContext, TrainGraph } from './types.js';
 
@@ -27,10 +27,11 @@ function params(d: Dims): ParamSpec[] {
 }
 
 function encode(g: GraphBuilder, x: Value, p: ParamValues): Encoded & { xc: Value; piGate: Value; piMag: Value; wMag: Value; gate: Value } {
-  const xc = g.sub(x, p['b_dec']!);
-  const piGate = g.gemm(xc, p['W_enc']!, { c: p['b_gate']! }); // [B, dSae]
-  const wMag = g.mul(p['W_enc']!, g.exp(p['r_mag']!)); // [dIn, dSae]
-  const piMag = g.gemm(xc, wMag, { c: p['b_mag']! });
+  const { W_enc, b_gate, r_mag, b_mag, b_dec } = paramsOf(p, 'W_enc', 'b_gate', 'r_mag', 'b_mag', 'b_dec');
+  const xc = g.sub(x, b_dec);
+  const piGate = g.gemm(xc, W_enc, { c: b_gate }); // [B, dSae]
+  const wMag = g.mul(W_enc, g.exp(r_mag)); // [dIn, dSae]
+  const piMag = g.gemm(xc, wMag, { c: b_mag });
   const gate = g.greater(piGate, g.scalar(0));
   const f = g.mul(g.cast(gate, 'float32'), g.relu(piMag));
   return { xc, piGate, piMag, wMag, gate, f, active: g.greater(f, g.scalar(0)) };
@@ -42,7 +43,7 @@ function train(ctx: TrainContext): TrainGraph {
   ctx.expose('pi_gate', piGate, ['batch', dims.dSae]);
   ctx.expose('pi_mag', piMag, ['batch', dims.dSae]);
   ctx.expose('f', f, ['batch', dims.dSae]);
-  const wDec = p['W_dec']!;
+  const { W_enc, r_mag, W_dec: wDec } = paramsOf(p, 'W_enc', 'r_mag', 'W_dec');
   const xHat = decodeAffine(g, f, p);
   ctx.expose('x_hat', xHat, ['batch', dims.dIn]);
   const two = g.div(g.scalar(2), batch);
@@ -67,10 +68,10 @@ function train(ctx: TrainContext): TrainGraph {
   const dbMag = g.sum(dMag, [0]);
   const dbGate = g.sum(dGate, [0]);
   const normGrad = g.div(g.mul(aSum, coefOverB), g.op('Max', [norms, g.scalar(1e-12)]));
-  const dbDec = g.sub(g.sum(gMain, [0]), g.add(g.matmul(p['W_enc']!, dbGate), g.matmul(wMag, dbMag)));
+  const dbDec = g.sub(g.sum(gMain, [0]), g.add(g.matmul(W_enc, dbGate), g.matmul(wMag, dbMag)));
   return {
     grads: {
-      W_enc: g.add(g.gemm(xc, dGate, { transA: true }), g.mul(dWmag, g.exp(p['r_mag']!))),
+      W_enc: g.add(g.gemm(xc, dGate, { transA: true }), g.mul(dWmag, g.exp(r_mag))),
       b_gate: dbGate,
       W_dec: g.add(g.gemm(f, gMain, { transA: true }), g.mul(wDec, g.unsqueeze(normGrad, 1))),
       b_dec: dbDec,

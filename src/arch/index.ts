@@ -1,4 +1,5 @@
 /** The table of architectures, the one place that lists them: adding one is one file and one line here. */
+import type { z } from 'zod';
 import { UserError } from '../errors.js';
 import { batchtopk } from './batchtopk.js';
 import { gated } from './gated.js';
@@ -14,6 +15,28 @@ export const TABLE = { standard, kl, topk, batchtopk, matryoshka, jumprelu, gate
 
 /** The architectures: the keys of the table. */
 export type Architecture = keyof typeof TABLE;
+
+/** The hyper-parameters of architecture A: what its `hyper` schema outputs (TopKHyper for 'topk'). */
+export type HyperOf<A extends Architecture> = z.output<(typeof TABLE)[A]['hyper']>;
+
+/**
+ * An architecture's name with its hyper-parameters, one member per architecture (derived from the
+ * table): narrowing on `architecture` narrows `hyper`.
+ */
+export type ArchitectureHyper<A extends Architecture = Architecture> = {
+  [K in A]: { readonly architecture: K; readonly hyper: HyperOf<K> };
+}[A];
+
+/** The table with each entry's hyper-parameter type kept, for code generic in the architecture. */
+const DEFS: { readonly [A in Architecture]: ArchitectureDef<HyperOf<A>> } = TABLE;
+
+/**
+ * Reads hyper-parameters of architecture `name` with its schema (defaults filled in); throws zod's
+ * error when they do not fit it.
+ */
+export function parseHyper<A extends Architecture>(name: A, hyper: unknown): HyperOf<A> {
+  return DEFS[name].hyper.parse(hyper);
+}
 
 /** The names of the architectures, in the order of the table. */
 export const ARCHITECTURES = Object.keys(TABLE) as Architecture[];

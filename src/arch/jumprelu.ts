@@ -22,7 +22,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, refNumber, saeParams } from './common.js';
+import { decodeAffine, paramsOf, refNumber, saeParams } from './common.js';
 import { denseStep } from './graphs.js';
 import { BatchSelector } from './sparse-code.js';
 import { topKFamilyStep } from './topk-family.js';
@@ -78,14 +78,16 @@ export function jumpReluEncode(g: GraphBuilder, pre: Value, theta: Value): Encod
 }
 
 function encode(g: GraphBuilder, x: Value, p: ParamValues, h: JumpReluHyper): Encoded & { pre: Value; theta: Value; xc: Value } {
-  const xc = h.applyBDec ? g.sub(x, p['b_dec']!) : x;
-  const pre = g.gemm(xc, p['W_enc']!, { c: p['b_enc']! }); // [B, dSae]
+  const { W_enc, b_enc, b_dec } = paramsOf(p, 'W_enc', 'b_enc', 'b_dec');
+  const xc = h.applyBDec ? g.sub(x, b_dec) : x;
+  const pre = g.gemm(xc, W_enc, { c: b_enc }); // [B, dSae]
   const theta = thetaOf(g, p);
   return { xc, pre, theta, ...jumpReluEncode(g, pre, theta) };
 }
 
 function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
   const { g, x, p, coef, batch, dims } = ctx;
+  const { W_enc, W_dec } = paramsOf(p, 'W_enc', 'W_dec');
   const { xc, pre, theta, f, active } = encode(g, x, p, h);
   ctx.expose('pre', pre, ['batch', dims.dSae]);
   ctx.expose('f', f, ['batch', dims.dSae]);
@@ -98,7 +100,7 @@ function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
   const l0 = g.div(g.sum(step), batch);
 
   const g2 = g.mul(e, g.div(g.scalar(2), batch)); // d mse / d x_hat: [B, dIn]
-  const df = g.gemm(g2, p['W_dec']!, { transB: true }); // [B, dSae]
+  const df = g.gemm(g2, W_dec, { transB: true }); // [B, dSae]
   const dpre = g.mul(df, activeF);
   const u = g.sub(pre, theta);
   const half = h.bandwidth / 2;
@@ -116,7 +118,7 @@ function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
       W_enc: g.gemm(xc, dpre, { transA: true }),
       b_enc: dbEnc,
       W_dec: g.gemm(f, g2, { transA: true }),
-      b_dec: h.applyBDec ? g.sub(dbDec, g.matmul(p['W_enc']!, dbEnc)) : dbDec,
+      b_dec: h.applyBDec ? g.sub(dbDec, g.matmul(W_enc, dbEnc)) : dbDec,
       ...thresholdGrad,
     },
     losses: { mse, l0, sparsity: g.mul(coef, l0), total: g.add(mse, g.mul(coef, l0)) },
@@ -134,16 +136,11 @@ function train(ctx: TrainContext, h: JumpReluHyper): TrainGraph {
 function addPreActLoss(out: StepResult, params: Params, inp: StepInputs, d: Dims, h: JumpReluHyper): StepResult {
   const { dIn, dSae } = d;
   const B = inp.rows;
-  const wEnc = params['W_enc']!;
-  const bEnc = params['b_enc']!;
-  const bDec = params['b_dec']!;
-  const wDec = params['W_dec']!;
+  const { W_enc: wEnc, b_enc: bEnc, b_dec: bDec, W_dec: wDec } = paramsOf(params, 'W_enc', 'b_enc', 'b_dec', 'W_dec');
   const linear = params['threshold'];
   const theta = linear ?? params['log_threshold']!.map(Math.exp);
-  const gWEnc = out.grads['W_enc']!;
-  const gBEnc = out.grads['b_enc']!;
+  const { W_enc: gWEnc, b_enc: gBEnc, b_dec: gBDec } = paramsOf(out.grads, 'W_enc', 'b_enc', 'b_dec');
   const gTheta = (linear ? out.grads['threshold'] : out.grads['log_threshold'])!;
-  const gBDec = out.grads['b_dec']!;
   const xc = new Float64Array(dIn);
   let loss = 0;
   for (let i = 0; i < dSae; i++) {

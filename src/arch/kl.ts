@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { denseStep } from './graphs.js';
-import { refNumber, saeParams } from './common.js';
+import { paramsOf, refNumber, saeParams } from './common.js';
 import type { ArchitectureDef, Encoded, ParamValues, TrainContext, TrainGraph } from './types.js';
 
 const hyper = z
@@ -34,17 +34,20 @@ function logit(p: number): number {
 }
 
 function encode(g: GraphBuilder, x: Value, p: ParamValues): Encoded {
-  const f = g.sigmoid(g.gemm(x, p['W_enc']!, { c: p['b_enc']! })); // [B, dSae]
+  const { W_enc, b_enc } = paramsOf(p, 'W_enc', 'b_enc');
+  const f = g.sigmoid(g.gemm(x, W_enc, { c: b_enc })); // [B, dSae]
   return { f, active: g.greater(f, g.scalar(0.5)) };
 }
 
 function decode(g: GraphBuilder, f: Value, p: ParamValues, h: KlHyper): Value {
-  const z = g.gemm(f, p['W_dec']!, { c: p['b_dec']! });
+  const { W_dec, b_dec } = paramsOf(p, 'W_dec', 'b_dec');
+  const z = g.gemm(f, W_dec, { c: b_dec });
   return h.decoderActivation === 'sigmoid' ? g.sigmoid(z) : z;
 }
 
 function train(ctx: TrainContext, h: KlHyper): TrainGraph {
   const { g, x, p, coef, batch, dims } = ctx;
+  const { W_enc, W_dec } = paramsOf(p, 'W_enc', 'W_dec');
   const { f: a, active } = encode(g, x, p);
   ctx.expose('f', a, ['batch', dims.dSae]);
   const xHat = decode(g, a, p, h);
@@ -60,18 +63,18 @@ function train(ctx: TrainContext, h: KlHyper): TrainGraph {
   const mse = g.div(g.mul(g.scalar(0.5), g.sum(g.square(e))), batch);
   const kl = g.add(g.mul(rho, g.log(g.div(rho, rhoHat))), g.mul(rho1, g.log(g.div(rho1, g.sub(one, rhoHat)))));
   const sparsity = g.mul(coef, g.sum(kl));
-  const weightDecay = g.mul(g.scalar(0.5 * h.weightDecay), g.add(g.sum(g.square(p['W_enc']!)), g.sum(g.square(p['W_dec']!))));
+  const weightDecay = g.mul(g.scalar(0.5 * h.weightDecay), g.add(g.sum(g.square(W_enc)), g.sum(g.square(W_dec))));
 
   const dxHat = g.div(e, batch); // [B, dIn]
   const dz = h.decoderActivation === 'sigmoid' ? g.mul(dxHat, g.mul(xHat, g.sub(one, xHat))) : dxHat;
   const dKl = g.add(g.neg(g.div(rho, rhoHat)), g.div(rho1, g.sub(one, rhoHat))); // [dSae]
-  const da = g.gemm(dz, p['W_dec']!, { transB: true, c: g.mul(g.div(coef, batch), dKl) }); // [B, dSae]
+  const da = g.gemm(dz, W_dec, { transB: true, c: g.mul(g.div(coef, batch), dKl) }); // [B, dSae]
   const dpre = g.mul(da, g.mul(a, g.sub(one, a)));
   return {
     grads: {
-      W_enc: g.add(g.gemm(x, dpre, { transA: true }), g.mul(lambda, p['W_enc']!)),
+      W_enc: g.add(g.gemm(x, dpre, { transA: true }), g.mul(lambda, W_enc)),
       b_enc: g.sum(dpre, [0]),
-      W_dec: g.add(g.gemm(a, dz, { transA: true }), g.mul(lambda, p['W_dec']!)),
+      W_dec: g.add(g.gemm(a, dz, { transA: true }), g.mul(lambda, W_dec)),
       b_dec: g.sum(dz, [0]),
     },
     losses: { mse, sparsity, weight_decay: weightDecay, total: g.add(g.add(mse, sparsity), weightDecay) },

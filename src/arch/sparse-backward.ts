@@ -12,6 +12,7 @@
  */
 import type { Engine } from '../engine/index.js';
 import type { Kernels } from '../engine/kernels.js';
+import { paramsOf } from './common.js';
 import { addRowVector, entriesIn, reluOf, type Selection } from './sparse-code.js';
 import type { Dims, Params } from './types.js';
 import { Workspace } from './workspace.js';
@@ -115,7 +116,7 @@ export function sparsePass(
 ): SparsePass {
   const kernels = engine.kernels;
   const { dIn, dSae } = d;
-  const wDec = params['W_dec']!;
+  const { W_dec: wDec, b_dec } = paramsOf(params, 'W_dec', 'b_dec');
   const prefixes = o.prefixes ?? [dSae];
   const variance = kernels.centeredSumSquares(x, rows, dIn);
   const norm = o.loss === 'fvu' ? variance : rows;
@@ -136,7 +137,7 @@ export function sparsePass(
     const fj = grp.at ? Float32Array.from(grp.at, (e) => f[e]!) : f;
     kernels.sparseDecode(grp.sel.code, fj, wDec, dIn, part);
     if (part !== xHat) for (let i = 0; i < xHat.length; i++) xHat[i]! += part[i]!;
-    if (j === 0) addRowVector(xHat, rows, params['b_dec']!);
+    if (j === 0) addRowVector(xHat, rows, b_dec);
     sse = kernels.subtract(xHat, x, r);
     const loss = sse / norm;
     recon += loss;

@@ -7,6 +7,7 @@
 import type { Engine } from '../engine/index.js';
 import { type Dim, GraphBuilder, type Value } from '../engine/onnx.js';
 import type { Feeds, HostTensor } from '../engine/ort.js';
+import { paramsOf } from './common.js';
 import { fixedRows, type Selection } from './sparse-code.js';
 import type { Dims, Params } from './types.js';
 
@@ -91,10 +92,11 @@ export async function runEncoder(
   const main = { idx: new Int32Array(rows * k), pre: new Float32Array(rows * k) };
   const auxOut = { idx: new Int32Array(rows * kAux), pre: new Float32Array(rows * kAux) };
   const pre = o.debug ? new Float32Array(rows * dSae) : undefined;
+  const { W_enc, b_enc, b_dec } = paramsOf(params, 'W_enc', 'b_enc', 'b_dec');
   const feeds: Feeds = {
-    W_enc: { data: params['W_enc']!, dims: [dIn, dSae] },
-    b_enc: { data: params['b_enc']!, dims: [dSae] },
-    b_dec: { data: params['b_dec']!, dims: [dIn] },
+    W_enc: { data: W_enc, dims: [dIn, dSae] },
+    b_enc: { data: b_enc, dims: [dSae] },
+    b_dec: { data: b_dec, dims: [dIn] },
     k: { data: BigInt64Array.of(BigInt(k)), dims: [1] },
   };
   if (aux) {

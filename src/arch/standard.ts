@@ -11,20 +11,22 @@ import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
 import { denseStep } from './graphs.js';
 import type { ArchitectureDef, Encoded, ParamValues, TrainContext, TrainGraph } from './types.js';
-import { decodeAffine, refNumber, rowNormsOf, saeParams } from './common.js';
+import { decodeAffine, paramsOf, refNumber, rowNormsOf, saeParams } from './common.js';
 
 const hyper = z.object({}).strict();
 export type StandardHyper = z.infer<typeof hyper>;
 
 function encode(g: GraphBuilder, x: Value, p: ParamValues): Encoded & { xc: Value; pre: Value } {
-  const xc = g.sub(x, p['b_dec']!); // [B, dIn]
-  const pre = g.gemm(xc, p['W_enc']!, { c: p['b_enc']! }); // [B, dSae]
+  const { W_enc, b_enc, b_dec } = paramsOf(p, 'W_enc', 'b_enc', 'b_dec');
+  const xc = g.sub(x, b_dec); // [B, dIn]
+  const pre = g.gemm(xc, W_enc, { c: b_enc }); // [B, dSae]
   const f = g.relu(pre); // onnxruntime fuses Gemm + Relu when pre has no other use
   return { xc, pre, f, active: g.greater(f, g.scalar(0)) };
 }
 
 function train(ctx: TrainContext): TrainGraph {
   const { g, x, p, coef, batch, dims } = ctx;
+  const { W_enc, W_dec } = paramsOf(p, 'W_enc', 'W_dec');
   const { xc, pre, f, active } = encode(g, x, p);
   ctx.expose('pre', pre, ['batch', dims.dSae]);
   ctx.expose('f', f, ['batch', dims.dSae]);
@@ -33,18 +35,18 @@ function train(ctx: TrainContext): TrainGraph {
 
   const e = g.sub(xHat, x);
   const mse = g.div(g.sum(g.square(e)), batch);
-  const norms = rowNormsOf(g, p['W_dec']!); // [dSae]
+  const norms = rowNormsOf(g, W_dec); // [dSae]
   const coefOverB = g.div(coef, batch);
   const fSum = g.sum(f, [0]); // [dSae]
   const sparsity = g.mul(g.sum(g.mul(fSum, norms)), coefOverB);
 
   const dxHat = g.mul(e, g.div(g.scalar(2), batch)); // [B, dIn]
   const normGrad = g.div(g.mul(fSum, coefOverB), g.op('Max', [norms, g.scalar(1e-12)])); // [dSae]
-  const dWdec = g.add(g.gemm(f, dxHat, { transA: true }), g.mul(p['W_dec']!, g.unsqueeze(normGrad, 1)));
-  const df = g.gemm(dxHat, p['W_dec']!, { transB: true, c: g.mul(norms, coefOverB) }); // [B, dSae]
+  const dWdec = g.add(g.gemm(f, dxHat, { transA: true }), g.mul(W_dec, g.unsqueeze(normGrad, 1)));
+  const df = g.gemm(dxHat, W_dec, { transB: true, c: g.mul(norms, coefOverB) }); // [B, dSae]
   const dpre = g.mul(df, g.cast(active, 'float32'));
   const dbEnc = g.sum(dpre, [0]);
-  const dbDec = g.sub(g.sum(dxHat, [0]), g.matmul(p['W_enc']!, dbEnc));
+  const dbDec = g.sub(g.sum(dxHat, [0]), g.matmul(W_enc, dbEnc));
   return {
     grads: { W_enc: g.gemm(xc, dpre, { transA: true }), b_enc: dbEnc, W_dec: dWdec, b_dec: dbDec },
     losses: { mse, sparsity, total: g.add(mse, sparsity) },

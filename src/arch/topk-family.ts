@@ -4,6 +4,7 @@
  * among them, then the sparse decode, losses and backward (sparse-backward.ts).
  *   k_aux = min(aux_k, n_dead);  aux scale = min(n_dead / aux_k, 1);  aux_k defaults to d_in / 2
  */
+import { paramsOf } from './common.js';
 import type { Engine } from '../engine/index.js';
 import { type ReconstructionLoss, sparsePass } from './sparse-backward.js';
 import { deadBias, densify, firesOf, type Selection } from './sparse-code.js';
@@ -73,7 +74,7 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
             ...(workspace ? { workspace } : {}),
           },
         );
-        if (family.applyBDec ?? true) await pass.grads.finishBDec(engine, params['W_enc']!);
+        if (family.applyBDec ?? true) await pass.grads.finishBDec(engine, paramsOf(params, 'W_enc').W_enc);
         const forward: Record<string, Float32Array> = {};
         if (debug) {
           forward['pre'] = enc.pre!;

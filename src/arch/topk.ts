@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, refNumber, saeParams } from './common.js';
+import { decodeAffine, paramsOf, refNumber, saeParams } from './common.js';
 import { type TopKFamily, topKFamilyStep } from './topk-family.js';
 import type { ArchitectureDef, Dims, Encoded, ParamValues, TrainStep } from './types.js';
 import type { Engine } from '../engine/index.js';
@@ -29,8 +29,9 @@ export type TopKHyper = z.infer<typeof hyper>;
 
 /** x [B, dIn] -> the dense code f [B, dSae] (inference): the k largest of each row, relu'd, scattered back. */
 export function topkEncode(g: GraphBuilder, x: Value, p: ParamValues, k: number, applyBDec: boolean): Encoded {
-  const xc = applyBDec ? g.sub(x, p['b_dec']!) : x;
-  const pre = g.gemm(xc, p['W_enc']!, { c: p['b_enc']! });
+  const { W_enc, b_enc, b_dec } = paramsOf(p, 'W_enc', 'b_enc', 'b_dec');
+  const xc = applyBDec ? g.sub(x, b_dec) : x;
+  const pre = g.gemm(xc, W_enc, { c: b_enc });
   const [val, idx] = g.topk(pre, g.constant(BigInt64Array.of(BigInt(k)), [1]));
   const zeros = g.op('Expand', [g.scalar(0), g.op('Shape', [pre])]);
   const f = g.op('ScatterElements', [zeros, idx, g.relu(val)], { axis: 1 });

@@ -185,7 +185,7 @@ function planLogits(sae: Sae, source: LogitSource | undefined): LogitPlan {
 async function groupLogits(engine: Engine, sae: Sae, group: readonly number[], plan: LogitPlan): Promise<(FeatureLogits | { reason: string })[] | undefined> {
   if (plan === undefined) return undefined;
   if (plan.kind === 'none') return group.map(() => ({ reason: plan.reason }));
-  const e = await topLogitEffects(engine, sae.params['W_dec']!, plan.unembedding, group);
+  const e = await topLogitEffects(engine, sae.param('W_dec'), plan.unembedding, group);
   return group.map((_, j) => featureLogits(e, j, plan.vocab));
 }
 

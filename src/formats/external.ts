@@ -15,7 +15,8 @@
  *     W_dec' = W_dec / c, b_dec' = b_dec / c (pre-activations unchanged)
  * Each fold is reported as one line in `folded`.
  */
-import { architecture } from '../arch/index.js';
+import { paramsOf } from '../arch/common.js';
+import { parseHyper } from '../arch/index.js';
 import type { Params } from '../arch/types.js';
 import { fileError } from '../errors.js';
 import { Sae } from '../sae.js';
@@ -79,8 +80,8 @@ export function rowNorms(wDec: Float32Array, dSae: number, dIn: number): Float64
 
 /** Scales latent i by s_i on the decoder side: W_dec[i] *= s_i (SAELens's finetuning_scaling_factor). */
 export function foldLatentScale(p: Params, s: Float32Array | Float64Array, dSae: number, dIn: number): void {
-  const w = p['W_dec']!;
-  for (let i = 0; i < dSae; i++) for (let j = 0; j < dIn; j++) w[i * dIn + j]! *= s[i]!;
+  const { W_dec } = paramsOf(p, 'W_dec');
+  for (let i = 0; i < dSae; i++) for (let j = 0; j < dIn; j++) W_dec[i * dIn + j]! *= s[i]!;
 }
 
 /**
@@ -88,13 +89,12 @@ export function foldLatentScale(p: Params, s: Float32Array | Float64Array, dSae:
  * `file` names the weights in the error for a zero decoder row (SAELens divides by it).
  */
 export function foldDecoderNorm(p: Params, dIn: number, dSae: number, file: string): void {
-  const n = rowNorms(p['W_dec']!, dSae, dIn);
+  const { W_enc, b_enc, W_dec } = paramsOf(p, 'W_enc', 'b_enc', 'W_dec');
+  const n = rowNorms(W_dec, dSae, dIn);
   const zero = n.findIndex((v) => !(v > 0));
   if (zero >= 0) throw fileError(file, `rescale_acts_by_decoder_norm is set but decoder row ${zero} has norm 0 (SAELens divides the latents by it)`);
-  const wEnc = p['W_enc']!;
-  const bEnc = p['b_enc']!;
-  for (let r = 0; r < dIn; r++) for (let i = 0; i < dSae; i++) wEnc[r * dSae + i]! *= n[i]!;
-  for (let i = 0; i < dSae; i++) bEnc[i]! *= n[i]!;
+  for (let r = 0; r < dIn; r++) for (let i = 0; i < dSae; i++) W_enc[r * dSae + i]! *= n[i]!;
+  for (let i = 0; i < dSae; i++) b_enc[i]! *= n[i]!;
   foldLatentScale(
     p,
     n.map((v) => 1 / v),
@@ -130,44 +130,42 @@ export function toSae(ext: ExternalSae, folded: string[]): Sae {
   const { dIn, dSae } = ext;
   const p: Params = { ...ext.params };
   const dims = { dIn, dSae };
-  const shiftBias = (bias: string, wEnc: Float32Array): void => {
-    const add = vecMat(p['b_dec']!, wEnc, dIn, dSae);
-    const b = p[bias]!;
+  const shiftBias = (bias: 'b_enc' | 'b_gate' | 'b_mag', wEnc: Float32Array): void => {
+    const add = vecMat(paramsOf(p, 'b_dec').b_dec, wEnc, dIn, dSae);
+    const b = paramsOf(p, bias)[bias];
     for (let j = 0; j < dSae; j++) b[j] = b[j]! + add[j]!;
   };
   switch (ext.kind) {
     case 'relu':
     case 'topk': {
+      const params = paramsOf(p, 'W_enc', 'b_enc', 'W_dec', 'b_dec');
       if (!ext.applyBDec) {
-        shiftBias('b_enc', p['W_enc']!);
+        shiftBias('b_enc', params.W_enc);
         folded.push('encoder input is x, not x - b_dec: b_dec @ W_enc added to b_enc');
       }
-      const { W_enc, b_enc, W_dec, b_dec } = p;
-      const params = { W_enc: W_enc!, b_enc: b_enc!, W_dec: W_dec!, b_dec: b_dec! };
       if (ext.kind === 'relu') return new Sae('standard', dims, {}, params, ext.metadata);
-      return new Sae('topk', dims, architecture('topk').hyper.parse({ k: ext.k }), params, ext.metadata);
+      return new Sae('topk', dims, parseHyper('topk', { k: ext.k }), params, ext.metadata);
     }
     case 'gated': {
       if (!ext.applyBDec) {
-        const wEnc = p['W_enc']!;
-        const rMag = p['r_mag']!;
-        shiftBias('b_gate', wEnc);
+        const { W_enc, r_mag } = paramsOf(p, 'W_enc', 'r_mag');
+        shiftBias('b_gate', W_enc);
         shiftBias(
           'b_mag',
-          wEnc.map((v, idx) => v * Math.exp(rMag[idx % dSae]!)),
+          W_enc.map((v, idx) => v * Math.exp(r_mag[idx % dSae]!)),
         );
         folded.push('encoder input is x, not x - b_dec: b_dec @ W_enc added to b_gate, b_dec @ (W_enc exp(r_mag)) to b_mag');
       }
       return new Sae('gated', dims, {}, p, ext.metadata);
     }
     case 'jumprelu': {
-      const theta = p['threshold']!;
+      const { threshold: theta } = paramsOf(p, 'threshold');
       const negative = theta.reduce((n, v) => n + (v < 0 ? 1 : 0), 0);
       if (negative > 0) {
         for (let i = 0; i < dSae; i++) theta[i] = Math.max(theta[i]!, 0);
         folded.push(`${negative} negative threshold${negative > 1 ? 's' : ''} set to 0 (the ReLU before the threshold makes them act as 0)`);
       }
-      return new Sae('jumprelu', dims, architecture('jumprelu').hyper.parse({ applyBDec: ext.applyBDec }), p, ext.metadata);
+      return new Sae('jumprelu', dims, parseHyper('jumprelu', { applyBDec: ext.applyBDec }), p, ext.metadata);
     }
   }
 }

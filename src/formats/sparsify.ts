@@ -10,6 +10,7 @@
  * saveSparsify writes our topk SAEs in this layout (the same formulas, so sparsify loads them as they are).
  */
 import { join } from 'node:path';
+import { paramsOf } from '../arch/common.js';
 import type { Params } from '../arch/types.js';
 import { fileError, UserError } from '../errors.js';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
@@ -81,14 +82,14 @@ export async function loadSparsify(dir: string): Promise<LoadedSae> {
 export async function saveSparsify(dir: string, sae: Sae): Promise<void> {
   if (sae.architecture !== 'topk') throw new UserError(`architecture '${sae.architecture}' has no sparsify form (sparsify computes topk only)`);
   const { dIn, dSae } = sae.dims;
-  const { k } = sae.hyper as { k: number };
+  const { k } = sae.hyper; // narrowed to TopKHyper by the architecture check
   await ensureWritableDir(dir);
-  const p = sae.params;
+  const { W_enc, b_enc, W_dec, b_dec } = paramsOf(sae.params, 'W_enc', 'b_enc', 'W_dec', 'b_dec');
   await writeSafetensors(join(dir, SPARSIFY_WEIGHTS), {
-    'encoder.weight': { dtype: 'F32', shape: [dSae, dIn], data: transpose(p['W_enc']!, dIn, dSae) },
-    'encoder.bias': { dtype: 'F32', shape: [dSae], data: p['b_enc']! },
-    W_dec: { dtype: 'F32', shape: [dSae, dIn], data: p['W_dec']! },
-    b_dec: { dtype: 'F32', shape: [dIn], data: p['b_dec']! },
+    'encoder.weight': { dtype: 'F32', shape: [dSae, dIn], data: transpose(W_enc, dIn, dSae) },
+    'encoder.bias': { dtype: 'F32', shape: [dSae], data: b_enc },
+    W_dec: { dtype: 'F32', shape: [dSae, dIn], data: W_dec },
+    b_dec: { dtype: 'F32', shape: [dIn], data: b_dec },
   });
   const cfg = {
     activation: 'topk',

@@ -20,7 +20,7 @@ import { architecture as architectureDef, isArchitecture } from '../arch/index.j
 import type { Architecture, Params } from '../arch/types.js';
 import { type ExternalKind, expectShape, foldDecoderNorm, foldLatentScale, type LoadedSae, toSae } from '../formats/external.js';
 import { fileError } from '../errors.js';
-import { Sae } from '../sae.js';
+import { type Sae, saeOf } from '../sae.js';
 import { ensureWritableDir, writeFileAtomic } from './atomic.js';
 import { isRecord, readJsonObject } from './json.js';
 import { type LoadedTensor, readSafetensors, readSafetensorsHeader, type TensorToWrite, toFloat32, writeSafetensors } from './safetensors.js';
@@ -280,7 +280,7 @@ async function loadOwnLayout(cfg: Record<string, unknown>, cfgPath: string, weig
   const extra = [...tensors.keys()].filter((k) => !specs.some((s) => s.name === k));
   if (extra.length)
     throw fileError(weightsPath, `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} for architecture '${architecture}'`);
-  return new Sae(architecture, dims, hyper, params, metadataOf(cfg));
+  return saeOf(architecture, dims, hyper, params, metadataOf(cfg));
 }
 
 /** Loads a SAELens folder (v3 to v6, or our own layout) as SAELens computes it, saying what was folded. */

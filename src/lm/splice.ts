@@ -30,7 +30,7 @@ export const zeroEdit: RowEdit = (x) => Promise.resolve(new Float32Array(x.lengt
 export function steerEdit(engine: Engine, sae: Sae, s: Steer): RowEdit {
   const { dIn, dSae } = sae.dims;
   if (!Number.isInteger(s.feature) || s.feature < 0 || s.feature >= dSae) throw new RangeError(`feature must be in [0, ${dSae}), got ${s.feature}`);
-  const w = sae.params['W_dec']!.subarray(s.feature * dIn, (s.feature + 1) * dIn); // [dIn]
+  const w = sae.param('W_dec').subarray(s.feature * dIn, (s.feature + 1) * dIn); // [dIn]
   return async (x) => {
     const rows = x.length / dIn;
     const scale = new Float32Array(rows).fill('add' in s ? s.add : 0); // [rows]

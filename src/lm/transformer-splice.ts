@@ -13,6 +13,7 @@
  * when k is not given), drawn with a seeded generator.
  * Sums are float64 in TypeScript: the [tokens, vocab] logits are already on the host.
  */
+import { paramsOf } from '../arch/common.js';
 import type { Engine } from '../engine/index.js';
 import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -145,18 +146,17 @@ export type Steering = { readonly feature: number; readonly add: number } | { re
 export function steeringEdit(sae: Sae, s: Steering): HookEdit {
   const { dIn, dSae } = sae.dims;
   if (!Number.isInteger(s.feature) || s.feature < 0 || s.feature >= dSae) throw new UserError(`--feature must be in [0, ${dSae}), got ${s.feature}`);
-  const direction = sae.params['W_dec']!.slice(s.feature * dIn, (s.feature + 1) * dIn); // [dIn]
+  const { W_enc, b_enc, W_dec, b_dec } = paramsOf(sae.params, 'W_enc', 'b_enc', 'W_dec', 'b_dec');
+  const direction = W_dec.slice(s.feature * dIn, (s.feature + 1) * dIn); // [dIn]
   if ('add' in s) return { add: direction.map((w) => w * s.add) };
   if (sae.architecture !== 'standard' || sae.metadata['normalize_activations'] === 'expected_average_only_in') {
     throw new UserError(
       `--clamp on a transformer runs inside the graph, which computes a ReLU SAE's feature relu((x - b_dec) W_enc + b_enc) on raw activations; this SAE is ${sae.architecture}${sae.architecture === 'standard' ? ' with normalised activations' : ''}: use --alpha`,
     );
   }
-  const wEnc = sae.params['W_enc']!; // [dIn, dSae]
-  const encoder = Float32Array.from({ length: dIn }, (_, j) => wEnc[j * dSae + s.feature]!);
-  const bDec = sae.params['b_dec']!;
-  let bias = sae.params['b_enc']![s.feature]!;
-  for (let j = 0; j < dIn; j++) bias -= bDec[j]! * encoder[j]!;
+  const encoder = Float32Array.from({ length: dIn }, (_, j) => W_enc[j * dSae + s.feature]!); // W_enc: [dIn, dSae]
+  let bias = b_enc[s.feature]!;
+  for (let j = 0; j < dIn; j++) bias -= b_dec[j]! * encoder[j]!;
   return { clamp: { direction, encoder, bias, value: s.clamp } };
 }
 

@@ -21,7 +21,7 @@ import { Progress } from '../train/progress.js';
 import type { OutStream } from '../io/terminal.js';
 import { train, type TrainSettings } from '../train/trainer.js';
 import { SyntheticData, type SyntheticBatch, type SyntheticSpec } from './generator.js';
-import { type Peer, type PeerResult, runPeers } from './peers.js';
+import { type Peer, type PeerResult, type RecoveryScore, runPeers } from './peers.js';
 import { maxCosines, recoveryScores } from './recovery.js';
 
 export interface ArchSettings {
@@ -91,16 +91,8 @@ export interface Probe {
   readonly l0: number;
 }
 
-export interface ArchResult {
+export interface ArchResult extends RecoveryScore {
   readonly architecture: Architecture;
-  /** The knob's name and the value used. */
-  readonly knob: string;
-  readonly value: number;
-  readonly mmcs: number;
-  readonly recovered: number;
-  readonly l0: number;
-  readonly fvu: number;
-  readonly deadFraction: number;
   /** Seconds of the final run's training, and of the whole (search included). */
   readonly trainSeconds: number;
   readonly totalSeconds: number;
@@ -292,7 +284,7 @@ export async function benchArchitecture(
   }
   const { t } = best;
   const { dIn, features } = o.data;
-  const maxCos = await maxCosines(engine, data.features, features, t.sae.params['W_dec']!, o.dSae, dIn);
+  const maxCos = await maxCosines(engine, data.features, features, t.sae.param('W_dec'), o.dSae, dIn);
   const scores = recoveryScores(maxCos, o.threshold);
   return {
     architecture: arch,

@@ -25,8 +25,9 @@ export type Peer = (typeof PEERS)[number];
 /** The script, beside src/ and dist/ in a checkout. */
 export const PEERS_SCRIPT = fileURLToPath(new URL('../../tools/peers_recovery.py', import.meta.url));
 
-export interface PeerResult {
-  readonly architecture: Peer;
+/** How the benchmark scores a trained SAE, ours or a peer's, on the held-out rows. */
+export interface RecoveryScore {
+  /** The sparsity knob's name and the value used. */
   readonly knob: string;
   readonly value: number;
   readonly mmcs: number;
@@ -34,6 +35,10 @@ export interface PeerResult {
   readonly l0: number;
   readonly fvu: number;
   readonly deadFraction: number;
+}
+
+export interface PeerResult extends RecoveryScore {
+  readonly architecture: Peer;
   readonly seconds: number;
 }
 

@@ -2,6 +2,7 @@
  * Initialisation: decoder rows in random directions at a chosen norm, W_enc = W_dec^T, b_enc = 0,
  * b_dec at the geometric median (or the mean) of a sample of inputs.
  */
+import { paramsOf } from '../arch/common.js';
 import type { ArchitectureDef, Dims, Params } from '../arch/types.js';
 import type { Kernels } from '../engine/kernels.js';
 import type { Rng } from '../rng.js';
@@ -13,11 +14,10 @@ export function initParams<H>(def: ArchitectureDef<H>, h: H, d: Dims, rng: Rng, 
   const params: Params = {};
   for (const spec of def.params(d, h)) params[spec.name] = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
   Object.assign(params, def.initExtra?.(d, h));
-  const wDec = params['W_dec']!; // [dSae, dIn]
-  for (let i = 0; i < wDec.length; i++) wDec[i] = rng.normal();
-  kernels.normalizeRows(wDec, d.dSae, d.dIn, decoderNorm);
-  const wEnc = params['W_enc']!; // [dIn, dSae]
-  for (let i = 0; i < d.dSae; i++) for (let j = 0; j < d.dIn; j++) wEnc[j * d.dSae + i] = wDec[i * d.dIn + j]!;
+  const { W_enc, W_dec } = paramsOf(params, 'W_enc', 'W_dec'); // [dIn, dSae], [dSae, dIn]
+  for (let i = 0; i < W_dec.length; i++) W_dec[i] = rng.normal();
+  kernels.normalizeRows(W_dec, d.dSae, d.dIn, decoderNorm);
+  for (let i = 0; i < d.dSae; i++) for (let j = 0; j < d.dIn; j++) W_enc[j * d.dSae + i] = W_dec[i * d.dIn + j]!;
   return params;
 }
 

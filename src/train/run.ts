@@ -24,7 +24,7 @@ import { ensureWritableDir, writeFileAtomic } from '../io/atomic.js';
 import { saveSae } from '../io/saelens.js';
 import { isStoreDataset } from '../store/dataset.js';
 import { saelensMetadata } from '../store/manifest.js';
-import { Sae } from '../sae.js';
+import type { Sae } from '../sae.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import type { OutStream } from '../io/terminal.js';
@@ -239,7 +239,7 @@ export async function runTraining(c: TrainConfig, o: RunOptions, engine?: Engine
     const log10FiringRates = acc.log10FiringRates();
     const preprocess = isImagePatchDataset(dataset) ? dataset.preprocess : undefined;
     const trained = result.sae.exported();
-    const sae = new Sae(trained.architecture, trained.dims, trained.hyper, trained.params, {
+    const sae = trained.withMetadata({
       dataset_path: dataset.name,
       dataset: dataset.description,
       ...(isStoreDataset(dataset) ? saelensMetadata(dataset.manifest) : {}),

@@ -4,11 +4,12 @@
  * the same seed and settings the trajectory is the same, also across a resume after a kill.
  */
 import { existsSync } from 'node:fs';
+import { paramsOf } from '../arch/common.js';
 import type { Architecture, Dims, Params, TrainStep } from '../arch/types.js';
 import type { Engine } from '../engine/index.js';
 import { UserError } from '../errors.js';
 import { Rng } from '../rng.js';
-import { Sae } from '../sae.js';
+import { type Sae, saeOf } from '../sae.js';
 import { Adam } from './adam.js';
 import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
 import { DeadTracker } from './dead.js';
@@ -78,7 +79,7 @@ async function initialState(engine: Engine, s: TrainSettings, data: TrainingData
   const params = initParams(def, s.hyper, s.dims, Rng.derive(s.seed, 1), s.unitNormDecoder ? 1 : s.decoderInitNorm, engine.kernels);
   if (s.bDecInit !== 'zeros') {
     const center = s.bDecInit === 'mean' ? mean(sample, rows, dIn) : geometricMedian(sample, rows, dIn);
-    params['b_dec']!.set(def.initBDec?.(center, s.hyper) ?? center);
+    paramsOf(params, 'b_dec').b_dec.set(def.initBDec?.(center, s.hyper) ?? center);
   }
   const adam = new Adam(params, s.adam);
   return { step: 0, params, m: adam.m, v: adam.v, dead: new DeadTracker(s.dims.dSae, s.deadWindow), scale, key };
@@ -148,8 +149,8 @@ export class StepRunner {
         .join(', ');
       throw new UserError(`step ${step + 1}: the loss is not finite (${terms})`);
     }
-    const wDec = params['W_dec']!;
-    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(out.grads['W_dec']!, wDec, dSae, dIn);
+    const wDec = paramsOf(params, 'W_dec').W_dec;
+    if (s.unitNormDecoder) engine.kernels.removeParallelComponent(paramsOf(out.grads, 'W_dec').W_dec, wDec, dSae, dIn);
     const lr = learningRate(s.schedule, step);
     this.adam.update(engine.kernels, this.trainable, out.grads, lr, step + 1);
     if (s.unitNormDecoder) engine.kernels.normalizeRows(wDec, dSae, dIn, 1);
@@ -227,7 +228,7 @@ export async function train(engine: Engine, s: TrainSettings, data: TrainingData
     }
   }
   run.progress.finish();
-  const trained = new Sae(s.architecture, s.dims, s.hyper, params);
+  const trained = saeOf(s.architecture, s.dims, s.hyper, params);
   return {
     sae: state.scale === 1 ? trained : trained.foldInputScaling(state.scale),
     steps: s.schedule.steps,

@@ -27,7 +27,7 @@ export async function saeFilters(engine: Engine, sae: Sae, preprocess: ImagePrep
   if (p === undefined || p * p !== dIn) throw new UserError(`d_in ${dIn} is not the size of a square patch: this SAE was not trained on image patches`);
   const space = o.space ?? 'whitened';
   if (space === 'pixel' && !preprocess) throw new UserError('pixel space needs the preprocessing the SAE was trained with (preprocess.safetensors)');
-  const wDec = sae.params['W_dec']!; // [dSae, dIn]
+  const wDec = sae.param('W_dec'); // [dSae, dIn]
   const rows = space === 'pixel' ? await toPixelSpace(preprocess!, wDec, dSae, engine) : wDec;
   const order = (o.log10Rates ? byFrequency(o.log10Rates) : Array.from({ length: dSae }, (_, i) => i)).slice(0, o.max ?? dSae);
   return filterGrid(rows, dSae, p, o, order);

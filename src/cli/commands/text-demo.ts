@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import { buildDashboard } from '../../dashboard/build.js';
 import type { Engine } from '../../engine/index.js';
+import type { OutStream } from '../../io/terminal.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { closeLanguageModel, type LanguageModel, modelContexts, openLanguageModel, spliceMetrics } from '../../lm/model.js';
 import { readDocuments, type TextDocument } from '../../lm/text.js';
@@ -21,7 +22,7 @@ import { TrainConfig } from '../../train/config.js';
 import { type RunResult, runTraining } from '../../train/run.js';
 import { defineCommand, print } from '../command.js';
 import { formatMetrics } from './format.js';
-import { MOBY_DICK, runHarvest } from './harvest.js';
+import { type HarvestRun, MOBY_DICK, runHarvest } from './harvest.js';
 import { ENGINE_OPTIONS, engineOf } from './inference-data.js';
 
 const HOOK = 'blocks.0.mlp.hook_post';
@@ -51,6 +52,53 @@ export function heldOutContexts(model: LanguageModel, docs: Iterable<TextDocumen
 export function saeSummary(r: RunResult): { architecture: string; d_in: number; d_sae: number; fvu: number; l0: number; dead_fraction: number } {
   const m = r.metrics;
   return { architecture: r.sae.architecture, d_in: r.sae.dims.dIn, d_sae: r.sae.dims.dSae, fvu: m.fvu, l0: m.l0, dead_fraction: m.dead_fraction };
+}
+
+/** What a text demo made and how long each phase took (performance.now() marks), for its closing report. */
+export interface DemoReport {
+  readonly out: string;
+  /** The lines of features.txt. */
+  readonly features: readonly string[];
+  /** results.json's first fields: the demo's own figures (after saeSummary). */
+  readonly head: Readonly<Record<string, unknown>>;
+  readonly harvest: HarvestRun;
+  /** Seconds of the phases before training (load, harvest), in results.json's order. */
+  readonly phases: Readonly<Record<string, number>>;
+  readonly training: RunResult;
+  readonly spliceSeconds: number;
+  readonly started: number;
+  readonly dashboardStarted: number;
+  /** The dashboard's index.html. */
+  readonly dashboard: string;
+  /** The stdout line that says what the splice measured. */
+  readonly spliceLine: string;
+}
+
+/** Writes features.txt and results.json (the demo's figures, then the harvest and the timings) and prints the summary. */
+export async function writeDemoReport(stdout: OutStream, d: DemoReport): Promise<void> {
+  await writeFileAtomic(join(d.out, 'features.txt'), `${d.features.join('\n')}\n`);
+  const h = d.harvest;
+  const results = {
+    ...d.head,
+    harvest_tokens: h.manifest.rows,
+    harvest_tokens_per_s: h.tokensPerSecond,
+    ...d.phases,
+    training_seconds: d.training.seconds,
+    splice_seconds: d.spliceSeconds,
+    dashboard_seconds: (performance.now() - d.dashboardStarted) / 1000,
+    total_seconds: (performance.now() - d.started) / 1000,
+    dashboard: d.dashboard,
+  };
+  await writeFileAtomic(join(d.out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  print(
+    stdout,
+    [
+      formatMetrics(d.training.metrics),
+      d.spliceLine,
+      `harvest ${h.manifest.rows} tokens at ${h.tokensPerSecond.toFixed(0)} tokens/s; training ${d.training.seconds.toFixed(0)} s; total ${results.total_seconds.toFixed(0)} s`,
+      `wrote ${d.out}/ (the SAE, store/, dashboard/index.html, features.txt, results.json)`,
+    ].join('\n'),
+  );
 }
 
 /** A feature's top examples: its activation, and the context with the example's token marked. */
@@ -177,32 +225,21 @@ export const textDemoCommand = defineCommand(
             ...f.top.map((t) => `  ${t.value.toFixed(2)}  ${t.text}`),
             '',
           ]);
-        await writeFileAtomic(join(out, 'features.txt'), `${lines.join('\n')}\n`);
-        const m = r.metrics;
-        const results = {
-          ...saeSummary(r),
-          spliced_embedding_cosine: splice.kind === 'encoder' ? splice.embedding_cosine : null,
-          zero_ablated_embedding_cosine: splice.kind === 'encoder' ? splice.embedding_cosine_zero : null,
-          splice_sentences: held.length,
-          harvest_tokens: h.manifest.rows,
-          harvest_tokens_per_s: h.tokensPerSecond,
-          harvest_seconds: (tHarvest - started) / 1000,
-          training_seconds: r.seconds,
-          splice_seconds: spliceSeconds,
-          dashboard_seconds: (performance.now() - tDashboard) / 1000,
-          total_seconds: (performance.now() - started) / 1000,
+        const cosine = splice.kind === 'encoder' ? splice.embedding_cosine : null;
+        const cosineZero = splice.kind === 'encoder' ? splice.embedding_cosine_zero : null;
+        await writeDemoReport(io.stdout, {
+          out,
+          features: lines,
+          head: { ...saeSummary(r), spliced_embedding_cosine: cosine, zero_ablated_embedding_cosine: cosineZero, splice_sentences: held.length },
+          harvest: h,
+          phases: { harvest_seconds: (tHarvest - started) / 1000 },
+          training: r,
+          spliceSeconds,
+          started,
+          dashboardStarted: tDashboard,
           dashboard: dash.index,
-        };
-        await writeFileAtomic(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-        print(
-          io.stdout,
-          [
-            formatMetrics(m),
-            `spliced-embedding cosine ${results.spliced_embedding_cosine?.toFixed(4)} (zero-ablated: ${results.zero_ablated_embedding_cosine?.toFixed(4)}) on ${held.length} held-out sentences`,
-            `harvest ${h.manifest.rows} tokens at ${h.tokensPerSecond.toFixed(0)} tokens/s; training ${r.seconds.toFixed(0)} s; total ${results.total_seconds.toFixed(0)} s`,
-            `wrote ${out}/ (the SAE, store/, dashboard/index.html, features.txt, results.json)`,
-          ].join('\n'),
-        );
+          spliceLine: `spliced-embedding cosine ${cosine?.toFixed(4)} (zero-ablated: ${cosineZero?.toFixed(4)}) on ${held.length} held-out sentences`,
+        });
       } finally {
         await store.close();
       }

@@ -66,6 +66,25 @@ export interface TransformerConfig {
   readonly window: readonly (number | undefined)[];
 }
 
+/**
+ * What GPT-2, NeoX and Llama leave out (Gemma's and Qwen3's additions switched off): no q/k norms,
+ * no post-norms, no embedding scale, scores scaled by 1/sqrt(d_head), no softcaps, no sliding window.
+ */
+export function plainBlocks(
+  nLayers: number,
+  dHead: number,
+): Pick<TransformerConfig, 'qkNorm' | 'postNorms' | 'embedScale' | 'attnScale' | 'attnSoftcap' | 'finalSoftcap' | 'window'> {
+  return {
+    qkNorm: false,
+    postNorms: false,
+    embedScale: 1,
+    attnScale: 1 / Math.sqrt(dHead),
+    attnSoftcap: undefined,
+    finalSoftcap: undefined,
+    window: Array.from({ length: nLayers }, () => undefined),
+  };
+}
+
 /** A parsed config.json and its path, for errors. */
 export interface ConfigJson {
   readonly file: string;

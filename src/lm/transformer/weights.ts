@@ -64,6 +64,20 @@ export async function readShaped(src: TensorSource, name: string, shape: readonl
   return src.read(name);
 }
 
+/** A loader's step: reads tensor `from` (after the loader's prefix), checked to be `shape`, into weight `to`. */
+export type Put = (to: string, from: string, shape: readonly number[]) => Promise<void>;
+
+/** The Put of a loader that reads `src` (its tensor names after `prefix`) into `w`. */
+export function putInto(w: Weights, src: TensorSource, prefix = ''): Put {
+  return async (to, from, shape) => w.set(to, await readShaped(src, `${prefix}${from}`, shape), shape);
+}
+
+/** A LayerNorm: Hugging Face's `from`.weight and `from`.bias [d] as `to`.w and `to`.b. */
+export async function putLayerNorm(put: Put, to: string, from: string, d: number): Promise<void> {
+  await put(`${to}.w`, `${from}.weight`, [d]);
+  await put(`${to}.b`, `${from}.bias`, [d]);
+}
+
 /** Copies rows [start, start + count) of a row-major matrix with `cols` columns. */
 export function rows(m: Float32Array, cols: number, start: number, count: number): Float32Array {
   return m.slice(start * cols, (start + count) * cols);

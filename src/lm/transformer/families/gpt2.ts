@@ -7,9 +7,9 @@
  * c_attn holds Q, K and V side by side: [d, 3d].
  */
 import { fileError } from '../../../errors.js';
-import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, type TransformerConfig } from '../config.js';
+import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, plainBlocks, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
-import { type LoadScope, readShaped, transpose, Weights } from '../weights.js';
+import { type LoadScope, putInto, putLayerNorm, readShaped, transpose, Weights } from '../weights.js';
 import { unembedding } from './llama.js';
 
 export function gpt2Config(c: ConfigJson): TransformerConfig {
@@ -38,14 +38,8 @@ export function gpt2Config(c: ConfigJson): TransformerConfig {
       act: activation(c, 'activation_function', 'gelu_new'),
       gated: false,
       parallel: false,
-      qkNorm: false,
-      postNorms: false,
-      embedScale: 1,
-      attnScale: 1 / Math.sqrt(dHead),
-      attnSoftcap: undefined,
-      finalSoftcap: undefined,
       tied: bool(c, 'tie_word_embeddings', true),
-      window: Array.from({ length: nLayers }, () => undefined),
+      ...plainBlocks(nLayers, dHead),
     },
     c.file,
   );
@@ -55,7 +49,7 @@ export async function loadGpt2(cfg: TransformerConfig, src: TensorSource, scope:
   const w = new Weights(scope);
   const p = src.has('wte.weight') ? '' : 'transformer.';
   const { dModel: d, dMlp } = cfg;
-  const put = async (to: string, from: string, shape: readonly number[]): Promise<void> => w.set(to, await readShaped(src, `${p}${from}`, shape), shape);
+  const put = putInto(w, src, p);
   /** A Conv1D weight [in, out] -> [out, in]. */
   const conv = async (to: string, from: string, inDim: number, outDim: number): Promise<void> =>
     w.set(to, transpose(await readShaped(src, `${p}${from}`, [inDim, outDim]), inDim, outDim), [outDim, inDim]);
@@ -64,13 +58,8 @@ export async function loadGpt2(cfg: TransformerConfig, src: TensorSource, scope:
   for (let l = 0; l < scope.layers; l++) {
     const hf = `h.${l}.`;
     const to = `blocks.${l}.`;
-    for (const [a, b] of [
-      ['ln1', 'ln_1'],
-      ['ln2', 'ln_2'],
-    ] as const) {
-      await put(`${to}${a}.w`, `${hf}${b}.weight`, [d]);
-      await put(`${to}${a}.b`, `${hf}${b}.bias`, [d]);
-    }
+    await putLayerNorm(put, `${to}ln1`, `${hf}ln_1`, d);
+    await putLayerNorm(put, `${to}ln2`, `${hf}ln_2`, d);
     const qkv = transpose(await readShaped(src, `${p}${hf}attn.c_attn.weight`, [d, 3 * d]), d, 3 * d); // [3d, d]
     const qkvBias = await readShaped(src, `${p}${hf}attn.c_attn.bias`, [3 * d]);
     ['Q', 'K', 'V'].forEach((x, i) => {
@@ -85,8 +74,7 @@ export async function loadGpt2(cfg: TransformerConfig, src: TensorSource, scope:
     await put(`${to}mlp.b_out`, `${hf}mlp.c_proj.bias`, [d]);
   }
   if (scope.head) {
-    await put('ln_final.w', 'ln_f.weight', [d]);
-    await put('ln_final.b', 'ln_f.bias', [d]);
+    await putLayerNorm(put, 'ln_final', 'ln_f', d);
     await unembedding(w, cfg, src, 'lm_head.weight');
   }
   return w;

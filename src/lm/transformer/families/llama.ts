@@ -10,9 +10,21 @@
  *   (absent when tied to the embedding).
  */
 import { fileError } from '../../../errors.js';
-import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, optionalNum, ropeScaling, type TransformerConfig } from '../config.js';
+import {
+  activation,
+  bool,
+  checkConfig,
+  type ConfigJson,
+  int,
+  layerCount,
+  num,
+  optionalNum,
+  plainBlocks,
+  ropeScaling,
+  type TransformerConfig,
+} from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
-import { type LoadScope, readShaped, Weights } from '../weights.js';
+import { type LoadScope, putInto, readShaped, Weights } from '../weights.js';
 
 /** The fields every Llama-like config.json has. */
 export function llamaLike(c: ConfigJson, family: string): TransformerConfig {
@@ -38,13 +50,8 @@ export function llamaLike(c: ConfigJson, family: string): TransformerConfig {
       act: activation(c, 'hidden_act', 'silu'),
       gated: true,
       parallel: false,
-      qkNorm: false,
-      postNorms: false,
-      embedScale: 1,
-      attnScale: 1 / Math.sqrt(dHead),
-      attnSoftcap: undefined,
-      finalSoftcap: undefined,
       tied: bool(c, 'tie_word_embeddings', false),
+      ...plainBlocks(nLayers, dHead),
       window: Array.from({ length: nLayers }, () => (family === 'mistral' ? window : undefined)),
     },
     c.file,
@@ -69,7 +76,7 @@ export async function loadLlamaLike(cfg: TransformerConfig, src: TensorSource, s
   const w = new Weights(scope);
   const m = names.prefix ?? 'model.';
   const { dModel: d, nHeads, nKvHeads, dHead, dMlp, vocab } = cfg;
-  const put = async (to: string, from: string, shape: readonly number[]): Promise<void> => w.set(to, await readShaped(src, from, shape), shape);
+  const put = putInto(w, src);
   const maybe = async (to: string, from: string, shape: readonly number[]): Promise<void> => {
     if (src.has(from)) await put(to, from, shape);
   };

@@ -8,9 +8,9 @@
  * gpt_neox.final_layer_norm, embed_out. query_key_value [3d, d] holds, for each head in turn, its
  * d_head rows of Q, then of K, then of V.
  */
-import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, ropeScaling, type TransformerConfig } from '../config.js';
+import { activation, bool, checkConfig, type ConfigJson, int, layerCount, num, plainBlocks, ropeScaling, type TransformerConfig } from '../config.js';
 import type { TensorSource } from '../hf-folder.js';
-import { type LoadScope, readShaped, Weights } from '../weights.js';
+import { type LoadScope, putInto, putLayerNorm, readShaped, Weights } from '../weights.js';
 import { unembedding } from './llama.js';
 
 export function neoxConfig(c: ConfigJson): TransformerConfig {
@@ -38,14 +38,8 @@ export function neoxConfig(c: ConfigJson): TransformerConfig {
       act: activation(c, 'hidden_act', 'gelu'),
       gated: false,
       parallel: bool(c, 'use_parallel_residual', true),
-      qkNorm: false,
-      postNorms: false,
-      embedScale: 1,
-      attnScale: 1 / Math.sqrt(dHead),
-      attnSoftcap: undefined,
-      finalSoftcap: undefined,
       tied: bool(c, 'tie_word_embeddings', false),
-      window: Array.from({ length: nLayers }, () => undefined),
+      ...plainBlocks(nLayers, dHead),
     },
     c.file,
   );
@@ -54,18 +48,13 @@ export function neoxConfig(c: ConfigJson): TransformerConfig {
 export async function loadNeox(cfg: TransformerConfig, src: TensorSource, scope: LoadScope): Promise<Weights> {
   const w = new Weights(scope);
   const { dModel: d, dMlp, nHeads, dHead } = cfg;
-  const put = async (to: string, from: string, shape: readonly number[]): Promise<void> => w.set(to, await readShaped(src, from, shape), shape);
+  const put = putInto(w, src);
   await put('embed.W_E', 'gpt_neox.embed_in.weight', [cfg.vocab, d]);
   for (let l = 0; l < scope.layers; l++) {
     const hf = `gpt_neox.layers.${l}.`;
     const to = `blocks.${l}.`;
-    for (const [a, b] of [
-      ['ln1', 'input_layernorm'],
-      ['ln2', 'post_attention_layernorm'],
-    ] as const) {
-      await put(`${to}${a}.w`, `${hf}${b}.weight`, [d]);
-      await put(`${to}${a}.b`, `${hf}${b}.bias`, [d]);
-    }
+    await putLayerNorm(put, `${to}ln1`, `${hf}input_layernorm`, d);
+    await putLayerNorm(put, `${to}ln2`, `${hf}post_attention_layernorm`, d);
     const qkv = await readShaped(src, `${hf}attention.query_key_value.weight`, [3 * d, d]);
     const qkvBias = await readShaped(src, `${hf}attention.query_key_value.bias`, [3 * d]);
     ['Q', 'K', 'V'].forEach((x, i) => {
@@ -87,8 +76,7 @@ export async function loadNeox(cfg: TransformerConfig, src: TensorSource, scope:
     await put(`${to}mlp.b_out`, `${hf}mlp.dense_4h_to_h.bias`, [d]);
   }
   if (scope.head) {
-    await put('ln_final.w', 'gpt_neox.final_layer_norm.weight', [d]);
-    await put('ln_final.b', 'gpt_neox.final_layer_norm.bias', [d]);
+    await putLayerNorm(put, 'ln_final', 'gpt_neox.final_layer_norm', d);
     await unembedding(w, cfg, src, 'embed_out.weight');
   }
   return w;
