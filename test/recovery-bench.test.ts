@@ -50,6 +50,12 @@ describe('matched sparsity search', () => {
     expect(settingsFor('standard').knob.kind).toBe('coefficient');
     expect(settingsFor('kl').knob).toMatchObject({ kind: 'rate', key: 'rho' });
   });
+
+  it('trains jumprelu with its TopK warm-up at the target L0, unless hyper-parameters given say otherwise', () => {
+    expect(settingsFor('jumprelu', {}, 10.24).hyper).toEqual({ topkWarmup: 0.5, warmupK: 10 });
+    expect(settingsFor('jumprelu', { topkWarmup: 0 }, 10.24).hyper).toMatchObject({ topkWarmup: 0 });
+    expect(settingsFor('topk', {}, 10.24).hyper).toEqual({});
+  });
 });
 
 const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;

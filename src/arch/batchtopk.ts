@@ -9,7 +9,7 @@
  * AuxK on dead latents as in topk.ts. The selection: onnxruntime returns each row's kCand largest
  * pre-activations (kCand = 4k, doubled whenever a row had all its candidates kept, and the step
  * redone), the global selection runs over those candidates.
- * TopK warm-up (topkWarmup, a fraction of the run; 0 is the paper's recipe): before it ends, each
+ * TopK warm-up (topkWarmup, a fraction of the run, default 0.5; 0 is the paper's recipe): before it ends, each
  * row keeps its own k largest (as topk), while the threshold still follows the batch selection's.
  * Why: the batch budget goes to the latents that already have the largest activations, so latents
  * that have not yet found a feature never get a slot, receive no gradient and die (AuxK does not
@@ -38,8 +38,15 @@ export const batchTopKHyper = z
      * (measured: on the demo's image patches, k 20, 1500 steps, held-out L0 13.1 with 0.999).
      */
     thresholdBeta: z.number().min(0).lt(1).default(0.99),
-    /** Fraction of the run in which each row keeps its own k largest before the batch selection (0: none, the paper's recipe). */
-    topkWarmup: z.number().min(0).lt(1).default(0),
+    /**
+     * Fraction of the run in which each row keeps its own k largest before the batch selection
+     * (0: none, the paper's recipe). Default 0.5: measured better on the recovery benchmark and on
+     * real data (image demo patches, 256 latents, k 20, 2000 steps: held-out FVU 0.106 -> 0.097,
+     * oriented localised filters instead of many checkerboards; USE-lite MLP, 2048 latents, k 32,
+     * 800 steps: FVU 0.305 -> 0.297; no dead latents either way; matryoshka on the patches: FVU
+     * 0.156 -> 0.127).
+     */
+    topkWarmup: z.number().min(0).lt(1).default(0.5),
   })
   .strict();
 export type BatchTopKHyper = z.infer<typeof batchTopKHyper>;
@@ -100,7 +107,11 @@ export const batchtopk: ArchitectureDef<BatchTopKHyper> = {
     { key: 'k', kind: 'integer', help: 'latents kept per input (default 32)' },
     { key: 'auxK', kind: 'integer', help: 'dead latents in the AuxK loss (default d_in / 2)' },
     { key: 'thresholdBeta', kind: 'number', help: 'EMA factor of the inference threshold (default 0.99, as SAELens)' },
-    { key: 'topkWarmup', kind: 'number', help: "fraction of the run that keeps each input's own k largest first (default 0)" },
+    {
+      key: 'topkWarmup',
+      kind: 'number',
+      help: "fraction of the run trained as TopK first (batchtopk, matryoshka: default 0.5, 0 is the paper's recipe; jumprelu: default 0, needs --warmup-k)",
+    },
   ],
   decoder: () => 'affine',
   recovery: { knob: { kind: 'l0', key: 'k' }, unitNormDecoder: true },

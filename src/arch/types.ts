@@ -128,6 +128,8 @@ export interface RecoverySettings {
   readonly knob: SparsityKnob;
   /** Keep decoder rows at unit norm while training in the benchmark. */
   readonly unitNormDecoder: boolean;
+  /** Hyper-parameters the benchmark derives from the target L0 (jumprelu's TopK warm-up); given ones override them. */
+  readonly hyper?: (targetL0: number) => Readonly<Record<string, unknown>>;
 }
 
 /** The hyper-parameters of a reference vector file (tools/, float64 PyTorch), by their names there. */
