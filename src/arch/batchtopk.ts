@@ -20,7 +20,7 @@
 import { z } from 'zod';
 import type { Engine } from '../engine/index.js';
 import type { GraphBuilder, Value } from '../engine/onnx.js';
-import { decodeAffine, refNumber, saeParams } from './common.js';
+import { decodeAffine, paramsOf, refNumber, saeParams } from './common.js';
 import { jumpReluEncode } from './jumprelu.js';
 import { BatchSelector } from './sparse-code.js';
 import { topKFamilyStep } from './topk-family.js';
@@ -57,8 +57,9 @@ export function batchTopKParams(d: Dims): ParamSpec[] {
 
 /** Inference: JumpReLU on relu(pre) with the one threshold. */
 export function batchTopKEncode(g: GraphBuilder, x: Value, p: ParamValues): Encoded {
-  const post = g.relu(g.gemm(g.sub(x, p['b_dec']!), p['W_enc']!, { c: p['b_enc']! }));
-  return jumpReluEncode(g, post, p['threshold']!);
+  const { W_enc, b_enc, b_dec, threshold } = paramsOf(p, 'W_enc', 'b_enc', 'b_dec', 'threshold');
+  const post = g.relu(g.gemm(g.sub(x, b_dec), W_enc, { c: b_enc }));
+  return jumpReluEncode(g, post, threshold);
 }
 
 /** The saved form: SAELens's jumprelu with the threshold on every latent. */
@@ -86,7 +87,7 @@ export function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug:
         perRow: () => selector.kCand,
         select: (enc, rows, progress) => selector.select(enc.main, rows, progress < h.topkWarmup),
         finish: (params, forward) => {
-          const threshold = params['threshold']!;
+          const { threshold } = paramsOf(params, 'threshold');
           const { minKept } = selector;
           // the EMA starts at the first batch's value rather than at 0, which would bias it low for ~1/(1 - beta) steps
           if (minKept > 0) threshold[0] = threshold[0] === 0 ? minKept : h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * minKept;
