@@ -100,6 +100,6 @@ describe('the architecture table', () => {
     } finally {
       await engine.release();
     }
-    expect(settingsFor('toy' as 'standard').knob).toEqual({ kind: 'coefficient' });
+    expect(settingsFor('toy' as 'standard', 10).knob).toEqual({ kind: 'coefficient' });
   });
 });

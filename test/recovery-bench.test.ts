@@ -46,15 +46,15 @@ describe('matched sparsity search', () => {
   });
 
   it('sets k directly for architectures that take one, and searches the others', () => {
-    expect(settingsFor('topk').knob).toEqual({ kind: 'l0', key: 'k' });
-    expect(settingsFor('standard').knob.kind).toBe('coefficient');
-    expect(settingsFor('kl').knob).toMatchObject({ kind: 'rate', key: 'rho' });
+    expect(settingsFor('topk', 10).knob).toEqual({ kind: 'l0', key: 'k' });
+    expect(settingsFor('standard', 10).knob.kind).toBe('coefficient');
+    expect(settingsFor('kl', 10).knob).toMatchObject({ kind: 'rate', key: 'rho' });
   });
 
   it('trains jumprelu with its TopK warm-up at the target L0, unless hyper-parameters given say otherwise', () => {
-    expect(settingsFor('jumprelu', {}, 10.24).hyper).toEqual({ topkWarmup: 0.5, warmupK: 10 });
-    expect(settingsFor('jumprelu', { topkWarmup: 0 }, 10.24).hyper).toMatchObject({ topkWarmup: 0 });
-    expect(settingsFor('topk', {}, 10.24).hyper).toEqual({});
+    expect(settingsFor('jumprelu', 10.24).hyper).toEqual({ topkWarmup: 0.5, warmupK: 10 });
+    expect(settingsFor('jumprelu', 10.24, { topkWarmup: 0 }).hyper).toMatchObject({ topkWarmup: 0 });
+    expect(settingsFor('topk', 10.24).hyper).toEqual({});
   });
 });
 

@@ -88,9 +88,7 @@ export function batchTopKStep(engine: Engine, d: Dims, h: BatchTopKHyper, debug:
         select: (enc, rows, progress) => selector.select(enc.main, rows, progress < h.topkWarmup),
         finish: (params, forward) => {
           const { threshold } = paramsOf(params, 'threshold');
-          const { minKept } = selector;
-          // the EMA starts at the first batch's value rather than at 0, which would bias it low for ~1/(1 - beta) steps
-          if (minKept > 0) threshold[0] = threshold[0] === 0 ? minKept : h.thresholdBeta * threshold[0]! + (1 - h.thresholdBeta) * minKept;
+          threshold[0] = selector.nextThreshold(threshold[0]!, h.thresholdBeta, threshold[0] === 0); // 0: no step yet
           if (forward) forward['threshold_after'] = threshold.slice();
         },
       },

@@ -174,11 +174,13 @@ function addPreActLoss(out: StepResult, params: Params, inp: StepInputs, d: Dims
 
 /** AuxK's weight in the TopK warm-up (topk's default aux_coefficient). */
 const WARMUP_AUX_COEFFICIENT = 1 / 32;
+/** EMA factor of the threshold in the TopK warm-up (batchtopk's default thresholdBeta, as SAELens). */
+const WARMUP_THRESHOLD_BETA = 0.99;
 
 /**
  * The TopK warm-up step: each row keeps its warmupK largest pre-activations (topk-family.ts, x not
  * shifted unless applyBDec); the threshold gets no gradient and is set, on every latent, to the EMA
- * (factor 0.99, from the first step's value) of the batch threshold of that L0.
+ * of the batch threshold of that L0 (BatchSelector.nextThreshold).
  */
 function topkWarmupStep(engine: Engine, d: Dims, h: JumpReluHyper, k: number, debug: boolean): TrainStep {
   const selector = new BatchSelector(k, d.dSae);
@@ -201,11 +203,8 @@ function topkWarmupStep(engine: Engine, d: Dims, h: JumpReluHyper, k: number, de
       const out = await perRow.run(params, { ...inp, coef: WARMUP_AUX_COEFFICIENT });
       const param = params[name]!;
       const theta = h.thresholdParam === 'log' ? Math.exp(param[0]!) : param[0]!;
-      const { minKept } = selector;
-      if (minKept > 0) {
-        const next = inp.progress === 0 ? minKept : 0.99 * theta + 0.01 * minKept;
-        param.fill(h.thresholdParam === 'log' ? Math.log(next) : next);
-      }
+      const next = selector.nextThreshold(theta, WARMUP_THRESHOLD_BETA, inp.progress === 0);
+      if (next !== theta) param.fill(h.thresholdParam === 'log' ? Math.log(next) : next);
       return { ...out, grads: { ...out.grads, [name]: new Float32Array(d.dSae) } };
     },
   };

@@ -148,9 +148,9 @@ export function rowPrefixes(cand: Selection, kCand: number, k: number): Selectio
 }
 
 /**
- * BatchTopK's choice among each row's kCand largest pre-activations (cand: [rows, kCand], descending): the k * rows largest of the
- * batch, or during a TopK warm-up each row's own k largest; either way `minKept` is the batch
- * selection's smallest kept value (what the inference threshold follows).
+ * BatchTopK's choice among each row's kCand largest pre-activations (cand: [rows, kCand],
+ * descending): the k * rows largest of the batch, or during a TopK warm-up each row's own k largest;
+ * either way `minKept` is the batch selection's smallest kept value (what the inference threshold follows).
  */
 export class BatchSelector {
   kCand: number;
@@ -172,6 +172,16 @@ export class BatchSelector {
     }
     this.minKept = chosen.minKept;
     return perRowOnly ? rowPrefixes(cand, this.kCand, this.k) : chosen.selection;
+  }
+
+  /**
+   * The inference threshold after this step: an EMA (factor beta) of minKept, starting at the first
+   * step's value rather than at the initial one, which would bias it for ~1 / (1 - beta) steps;
+   * unchanged when the step kept nothing.
+   */
+  nextThreshold(current: number, beta: number, first: boolean): number {
+    if (this.minKept <= 0) return current;
+    return first ? this.minKept : beta * current + (1 - beta) * this.minKept;
   }
 }
 

@@ -38,6 +38,7 @@ export interface TopKFamily {
 export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debug: boolean): TrainStep {
   const { dIn, dSae } = d;
   const auxK = family.auxK ?? Math.max(1, Math.floor(dIn / 2));
+  const applyBDec = family.applyBDec ?? true;
   const workspace = debug ? undefined : new Workspace(); // debug results must outlive the step
   return {
     async run(params, inp): Promise<StepResult> {
@@ -51,7 +52,7 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
           engine,
           `${family.name}:${dIn}x${dSae}`,
           d,
-          { applyBDec: family.applyBDec ?? true, aux: aux !== undefined, debug },
+          { applyBDec, aux: aux !== undefined, debug },
           params,
           x,
           B,
@@ -74,7 +75,7 @@ export function topKFamilyStep(engine: Engine, d: Dims, family: TopKFamily, debu
             ...(workspace ? { workspace } : {}),
           },
         );
-        if (family.applyBDec ?? true) await pass.grads.finishBDec(engine, paramsOf(params, 'W_enc').W_enc);
+        if (applyBDec) await pass.grads.finishBDec(engine, paramsOf(params, 'W_enc').W_enc);
         const forward: Record<string, Float32Array> = {};
         if (debug) {
           forward['pre'] = enc.pre!;

@@ -34,8 +34,8 @@ export interface ArchSettings {
   readonly hyper: Readonly<Record<string, unknown>>;
 }
 
-/** The benchmark's settings of an architecture: its `recovery` field in the table, and hyper-parameters given for it. */
-export function settingsFor(name: Architecture, hyper: Readonly<Record<string, unknown>> = {}, targetL0 = 1): ArchSettings {
+/** The benchmark's settings of an architecture at a target L0: its `recovery` field in the table, and hyper-parameters given for it. */
+export function settingsFor(name: Architecture, targetL0: number, hyper: Readonly<Record<string, unknown>> = {}): ArchSettings {
   const recovery = architecture(name).recovery;
   return { knob: recovery.knob, unitNormDecoder: recovery.unitNormDecoder, lrScale: 1, hyper: { ...recovery.hyper?.(targetL0), ...hyper } };
 }
@@ -262,7 +262,7 @@ export async function benchArchitecture(
   log: BenchLog,
 ): Promise<ArchResult> {
   const start = performance.now();
-  const s = settingsFor(arch, o.hyper?.[arch], o.targetL0);
+  const s = settingsFor(arch, o.targetL0, o.hyper?.[arch]);
   const name = knobName(arch, s.knob);
   const found = await searchKnob(engine, data, evalSet, o, arch, s, log);
   let value = found.value;
